@@ -1,0 +1,1 @@
+"""SpecGym environments; importing this package registers the ``SpecGym/...`` ids."""

