@@ -83,13 +83,13 @@ class SpeculativeDecoder:
             generator=generator,
         )
         if len(ids) > 1:
+            # both models take the prompt but its last token now, so every cycle's forwards are
+            # small (1-2 pending tokens plus drafts) and the cost model sees uniform cycles
             with Timer(device) as timer, torch.no_grad():
-                self.pair.target(
-                    input_ids=torch.tensor([ids[:-1]], device=device),
-                    past_key_values=state.target_cache,
-                    use_cache=True,
-                )
-            state.target_cached = len(ids) - 1
+                prefix = torch.tensor([ids[:-1]], device=device)
+                self.pair.target(input_ids=prefix, past_key_values=state.target_cache, use_cache=True)
+                self.pair.draft(input_ids=prefix, past_key_values=state.draft_cache, use_cache=True)
+            state.target_cached = state.draft_cached = len(ids) - 1
             state.prefill_time = timer.elapsed
         return state
 
@@ -122,6 +122,8 @@ class SpeculativeDecoder:
             width=drafter.width,
             draft_forwards=drafter.forwards,
             draft_tokens_fed=drafter.tokens_fed,
+            draft_step_times=drafter.step_times,
+            verify_tokens_fed=verdict.tokens_fed,
             draft_tokens=tree.tokens,
             parents=tree.parents,
             depths=tree.depths,

@@ -66,7 +66,11 @@ class Drafter:
         self.context_len = len(state.tokens)
         self.forwards = 0
         self.tokens_fed: list[int] = []
-        self.time = 0.0
+        self.step_times: list[float] = []
+
+    @property
+    def time(self) -> float:
+        return sum(self.step_times)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -105,7 +109,7 @@ class Drafter:
             logits = out.logits[0, -len(parents) :]
             check_finite(logits, "draft")
             self._expand(parents, logits)
-        self.time += timer.elapsed
+        self.step_times.append(timer.elapsed)
         self.forwards += 1
         self.tokens_fed.append(len(feed))
 

@@ -20,6 +20,8 @@ class CycleRecord:
     width: int  # tree width W (1 = chain)
     draft_forwards: int  # draft model calls this cycle (= depth reached)
     draft_tokens_fed: list[int]  # tokens each draft forward processed
+    draft_step_times: list[float]  # seconds of each draft forward (with its top-W expansion)
+    verify_tokens_fed: int  # tokens in the target forward: pending context token(s) + verified nodes
     draft_tokens: list[int]
     parents: list[int]
     depths: list[int]  # 1-based depth of each node
@@ -38,11 +40,6 @@ class CycleRecord:
     def accepted_len(self) -> int:
         """Accepted draft tokens (without the bonus token)."""
         return len(self.accepted)
-
-    @property
-    def verify_tokens(self) -> int:
-        """Tokens in the target's verification forward (draft nodes + the pending context token)."""
-        return len(self.verified) + 1
 
     @property
     def time(self) -> float:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import DynamicCache
 
+from envs.specdec.cache import keep_positions
 from envs.specdec.records import CycleRecord
 
 
@@ -43,6 +44,12 @@ class DecodeState:
     @property
     def remaining(self) -> int:
         return self.max_len - len(self.tokens)
+
+    def rewind(self, cached: int) -> None:
+        """Cut both caches back to the first ``cached`` tokens (calibration re-times one context)."""
+        keep_positions(self.target_cache, cached)
+        keep_positions(self.draft_cache, cached)
+        self.target_cached = self.draft_cached = cached
 
 
 class Timer:

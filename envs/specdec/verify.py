@@ -27,6 +27,7 @@ class Verdict:
     accepted: list[int]  # node indices, root to leaf
     final_token: int  # correction or bonus token
     target_probs: list[float]  # target P(token | parent), temperature 1, per verified node
+    tokens_fed: int  # tokens in the target forward: pending context token(s) + verified nodes
 
 
 def _is_chain(tree: DraftTree, selected: list[int]) -> bool:
@@ -77,7 +78,7 @@ def verify(
 
     keep_positions(state.target_cache, ctx, [ctx + row_of[n] - m for n in accepted])
     state.target_cached = ctx + len(accepted)
-    return Verdict(accepted, final, target_probs)
+    return Verdict(accepted, final, target_probs, len(feed))
 
 
 def _walk(children: dict[int, dict[int, int]], argmax: list[int], row_of: dict[int, int], m: int):

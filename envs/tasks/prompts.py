@@ -1,0 +1,78 @@
+"""Prompts for decoding: seeded reasoning-gym questions, or a user's JSONL file.
+
+JSONL formats read: MT-Bench / Spec-Bench (``turns``: the first turn is used), and any
+record with a ``prompt``, ``question`` or ``instruction`` field (Alpaca adds ``input``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from envs.specdec.errors import SpecGymError
+
+# Seeds: training draws from TRAIN_SEED, every held-out evaluation from HELDOUT_SEED; the
+# two never overlap, so held-out numbers are on prompts no recipe or policy trained on.
+TRAIN_SEED = 1_000
+HELDOUT_SEED = 9_000
+DEFAULT_TASKS = ("gsm_symbolic", "basic_arithmetic", "chain_sum", "leg_counting")
+
+
+def reasoning_gym_prompts(
+    n: int, seed: int = HELDOUT_SEED, tasks: tuple[str, ...] = DEFAULT_TASKS
+) -> list[str]:
+    """``n`` questions, drawn round-robin from the given reasoning-gym generators."""
+    import reasoning_gym
+
+    per_task = -(-n // len(tasks))
+    pools = []
+    for i, task in enumerate(tasks):
+        try:
+            pools.append(
+                [x["question"] for x in reasoning_gym.create_dataset(task, size=per_task, seed=seed + i)]
+            )
+        except (KeyError, ValueError) as exc:
+            raise SpecGymError(
+                f"unknown reasoning-gym task {task!r} ({exc}); see reasoning_gym.factory"
+            ) from None
+    return [pools[j % len(pools)][j // len(pools)] for j in range(n)]
+
+
+def _record_prompt(record: dict, where: str) -> str:
+    if isinstance(record.get("turns"), list) and record["turns"]:
+        return str(record["turns"][0])
+    for key in ("prompt", "question", "instruction"):
+        if isinstance(record.get(key), str):
+            extra = record.get("input") if key == "instruction" else None
+            return f"{record[key]}\n\n{extra}" if extra else record[key]
+    raise SpecGymError(f"{where}: no 'turns', 'prompt', 'question' or 'instruction' field; add one")
+
+
+def jsonl_prompts(path: str | Path, n: int | None = None) -> list[str]:
+    """Prompts from a JSONL file (see the module docstring for the accepted fields)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecGymError(f"prompt file {str(path)!r} not found; pass an existing .jsonl file")
+    prompts = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise SpecGymError(f"{path}:{lineno} is not valid JSON; one JSON object per line") from None
+        prompts.append(_record_prompt(record, f"{path}:{lineno}"))
+        if n is not None and len(prompts) >= n:
+            break
+    if not prompts:
+        raise SpecGymError(f"{path} holds no prompts")
+    return prompts
+
+
+def load_prompts(source: str | None, n: int, seed: int = HELDOUT_SEED) -> list[str]:
+    """A ``.jsonl`` path, a comma-separated list of reasoning-gym task names, or the default mix."""
+    if source is None:
+        return reasoning_gym_prompts(n, seed)
+    if source.endswith(".jsonl"):
+        return jsonl_prompts(source, n)
+    return reasoning_gym_prompts(n, seed, tuple(source.split(",")))

@@ -1,0 +1,63 @@
+"""Argument groups and plumbing every ``python -m experiments.*`` command shares."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from envs.specdec import ModelPair, SpecGymError, load_pair
+
+
+def add_pair_args(parser: argparse.ArgumentParser, default: str = "smollm2-135m") -> None:
+    group = parser.add_argument_group("model pair")
+    group.add_argument("--pair", default=default, help=f"registered pair name (default: {default})")
+    group.add_argument("--target", help="target model: hub id already cached locally, or a local path")
+    group.add_argument("--draft", help="draft model: hub id already cached locally, or a local path")
+    group.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
+    group.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: per device)")
+    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+
+
+def add_prompt_args(parser: argparse.ArgumentParser, n: int = 20, max_new: int = 128) -> None:
+    group = parser.add_argument_group("prompts")
+    group.add_argument(
+        "--prompts",
+        default=None,
+        help="a .jsonl file, or reasoning-gym task names (comma-separated); "
+        "default: held-out generated questions",
+    )
+    group.add_argument("--n-prompts", type=int, default=n, help=f"number of prompts (default: {n})")
+    group.add_argument("--max-new-tokens", type=int, default=max_new, help=f"(default: {max_new})")
+
+
+def pair_from_args(args: argparse.Namespace) -> ModelPair:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return load_pair(args.pair, target=args.target, draft=args.draft, device=args.device, dtype=args.dtype)
+
+
+def write_json(path: str | Path | None, data: dict[str, Any]) -> None:
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    print(f"wrote {path}")
+
+
+def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:
+    """Run a command; bad input ends in one line naming the fix, not a traceback."""
+    try:
+        main(argv)
+    except SpecGymError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
