@@ -1,0 +1,138 @@
+"""Bad input: one clear SpecGymError that names the fix, never a deep traceback or garbage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+from envs.specdec import ModelPair, SamplingConfig, SpecGymError, SpeculativeDecoder, load_pair
+from envs.specdec.tiny import byte_tokenizer, tiny_config, tiny_random_pair
+
+
+def test_different_vocabulary_sizes():
+    target = LlamaForCausalLM(tiny_config(64, 1))
+    draft = LlamaForCausalLM(tiny_config(32, 1))
+    with pytest.raises(SpecGymError, match="vocabulary.*same model family|model family"):
+        ModelPair(target=target, draft=draft, tokenizer=None, name="bad")
+
+
+def test_tokenizers_that_map_different_ids(tmp_path):
+    """Same vocabulary size, different id mapping: caught from the tokenizers."""
+    tok = byte_tokenizer()
+    vocab = tok.get_vocab()
+    a, b = sorted(vocab)[:2]
+    mapping = dict(vocab)
+    mapping[a], mapping[b] = vocab[b], vocab[a]
+    raw = Tokenizer(models.BPE(vocab=mapping, merges=[]))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    swapped = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>")
+    for name, t in (("target", tok), ("draft", swapped)):
+        LlamaForCausalLM(tiny_config(len(tok), 1)).save_pretrained(tmp_path / name)
+        t.save_pretrained(tmp_path / name)
+    with pytest.raises(SpecGymError, match="tokenizers map different ids"):
+        ModelPair.load(str(tmp_path / "target"), str(tmp_path / "draft"), device="cpu")
+
+
+def test_local_pair_loads(tmp_path):
+    """The same path through ModelPair.load works when the pair is sound (so the errors above mean it)."""
+    tok = byte_tokenizer()
+    for name in ("target", "draft"):
+        LlamaForCausalLM(tiny_config(len(tok), 1)).save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+    pair = ModelPair.load(str(tmp_path / "target"), str(tmp_path / "draft"), device="cpu")
+    assert pair.vocab_size == len(tok) and pair.describe()["target"] == str(tmp_path / "target")
+
+
+@pytest.mark.parametrize("path", ["/nonexistent/model-dir", "nobody/no-such-model-anywhere"])
+def test_model_not_found_offline(path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SpecGymError, match="could not be loaded offline.*build_pair"):
+        ModelPair.load(path, path, device="cpu")
+
+
+def test_unknown_pair_lists_known_ones():
+    with pytest.raises(SpecGymError, match="known pairs: .*smollm2-135m.*tiny-random"):
+        load_pair("no-such-pair")
+
+
+def test_half_a_custom_pair():
+    with pytest.raises(SpecGymError, match="both --target and --draft"):
+        load_pair(target="some/model")
+
+
+def test_prompt_longer_than_context(text_pair):
+    dec = SpeculativeDecoder(text_pair)
+    with pytest.raises(SpecGymError, match="does not fit the 512-token context window"):
+        dec.generate([1] * 600, 8, k=2)
+    with pytest.raises(SpecGymError, match="does not fit"):
+        dec.generate_target([1] * 512, 8)
+
+
+def test_empty_and_out_of_vocab_prompts(text_pair):
+    dec = SpeculativeDecoder(text_pair)
+    with pytest.raises(SpecGymError, match="empty prompt"):
+        dec.generate([], 8, k=2)
+    with pytest.raises(SpecGymError, match="token ids must lie in 0..256"):
+        dec.generate([1, 10_000], 8, k=2)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ({"k": 0}, "draft length / tree depth must be an integer in 1..32"),
+        ({"k": 33}, "in 1..32"),
+        ({"k": 2.5}, "in 1..32"),
+        ({"depth": 3, "width": 0}, "tree width must be an integer in 1..16"),
+        ({"depth": 3, "width": 17}, "in 1..16"),
+        ({"depth": 2, "width": 2, "n_verify": 5}, r"verification size must be in 0..depth\*width=4"),
+        ({"depth": 2, "width": 2, "n_verify": -1}, "verification size"),
+        ({}, "give k"),
+    ],
+)
+def test_draft_shape_out_of_range(text_pair, shape, message):
+    with pytest.raises(SpecGymError, match=message):
+        SpeculativeDecoder(text_pair).generate([1, 2, 3], 8, **shape)
+
+
+def test_bad_sampling_settings():
+    with pytest.raises(SpecGymError, match="temperature must be >= 0"):
+        SamplingConfig(temperature=-1.0)
+    with pytest.raises(SpecGymError, match=r"top_p must be in \(0, 1\]"):
+        SamplingConfig(temperature=1.0, top_p=0.0)
+
+
+@pytest.mark.parametrize("which", ["target", "draft"])
+def test_nan_logits(which):
+    pair = tiny_random_pair(0)
+    model = getattr(pair, which)
+    with torch.no_grad():
+        model.lm_head.weight[5, 0] = float("nan")
+    with pytest.raises(SpecGymError, match=f"the {which} model produced NaN or inf logits.*float32"):
+        SpeculativeDecoder(pair).generate([1, 2, 3], 8, k=3)
+
+
+def test_finished_generation_cannot_continue(text_pair):
+    dec = SpeculativeDecoder(text_pair)
+    state = dec.start([1, 2, 3], 1)
+    dec.cycle(state, 2)
+    assert state.done
+    with pytest.raises(SpecGymError, match="already finished"):
+        dec.cycle(state, 2)
+
+
+def test_cli_bad_input_is_one_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.benchmark", "engine", "--pair", "no-such-pair"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "Warning" not in ln]
+    assert lines[-1].startswith("error: unknown pair 'no-such-pair'; known pairs:")
+    assert "Traceback" not in proc.stderr
