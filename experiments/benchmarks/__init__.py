@@ -1,0 +1,1 @@
+"""One module per ``python -m experiments.benchmark`` subcommand, each with ``add_parser``."""
