@@ -6,6 +6,8 @@
     python -m experiments.benchmark cost --pair NAME --out FILE.json
         calibrate the profiled cost model, then score its cycle-time predictions against
         measured cycles of fresh decoding (median absolute relative error).
+    python -m experiments.benchmark pair NAME --out FILE.json
+        acceptance by draft length, the best static k and its speedup over target-only.
 
 Each subcommand lives in ``experiments/benchmarks/<name>.py``.
 """
@@ -17,7 +19,7 @@ import importlib
 
 from experiments.cli import run_main, write_json
 
-SUBCOMMANDS = ("engine", "cost")
+SUBCOMMANDS = ("engine", "cost", "pair")
 
 
 def build_parser() -> argparse.ArgumentParser:

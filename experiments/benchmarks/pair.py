@@ -1,0 +1,102 @@
+"""``pair``: how good a draft is for its target: acceptance by draft length, the best static k,
+and its speedup over target-only decoding, all measured in one interleaved run (greedy)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from envs.specdec import SpeculativeDecoder
+from envs.specdec.cost import device_name
+from envs.tasks import load_prompts
+from experiments.benchmarks.common import interleaved, spread
+from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
+
+console = Console()
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    pair = sub.add_parser("pair", help="acceptance by k, best static k and its speedup over target-only")
+    pair.add_argument("name", nargs="?", default=None, help="registered pair name (or use --target/--draft)")
+    add_pair_args(pair)
+    add_prompt_args(pair, n=20, max_new=96)
+    pair.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 8])
+    pair.add_argument("--repeats", type=int, default=1, help="interleaved repetitions (default: 1)")
+    pair.add_argument("--out", help="write the results JSON here")
+    pair.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.name:
+        args.pair = args.name
+    pair = pair_from_args(args)
+    dec = SpeculativeDecoder(pair)
+    prompts = [pair.encode(p) for p in load_prompts(args.prompts, args.n_prompts)]
+    n = args.max_new_tokens
+    cycles: dict[int, list[tuple[int, int]]] = {k: [] for k in args.ks}  # (accepted, verified) per cycle
+
+    def spd(k: int):
+        def go(ids: list[int]) -> list[int]:
+            out = dec.generate(ids, n, k=k)
+            cycles[k].extend((r.accepted_len, len(r.verified)) for r in out.records)
+            return out.tokens
+
+        return go
+
+    methods = {"target_ar": lambda ids: dec.generate_target(ids, n).tokens}
+    methods |= {f"k{k}": spd(k) for k in args.ks}
+    rates, outputs = interleaved(methods, prompts, args.repeats, pair.device)
+    by_k = {}
+    for k in args.ks:
+        acc = np.array(cycles[k])
+        by_k[str(k)] = {
+            "tokens_per_s": spread(rates[f"k{k}"]),
+            "speedup": float(np.mean(rates[f"k{k}"]) / np.mean(rates["target_ar"])),
+            "mean_accepted_length": float(np.mean(acc[:, 0] + 1)),
+            "acceptance_rate": float(acc[:, 0].sum() / max(acc[:, 1].sum(), 1)),
+        }
+    best = max(args.ks, key=lambda k: by_k[str(k)]["speedup"])
+    ref_k = 4 if 4 in args.ks else args.ks[0]
+    result = {
+        "benchmark": "pair",
+        "pair": pair.name,
+        "pair_info": pair.describe(),
+        "device": device_name(pair.device),
+        "prompts": args.prompts or "held-out reasoning-gym mix",
+        "n_prompts": len(prompts),
+        "max_new_tokens": n,
+        "repeats": args.repeats,
+        "generated_tokens": sum(len(o) for o in outputs["target_ar"]),
+        "identical_outputs": all(outputs[f"k{k}"] == outputs["target_ar"] for k in args.ks),
+        "mean_accepted_length": by_k[str(ref_k)]["mean_accepted_length"],
+        "mean_accepted_length_k": ref_k,
+        "acceptance_rate": by_k[str(ref_k)]["acceptance_rate"],
+        "best_static_k": best,
+        "speedup_best_static_k": by_k[str(best)]["speedup"],
+        "target_ar_tokens_per_s": spread(rates["target_ar"]),
+        "by_k": by_k,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    table = Table(title=f"pair benchmark: {pair.name}, {len(prompts)} prompts, {result['device']}")
+    for col in ("k", "tokens/s", "speedup vs target-only", "mean accepted length", "acceptance rate"):
+        table.add_column(col)
+    table.add_row("target-only", f"{np.mean(rates['target_ar']):.1f}", "1.00x", "-", "-")
+    for k in args.ks:
+        row = by_k[str(k)]
+        table.add_row(
+            str(k),
+            f"{row['tokens_per_s']['mean']:.1f}",
+            f"{row['speedup']:.2f}x",
+            f"{row['mean_accepted_length']:.2f}",
+            f"{row['acceptance_rate']:.1%}",
+        )
+    console.print(table)
+    console.print(
+        f"best static k = {best}: {result['speedup_best_static_k']:.2f}x target-only; "
+        f"identical outputs: {result['identical_outputs']}"
+    )
+    return result
