@@ -1,0 +1,128 @@
+"""Train PPO agents on SpecGym environments.
+
+    python -m experiments.train --env draft-verify --pair tiny-random --timesteps 20000
+
+DraftVerify (LTD) is trained co-adaptively: the depth policy (role ``draft``) with the size
+policy frozen as its partner, then the size policy (role ``verify``) with that depth policy
+frozen, alternating for ``rounds`` rounds (LTD: 2 suffice). Each run writes
+``runs/{env}__{exp}__{seed}__{time}/`` with the saved policies, checkpoints, TensorBoard logs,
+``results.json`` and a W&B run (offline when no key is configured; ``wandb sync`` uploads it).
+Ctrl-C saves a checkpoint; ``--resume RUN_DIR`` continues from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from envs.specdec.errors import SpecGymError
+from experiments.cli import run_main
+from experiments.training.config import CONFIG_DIR, load_config
+from experiments.training.ppo import TrainingInterrupted, train
+
+ENVS = {"draft-verify": "SpecGym/DraftVerify-v0"}
+ROLES = ("draft", "verify")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m experiments.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--env", default="draft-verify", help=f"one of {', '.join(ENVS)} (default: draft-verify)")
+    p.add_argument("--pair", default="tiny-random", help="registered pair name (default: tiny-random)")
+    p.add_argument("--backend", default="live", choices=["live", "replay"])
+    p.add_argument("--traces", help="trace .npz for the replay backend (experiments.record_traces)")
+    p.add_argument("--cost-model", default="analytic", help="analytic | measured | profile .json")
+    p.add_argument("--roles", nargs="+", default=list(ROLES), choices=ROLES, help="roles to train, in order")
+    p.add_argument("--rounds", type=int, help="co-adaptive rounds (default: from the config)")
+    p.add_argument("--timesteps", type=int, help="timesteps per role per round (default: from the config)")
+    p.add_argument("--n-envs", type=int, help="parallel environments (default: from the config)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--config", default=str(CONFIG_DIR / "draft_verify.yaml"), help="hyperparameter YAML")
+    p.add_argument("--exp", default="coadaptive", help="experiment name (run directory, W&B group)")
+    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--resume", help="a run directory to continue")
+    p.add_argument("--wandb-project", default="specgym")
+    p.add_argument("--wandb-entity")
+    p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"])
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    kwargs = {**config["env_kwargs"], "pair": args.pair, "backend": args.backend, "cost_model": args.cost_model}
+    if args.backend == "replay":
+        if not args.traces:
+            raise SpecGymError("--backend replay needs --traces FILE.npz (python -m experiments.record_traces)")
+        kwargs["traces"] = args.traces
+    kwargs.setdefault("split", "train")
+    return kwargs
+
+
+def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, Any]:
+    env_id = ENVS[args.env]
+    base = load_config(args.config, env_id)
+    rounds = args.rounds or int(base.get("rounds", 2))
+    partners: dict[str, str | None] = {"draft": None, "verify": None}  # None: the env's default baseline
+    stages = []
+    tracking = args.wandb_mode != "disabled"
+    for r in range(1, rounds + 1):
+        for role in args.roles:
+            role_id = f"SpecGym/DraftVerify-{role.capitalize()}-v0"
+            config = load_config(args.config, role_id)
+            if args.timesteps:
+                config["n_timesteps"] = args.timesteps
+            if args.n_envs:
+                config["n_envs"] = args.n_envs
+            kwargs = {**env_kwargs_for(args, config), "role": role}
+            other = "verify" if role == "draft" else "draft"
+            if partners[other]:
+                kwargs["partner"] = partners[other]
+            start = time.perf_counter()
+            path = train(env_id, kwargs, config, run_dir, name=f"{role}_round{r}", seed=seed + r,
+                         resume=bool(args.resume), tracking=tracking, progress=not args.no_progress)  # fmt: skip
+            partners[role] = str(path)
+            stages.append({"round": r, "role": role, "policy": str(path), "env_kwargs": kwargs,
+                           "n_timesteps": config["n_timesteps"], "seconds": time.perf_counter() - start})  # fmt: skip
+    return {"stages": stages, "policies": {role: partners[role] for role in args.roles}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.env not in ENVS:
+        raise SpecGymError(f"unknown env {args.env!r}; choose one of {', '.join(ENVS)}")
+    for seed in args.seeds:
+        if args.resume:
+            run_dir = Path(args.resume)
+            if not (run_dir / "run.json").is_file():
+                raise SpecGymError(f"{run_dir} is not a run directory (no run.json); pass one from --runs-dir")
+        else:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            run_dir = Path(args.runs_dir) / f"{args.env}__{args.exp}__{seed}__{stamp}"
+            run_dir.mkdir(parents=True, exist_ok=False)
+            (run_dir / "run.json").write_text(json.dumps({"argv": sys.argv[1:], "args": vars(args)}, indent=2))
+        tracker = None
+        if args.wandb_mode != "disabled":
+            from experiments.training.tracking import start_run
+
+            tracker = start_run(project=args.wandb_project, entity=args.wandb_entity, mode=args.wandb_mode,
+                                name=run_dir.name, group=args.exp, config=vars(args), run_dir=run_dir)  # fmt: skip
+        start = time.perf_counter()
+        try:
+            result = coadaptive(args, seed, run_dir)
+        except TrainingInterrupted as stop:
+            print(f"interrupted: checkpoint {stop.checkpoint}; continue with --resume {run_dir}", file=sys.stderr)
+            sys.exit(130)
+        finally:
+            if tracker is not None:
+                tracker.finish()
+        result |= {"env": args.env, "pair": args.pair, "seed": seed, "train_seconds": time.perf_counter() - start}
+        (run_dir / "results.json").write_text(json.dumps(result, indent=2))
+        print(f"run directory: {run_dir}")
+
+
+if __name__ == "__main__":
+    run_main(main)

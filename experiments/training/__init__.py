@@ -1,0 +1,1 @@
+"""Training machinery behind ``python -m experiments.train``: configs, PPO runs, tracking."""

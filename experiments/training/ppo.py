@@ -1,0 +1,101 @@
+"""One MaskablePPO training run on a registered env: vectorised envs, eval and checkpoint
+callbacks, W&B, and resumable checkpoints (SIGINT saves one before exiting)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+import envs  # noqa: F401  (registers the SpecGym ids in this process and in subprocesses)
+from experiments.training.config import split
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised after a SIGINT once a checkpoint is on disk; carries where it went."""
+
+    def __init__(self, checkpoint: Path):
+        super().__init__(str(checkpoint))
+        self.checkpoint = checkpoint
+
+
+def latest_checkpoint(directory: Path, prefix: str) -> tuple[Path | None, int]:
+    """The newest ``{prefix}_{steps}_steps.zip`` (CheckpointCallback's naming) and its steps."""
+    best: tuple[Path | None, int] = (None, 0)
+    for path in directory.glob(f"{prefix}_*_steps.zip"):
+        match = re.fullmatch(rf"{re.escape(prefix)}_(\d+)_steps\.zip", path.name)
+        if match and int(match[1]) > best[1]:
+            best = (path, int(match[1]))
+    return best
+
+
+def make_envs(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int):
+    # live envs hold models and spend their time in torch: one process each; replay steps are
+    # microseconds, where subprocess round trips would dominate
+    vec_cls = SubprocVecEnv if env_kwargs.get("backend") == "live" and n_envs > 1 else DummyVecEnv
+    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=vec_cls)
+
+
+def train(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    config: dict[str, Any],
+    out_dir: Path,
+    *,
+    name: str,
+    seed: int,
+    resume: bool = False,
+    tracking: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train (or continue) one policy; returns the saved ``{name}.zip``."""
+    ppo_kwargs, run = split(config)
+    final = out_dir / f"{name}.zip"
+    if resume and final.exists():
+        return final  # this stage finished before the interruption
+    ckpt_dir = out_dir / "checkpoints"
+    n_envs = int(run.get("n_envs", 1))
+    venv = make_envs(env_id, env_kwargs, n_envs, seed)
+    eval_env = make_envs(env_id, env_kwargs, 1, seed + 10_000)
+    checkpoint, done_steps = latest_checkpoint(ckpt_dir, name) if resume else (None, 0)
+    if checkpoint is not None:
+        model = MaskablePPO.load(checkpoint, env=venv, tensorboard_log=str(out_dir / "tb"))
+    else:
+        ppo_kwargs.setdefault("policy", "MlpPolicy")
+        model = MaskablePPO(env=venv, seed=seed, verbose=0, tensorboard_log=str(out_dir / "tb"), **ppo_kwargs)
+    callbacks = [
+        CheckpointCallback(save_freq=max(int(run.get("checkpoint_freq", 10_000)) // n_envs, 1),
+                           save_path=str(ckpt_dir), name_prefix=name),
+        MaskableEvalCallback(eval_env, eval_freq=max(int(run.get("eval_freq", 5_000)) // n_envs, 1),
+                             n_eval_episodes=int(run.get("n_eval_episodes", 5)),
+                             log_path=str(out_dir / "eval" / name), best_model_save_path=None, verbose=0),
+    ]  # fmt: skip
+    if tracking:
+        from wandb.integration.sb3 import WandbCallback
+
+        callbacks.append(WandbCallback(verbose=0))
+    total = int(run.get("n_timesteps", 10_000))
+    try:
+        model.learn(
+            total_timesteps=max(total - done_steps, 0),
+            callback=CallbackList(callbacks),
+            reset_num_timesteps=checkpoint is None,
+            tb_log_name=name,
+            progress_bar=progress,
+        )
+    except KeyboardInterrupt:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        saved = ckpt_dir / f"{name}_{model.num_timesteps}_steps.zip"
+        model.save(saved)
+        raise TrainingInterrupted(saved) from None
+    finally:
+        venv.close()
+        eval_env.close()
+    model.save(final)
+    return final
