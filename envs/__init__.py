@@ -5,3 +5,18 @@ import os
 # Nothing may download weights at run time: transformers' adapter lookup makes hub requests
 # even with local_files_only, so default the hub client to offline (override by setting it).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# -- SpecGym/DraftVerify (LTD): depth, verification size, or both --------------------------
+from gymnasium.envs.registration import register  # noqa: E402
+
+_DRAFT_VERIFY = "envs.draft_verify:DraftVerifyEnv"
+register(id="SpecGym/DraftVerify-v0", entry_point=_DRAFT_VERIFY)
+# LTD's two policies share one width-4 tree, so policies saved from either partner the other
+register(id="SpecGym/DraftVerify-Draft-v0", entry_point=_DRAFT_VERIFY, kwargs={"role": "draft", "width": 4})
+register(id="SpecGym/DraftVerify-Verify-v0", entry_point=_DRAFT_VERIFY, kwargs={"role": "verify", "width": 4})
+register(id="SpecGym/DraftVerify-Joint-v0", entry_point=_DRAFT_VERIFY, kwargs={"role": "joint"})
+register(
+    id="SpecGym/DraftVerify-Tiny-v0",
+    entry_point=_DRAFT_VERIFY,
+    kwargs={"n_prompts": 4, "max_new_tokens": 32},
+)

@@ -8,6 +8,8 @@
         measured cycles of fresh decoding (median absolute relative error).
     python -m experiments.benchmark pair NAME --out FILE.json
         acceptance by draft length, the best static k and its speedup over target-only.
+    python -m experiments.benchmark env --env draft-verify --backend replay|live --pair NAME --out FILE.json
+        environment steps per second in one process.
 
 Each subcommand lives in ``experiments/benchmarks/<name>.py``.
 """
@@ -19,7 +21,7 @@ import importlib
 
 from experiments.cli import run_main, write_json
 
-SUBCOMMANDS = ("engine", "cost", "pair")
+SUBCOMMANDS = ("engine", "cost", "pair", "env")
 
 
 def build_parser() -> argparse.ArgumentParser:

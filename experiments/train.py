@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from envs.specdec.errors import SpecGymError
 from experiments.cli import run_main
 from experiments.training.config import CONFIG_DIR, load_config
@@ -48,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb-project", default="specgym")
     p.add_argument("--wandb-entity")
     p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"])
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: small MLP updates only lose to thread contention)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -63,8 +71,7 @@ def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
 
 
 def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, Any]:
-    env_id = ENVS[args.env]
-    base = load_config(args.config, env_id)
+    base = load_config(args.config, ENVS[args.env])
     rounds = args.rounds or int(base.get("rounds", 2))
     partners: dict[str, str | None] = {"draft": None, "verify": None}  # None: the env's default baseline
     stages = []
@@ -82,7 +89,8 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, 
             if partners[other]:
                 kwargs["partner"] = partners[other]
             start = time.perf_counter()
-            path = train(env_id, kwargs, config, run_dir, name=f"{role}_round{r}", seed=seed + r,
+            # the role-specific registered ids share width and depth, so the saved policies fit each other
+            path = train(role_id, kwargs, config, run_dir, name=f"{role}_round{r}", seed=seed + r,
                          resume=bool(args.resume), tracking=tracking, progress=not args.no_progress)  # fmt: skip
             partners[role] = str(path)
             stages.append({"round": r, "role": role, "policy": str(path), "env_kwargs": kwargs,
@@ -92,6 +100,7 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
     if args.env not in ENVS:
         raise SpecGymError(f"unknown env {args.env!r}; choose one of {', '.join(ENVS)}")
     for seed in args.seeds:

@@ -1,0 +1,366 @@
+"""SpecGym/DraftVerify-v0: when to stop drafting and how much to verify (LTD, 2026).
+
+## Description
+
+Speculative decoding drafts tokens with a small model and verifies them in one forward of
+the target. "Learning to Draft" (LTD) learns two decisions with PPO: a depth policy that,
+after each draft forward, continues or stops, and a size policy that chooses how many of the
+drafted candidates (an EAGLE-style top-W tree) to send to the target. The reward is the
+throughput of each draft-and-verify cycle. Verification is greedy, so the generated text is
+the target's greedy output whatever the agent does; only the time changes.
+
+Time comes from a cost model (``cost_model``): ``analytic`` (default, tests), a profiled
+latency table (``path/to/profile.json`` from ``python -m experiments.benchmark cost``; use
+it for training) or ``measured`` (wall clock, live backend only). The ``replay`` backend
+replays a trace recorded once per pair (``python -m experiments.record_traces``) at numpy
+speed and gives exactly the live engine's results for the same actions.
+
+## Action Space
+
+- ``role="draft"``: ``Discrete(2)``, 0 = continue drafting, 1 = stop and verify. Asked after
+  each draft forward. At the cycle's cap (``max_depth``, or fewer when fewer tokens remain)
+  only stop is valid (``action_masks()``); continue there is treated as stop. The partner
+  chooses the verification size.
+- ``role="verify"``: ``Discrete(max_depth * width + 1)`` = number of drafted nodes to verify
+  (the top ones by cumulative draft log-prob; 0 = a plain target step). Asked once per cycle
+  after the partner has drafted. ``action_masks()`` masks sizes above the nodes drafted;
+  a larger size verifies all of them.
+- ``role="joint"``: ``Discrete(len(joint_actions))``: one action per cycle, before drafting,
+  choosing a (depth d, size n) pair with 1 <= n <= d * width, ordered by d then n
+  (``env.unwrapped.joint_table[a]`` gives the pair). A flat Discrete over valid pairs rather
+  than MultiDiscrete, because the valid sizes depend on the depth. Depths above the cycle's
+  cap are masked (and clipped to it if chosen).
+
+## Observation Space
+
+``Box(-1, 1, (7 + W + D*W + 8,), float32)`` (the two cost ratios go up to 100), D =
+``max_depth``, W = ``width``; the same layout in every role (so saved policies can partner
+each other), computed identically by both backends:
+
+| index | feature |
+|---|---|
+| 0 | draft forwards so far this cycle / D (0 in the joint role, which decides before drafting) |
+| 1 | context length / the pair's context window |
+| 2 | tokens still allowed / ``max_new_tokens`` |
+| 3 | cost of one draft forward of W tokens / cost of one target-only step (cost model, this context) |
+| 4 | cost of verifying every drafted node / cost of one target-only step |
+| 5 | draft prob of the newest level's best node (by cumulative log-prob) (0 before drafting) |
+| 6 | entropy of the draft distribution it came from / ln(vocabulary) (0 before drafting) |
+| 7 .. 7+W-1 | newest level's cumulative draft log-probs, sorted descending |
+| 7+W .. 7+W+D*W-1 | every drafted node's cumulative draft log-prob, sorted descending |
+| next 4 | accepted length / D of the last 4 cycles, newest first |
+| next 4 | draft depth / D of the last 4 cycles, newest first |
+
+Log-probs are divided by 20 and clipped to [-1, 0]; slots with no node or no past cycle are
+-1. Under ``cost_model="measured"`` indices 3 and 4 are 0 (wall clock does not predict).
+
+## Rewards
+
+Given at the end of each cycle (0 on draft-role continue steps). ``tokens`` = accepted draft
+tokens + 1 (the target's correction or bonus token), fewer when EOS or ``max_new_tokens``
+cuts the cycle; ``time`` = the cycle's draft forwards + its verification under the cost model.
+
+- ``reward="throughput"`` (LTD): ``tokens / time`` in tokens per second.
+- ``reward="net_tokens"``: ``tokens - rate * time``; ``rate`` defaults to the target-only
+  decoding rate at the cycle's context, ``1 / verify_time(1, context)``. The output (and so
+  the total tokens) is fixed, so maximising the return minimises total time measured in
+  target-only steps: it maximises long-run tokens/s relative to target-only decoding (a
+  cycle pays off exactly when its reward is positive). A constant ``rate`` maximises plain
+  long-run tokens/s.
+
+## Starting State
+
+A prompt is drawn uniformly with the env's RNG (or ``reset(options={"prompt_index": i})``),
+the target and draft prefill it, and the env runs to the first decision: after the first
+draft forward (draft), after the partner's drafting (verify), or at cycle start (joint).
+
+## Episode End
+
+One episode is one prompt's whole generation, because what a decision should be depends on
+the cycles before it within that generation: the acceptance history (observed, and driving
+schedule partners such as ``heuristic``), the growing context (cost), and whether the last
+cycle accepted its whole draft (the next first draft forward then feeds 2 tokens). It
+terminates at EOS or after ``max_new_tokens`` (or the context window); it is never
+truncated. ``info`` at each cycle's end: ``accepted_len``, ``new_tokens``, ``depth``,
+``n_verify``, ``cycle_time``, ``tokens_generated``, ``context_len``, ``prompt_index``.
+
+## Arguments
+
+All JSON-serialisable, so ``env.spec.to_json()`` works:
+
+- ``pair``: registered pair name (``tiny-random``, ``smollm2-135m``).
+- ``role``: ``draft`` | ``verify`` | ``joint``.
+- ``backend``: ``live`` (the engine) | ``replay`` (a recorded trace; needs ``traces``).
+- ``traces``: ``.npz`` from ``python -m experiments.record_traces`` (replay); it must be for
+  this ``pair`` and ``width``, with ``max_depth`` and ``max_new_tokens`` at most its own.
+- ``prompts``: None (generated reasoning-gym questions), a ``.jsonl`` path, or comma-separated
+  reasoning-gym task names; replay takes the trace's prompts (a different ``prompts`` is an error).
+- ``n_prompts``: how many (live default 20; replay default all in the trace).
+- ``split``: ``heldout`` (default) | ``train``: which seed generated prompts come from.
+- ``max_new_tokens`` (live default 128; replay default the trace's), ``width`` (1 = chain), ``max_depth``.
+- ``reward``: ``throughput`` | ``net_tokens``; ``rate``: tokens/s for ``net_tokens`` (default above).
+- ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
+- ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
+  ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``oracle`` (replay) or a saved
+  SB3 ``.zip``; default ``static-4`` (drafts 4, and like every baseline verifies everything).
+- ``device``, ``dtype``: for the live models (default: per device).
+- ``seed``: seed of the first ``reset()`` called without one.
+
+Pickling keeps the configuration, not an episode in progress: call ``reset()`` after unpickling.
+
+## Registered Configurations
+
+- ``SpecGym/DraftVerify-v0``: the defaults above (depth role, chain, tiny-random, live).
+- ``SpecGym/DraftVerify-Draft-v0`` / ``SpecGym/DraftVerify-Verify-v0``: LTD's depth and size
+  roles over the same width-4 tree, so a policy saved from one is a valid ``partner`` of the
+  other (co-adaptive training).
+- ``SpecGym/DraftVerify-Joint-v0``: joint role, chain.
+- ``SpecGym/DraftVerify-Tiny-v0``: depth role, 4 short prompts, 32 tokens (smoke tests).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.specdec.cost import MeasuredCost, make_cost_model
+from envs.specdec.cycles import CycleSource, LiveCycles, obs_bounds
+from envs.specdec.errors import SpecGymError
+from envs.specdec.registry import load_pair
+from envs.specdec.replay import TraceReplay
+from envs.specdec.trace import Trace
+
+ROLES = ("draft", "verify", "joint")
+BACKENDS = ("live", "replay")
+REWARDS = ("throughput", "net_tokens")
+SPLITS = ("heldout", "train")
+CONTINUE, STOP = 0, 1
+DEFAULT_PARTNER = "static-4"
+DEFAULT_LIVE_PROMPTS = 20
+DEFAULT_LIVE_TOKENS = 128
+
+
+@lru_cache(maxsize=4)
+def _pair(name: str, device: str, dtype: str | None):
+    """One copy of a pair per process: every env instance shares its (stateless) models."""
+    return load_pair(name, device=device, dtype=dtype)
+
+
+@lru_cache(maxsize=16)
+def _prompt_texts(source: str | None, n: int, split: str) -> tuple[str, ...]:
+    from envs.tasks.prompts import HELDOUT_SEED, TRAIN_SEED, load_prompts
+
+    return tuple(load_prompts(source, n, TRAIN_SEED if split == "train" else HELDOUT_SEED))
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SpecGymError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+
+
+class DraftVerifyEnv(gym.Env):
+    """See the module docstring."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        pair: str = "tiny-random",
+        role: str = "draft",
+        backend: str = "live",
+        traces: str | None = None,
+        prompts: str | None = None,
+        n_prompts: int | None = None,
+        split: str = "heldout",
+        max_new_tokens: int | None = None,
+        width: int = 1,
+        max_depth: int = 8,
+        reward: str = "throughput",
+        rate: float | None = None,
+        cost_model: str = "analytic",
+        partner: str | None = None,
+        device: str = "auto",
+        dtype: str | None = None,
+        seed: int | None = None,
+    ):
+        self._kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        for name, value, allowed in (
+            ("role", role, ROLES),
+            ("backend", backend, BACKENDS),
+            ("reward", reward, REWARDS),
+            ("split", split, SPLITS),
+        ):
+            _choice(name, value, allowed)
+        self.role, self.reward_kind, self.rate = role, reward, rate
+        cost = make_cost_model(cost_model)
+        if reward == "net_tokens" and rate is None and isinstance(cost, MeasuredCost):
+            raise SpecGymError("net_tokens under the measured cost model needs an explicit rate= (tokens/s)")
+        if rate is not None and not rate > 0:
+            raise SpecGymError(f"rate must be > 0 tokens/s, got {rate!r}")
+        if backend == "live":
+            self.source: CycleSource = self._live(pair, prompts, n_prompts, split, cost, device, dtype)
+        else:
+            self.source = self._replay(pair, traces, prompts, n_prompts, split, cost)
+        src = self.source
+        self.n_prompts = src.n_prompts if n_prompts is None or backend == "live" else n_prompts
+        self.partner = self._make_partner(partner)
+        low, high = obs_bounds(src.max_depth, src.width)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        n_actions = {"draft": 2, "verify": src.n_slots + 1, "joint": len(src.joint_table)}[role]
+        self.action_space = spaces.Discrete(n_actions)
+        self.joint_table = src.joint_table
+        self._seed, self._seeded, self._active = seed, False, False
+
+    # -- construction helpers ---------------------------------------------------------------
+    def _live(self, pair, prompts, n_prompts, split, cost, device, dtype) -> LiveCycles:
+        kw = self._kwargs
+        model_pair = _pair(pair, device, dtype)
+        n = DEFAULT_LIVE_PROMPTS if n_prompts is None else n_prompts
+        if n < 1:
+            raise SpecGymError(f"n_prompts must be >= 1, got {n}")
+        ids = [model_pair.encode(text) for text in _prompt_texts(prompts, n, split)]
+        return LiveCycles(
+            model_pair,
+            ids,
+            cost=cost,
+            width=kw["width"],
+            max_depth=kw["max_depth"],
+            max_new_tokens=DEFAULT_LIVE_TOKENS if kw["max_new_tokens"] is None else kw["max_new_tokens"],
+        )
+
+    def _replay(self, pair, traces, prompts, n_prompts, split, cost) -> TraceReplay:
+        kw = self._kwargs
+        if traces is None:
+            raise SpecGymError(
+                "backend='replay' needs traces=FILE.npz; record one with python -m experiments.record_traces"
+            )
+        trace = Trace.load(traces)
+        meta = trace.meta
+        if meta["pair"] != pair:
+            raise SpecGymError(
+                f"trace {traces!r} was recorded for pair {meta['pair']!r}; pass pair={meta['pair']!r}"
+            )
+        if prompts is not None and prompts != meta.get("prompts"):
+            raise SpecGymError(
+                f"trace {traces!r} holds prompts from {meta.get('prompts')!r}, not {prompts!r}; "
+                "leave prompts unset for replay or record a trace for them"
+            )
+        if split != meta.get("split", split):
+            raise SpecGymError(
+                f"trace {traces!r} holds the {meta.get('split')!r} split; pass split={meta.get('split')!r}"
+            )
+        if n_prompts is not None and not 1 <= n_prompts <= trace.n_prompts:
+            raise SpecGymError(f"trace {traces!r} holds {trace.n_prompts} prompts; pass n_prompts <= that")
+        return TraceReplay(
+            trace,
+            cost=cost,
+            width=kw["width"],
+            max_depth=kw["max_depth"],
+            max_new_tokens=kw["max_new_tokens"],
+        )
+
+    def _make_partner(self, partner: str | None):
+        if self.role == "joint":
+            if partner is not None:
+                raise SpecGymError("the joint role makes both decisions; leave partner unset")
+            return None
+        from agents.baselines import make_policy
+
+        other = "verify" if self.role == "draft" else "draft"
+        return make_policy(partner or DEFAULT_PARTNER, source=self.source, role=other)
+
+    # -- Gymnasium API ----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if seed is None and not self._seeded:
+            seed = self._seed
+        super().reset(seed=seed)
+        self._seeded = True
+        options = options or {}
+        index = options.get("prompt_index")
+        if index is None:
+            index = int(self.np_random.integers(self.n_prompts))
+        elif not (isinstance(index, int | np.integer) and 0 <= index < self.n_prompts):
+            raise SpecGymError(f"prompt_index must be an integer in 0..{self.n_prompts - 1}, got {index!r}")
+        self.source.start(int(index))
+        if self.partner is not None:
+            self.partner.reset()
+        self._to_decision()
+        self._active = True
+        return self.source.observation(), {"prompt_index": int(index), "tokens_generated": 0}
+
+    def step(self, action):
+        if not self._active:
+            raise SpecGymError("call reset() before step() (the episode has ended or never started)")
+        src, a = self.source, int(action)
+        if self.role == "draft":
+            if a == CONTINUE and src.depth < src.cap:
+                src.draft_step()
+                info = {
+                    "depth": src.depth,
+                    "tokens_generated": src.position,
+                    "prompt_index": src.prompt_index,
+                }
+                return src.observation(), 0.0, False, False, info
+            return self._finish(self.partner.verify_size(src))
+        if self.role == "verify":
+            return self._finish(a)
+        depth, size = self.joint_table[a]
+        src.begin_cycle()
+        for _ in range(min(int(depth), src.cap)):
+            src.draft_step()
+        return self._finish(int(size))
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions now (for sb3-contrib's MaskablePPO)."""
+        return self.source.action_mask(self.role)
+
+    # -- internals --------------------------------------------------------------------------
+    def _to_decision(self) -> None:
+        """Run the next cycle up to the agent's decision point."""
+        src, partner = self.source, self.partner
+        if partner is not None:
+            partner.plan(src)
+        if self.role == "joint":
+            return
+        src.begin_cycle()
+        src.draft_step()
+        if self.role == "verify":
+            while src.depth < src.cap and partner.keep_drafting(src):
+                src.draft_step()
+
+    def _finish(self, n_verify: int):
+        src = self.source
+        result = src.finish_cycle(min(max(n_verify, 0), src.n_nodes))
+        if self.partner is not None:
+            self.partner.observe(result)
+        if self.reward_kind == "throughput":
+            reward = result.new_tokens / result.time
+        else:
+            rate = self.rate if self.rate is not None else 1.0 / result.target_step_time
+            reward = result.new_tokens - rate * result.time
+        done = src.done
+        if not done:
+            self._to_decision()
+        self._active = not done
+        info = {
+            "accepted_len": result.accepted_len,
+            "new_tokens": result.new_tokens,
+            "depth": result.depth,
+            "n_verify": result.n_verify,
+            "cycle_time": result.time,
+            "tokens_generated": src.position,
+            "context_len": result.context_len,
+            "prompt_index": src.prompt_index,
+        }
+        return src.observation(), float(reward), done, False, info
+
+    def __getstate__(self) -> dict:
+        return {"kwargs": self._kwargs, "spec": self.spec}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state["kwargs"])
+        self.spec = state["spec"]

@@ -1,0 +1,349 @@
+"""Draft-and-verify cycles one decision at a time, from the live engine or a recorded trace.
+
+DraftVerify, its partner policies and evaluation all step through a :class:`CycleSource`:
+``start(prompt)`` -> per cycle ``begin_cycle()``, ``draft_step()`` (one draft forward, repeat),
+``finish_cycle(n_verify)`` -> :class:`CycleResult`. :class:`LiveCycles` runs the engine;
+:class:`~envs.specdec.replay.TraceReplay` replays a trace with numpy and gives the same
+results. The observation vector is defined here, once, for both (see :func:`obs_layout`).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.specdec.cost import CostModel, MeasuredCost
+from envs.specdec.decoder import SpeculativeDecoder, check_shape
+from envs.specdec.errors import SpecGymError
+from envs.specdec.pair import ModelPair
+
+LOGP_SCALE = 20.0  # cumulative log-probs are divided by this and clipped to [-1, 0]
+HISTORY = 4  # past cycles in the observation
+COST_RATIO_MAX = 100.0  # clip for the cost-ratio features
+N_SCALARS = 5  # depth, context, remaining, draft-cost ratio, verify-cost ratio
+
+
+def obs_layout(max_depth: int, width: int) -> dict[str, slice]:
+    """Index ranges of the observation vector (documented in ``envs/draft_verify.py``)."""
+    k = max_depth * width
+    parts = [
+        ("depth", 1),
+        ("context", 1),
+        ("remaining", 1),
+        ("draft_cost", 1),
+        ("verify_cost", 1),
+        ("newest_prob", 1),
+        ("newest_entropy", 1),
+        ("frontier_logprobs", width),
+        ("node_logprobs", k),
+        ("history_accepted", HISTORY),
+        ("history_depth", HISTORY),
+    ]
+    out, start = {}, 0
+    for name, size in parts:
+        out[name] = slice(start, start + size)
+        start += size
+    out["all"] = slice(0, start)
+    return out
+
+
+def obs_bounds(max_depth: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    layout = obs_layout(max_depth, width)
+    n = layout["all"].stop
+    low, high = np.full(n, -1.0, np.float32), np.ones(n, np.float32)
+    for name in ("draft_cost", "verify_cost"):
+        high[layout[name]] = COST_RATIO_MAX
+    return low, high
+
+
+def scale_logprobs(x: np.ndarray) -> np.ndarray:
+    return np.clip(x / LOGP_SCALE, -1.0, 0.0)
+
+
+def tree_features(cum: np.ndarray, probs: np.ndarray, ents: np.ndarray, n_slots: int, log_vocab: float):
+    """Tree part of the observation for ``n`` trees of ``d`` levels of width ``W``.
+
+    ``cum``: [n, d, W] cumulative log-probs in creation order; ``probs``/``ents``: [n, W] of the
+    newest level. Returns [n, 2 + W + n_slots]: the best newest node's draft prob and entropy
+    (/ ln V), the newest level's cumulative log-probs sorted, all nodes' sorted (padded with -1).
+    """
+    n, d, w = cum.shape
+    out = np.full((n, 2 + w + n_slots), -1.0)
+    last = cum[:, -1, :]
+    best = last.argmax(axis=1)
+    rows = np.arange(n)
+    out[:, 0] = probs[rows, best]
+    out[:, 1] = ents[rows, best] / log_vocab
+    out[:, 2 : 2 + w] = scale_logprobs(np.sort(last, axis=1)[:, ::-1])
+    out[:, 2 + w : 2 + w + d * w] = scale_logprobs(np.sort(cum.reshape(n, d * w), axis=1)[:, ::-1])
+    return out
+
+
+def joint_actions(max_depth: int, width: int) -> np.ndarray:
+    """The joint role's Discrete actions: every (depth, size) with 1 <= size <= depth * width."""
+    return np.array(
+        [(d, n) for d in range(1, max_depth + 1) for n in range(1, d * width + 1)], dtype=np.int64
+    )
+
+
+@dataclass(slots=True)
+class CycleResult:
+    """What the env, policies and evaluation need from one finished cycle (a ``CycleRecord`` digest)."""
+
+    context_len: int
+    depth: int  # draft forwards
+    n_verify: int  # nodes sent to the target
+    accepted_len: int  # accepted draft tokens that were appended (the record's, capped at the end)
+    new_tokens: int  # tokens appended: accepted + bonus, fewer at EOS / max_new_tokens
+    draft_tokens_fed: list[int]
+    verify_tokens_fed: int
+    time: float  # seconds under the cost model
+    target_step_time: float  # one target-only decoding step at context_len (nan if unknown)
+    target_time: float  # target-only decoding of the new tokens, one step each (nan if unknown)
+
+
+class CycleSource(ABC):
+    """One generation at a time, cycle by cycle; the decisions are the caller's."""
+
+    pair_name: str
+    width: int
+    max_depth: int
+    max_new_tokens: int
+    max_context: int
+    vocab_size: int
+    n_prompts: int
+    prompt_index: int
+
+    def _setup(self, width: int, max_depth: int, max_new_tokens: int) -> None:
+        check_shape(max_depth, width)
+        if max_new_tokens < 1:
+            raise SpecGymError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.width, self.max_depth, self.max_new_tokens = width, max_depth, max_new_tokens
+        self.n_slots = max_depth * width
+        self.layout = obs_layout(max_depth, width)
+        self.hist = np.full(2 * HISTORY, -1.0, np.float32)
+        self._joint = joint_actions(max_depth, width)
+        self._verify_range = np.arange(self.n_slots + 1)
+
+    # -- the episode -------------------------------------------------------------
+    @abstractmethod
+    def start(self, prompt_index: int) -> None: ...
+
+    @abstractmethod
+    def begin_cycle(self) -> None: ...
+
+    @abstractmethod
+    def draft_step(self) -> None: ...
+
+    @abstractmethod
+    def finish_cycle(self, n_verify: int | None = None) -> CycleResult:
+        """Verify the top-``n_verify`` drafted nodes by cumulative draft log-prob (None = all)."""
+
+    # -- state every decision reads ---------------------------------------------------
+    depth: int  # draft forwards this cycle (0 before drafting)
+
+    @property
+    @abstractmethod
+    def done(self) -> bool: ...
+
+    @property
+    @abstractmethod
+    def position(self) -> int:
+        """Tokens generated so far."""
+
+    @property
+    @abstractmethod
+    def prompt_len(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def remaining(self) -> int:
+        """Tokens still allowed (max_new_tokens and the context window)."""
+
+    @property
+    @abstractmethod
+    def pending(self) -> int:
+        """Tokens the cycle's first draft forward feeds (1, or 2 after a fully accepted cycle)."""
+
+    @property
+    @abstractmethod
+    def newest_prob(self) -> float:
+        """Draft prob of the newest level's most probable node (by cumulative log-prob)."""
+
+    @property
+    @abstractmethod
+    def best_logprob(self) -> float:
+        """Cumulative draft log-prob of that node: log of the draft's P(its whole path)."""
+
+    @abstractmethod
+    def observation(self) -> np.ndarray: ...
+
+    @property
+    def context_len(self) -> int:
+        return self.prompt_len + self.position
+
+    @property
+    def n_nodes(self) -> int:
+        return self.depth * self.width
+
+    @property
+    def cap(self) -> int:
+        """Deepest allowed draft this cycle: max_depth, and no deeper than the tokens left need."""
+        return max(1, min(self.max_depth, self.remaining - 1))
+
+    @property
+    def last_accepted(self) -> int:
+        """Previous cycle's accepted length (-1 before the first cycle)."""
+        return -1 if self.hist[0] < 0 else round(float(self.hist[0]) * self.max_depth)
+
+    @property
+    def last_depth(self) -> int:
+        return -1 if self.hist[HISTORY] < 0 else round(float(self.hist[HISTORY]) * self.max_depth)
+
+    def _push_history(self, accepted: int, depth: int) -> None:
+        h, hist = HISTORY, self.hist
+        hist[1:h] = hist[: h - 1]
+        hist[h + 1 :] = hist[h:-1]
+        hist[0] = accepted / self.max_depth
+        hist[h] = depth / self.max_depth
+
+    # -- action masks, shared by the env and by saved policies playing a partner ----------------
+    def action_mask(self, role: str) -> np.ndarray:
+        if role == "draft":
+            return np.array([self.depth < self.cap, True])
+        if role == "verify":
+            return self._verify_range <= self.n_nodes
+        return self._joint[:, 0] <= self.cap
+
+    @property
+    def joint_table(self) -> np.ndarray:
+        return self._joint
+
+
+class LiveCycles(CycleSource):
+    """The engine itself: real draft and target forwards on a :class:`ModelPair`."""
+
+    def __init__(
+        self,
+        pair: ModelPair,
+        prompts: Sequence[Sequence[int]],
+        *,
+        cost: CostModel,
+        width: int = 1,
+        max_depth: int = 8,
+        max_new_tokens: int = 128,
+    ):
+        self._setup(width, max_depth, max_new_tokens)
+        if not prompts:
+            raise SpecGymError("no prompts given; pass at least one")
+        self.dec = SpeculativeDecoder(pair)
+        self.prompts = [list(p) for p in prompts]
+        for p in self.prompts:
+            self.dec._check_prompt(p)
+        self.cost = cost
+        self.predicts = not isinstance(cost, MeasuredCost)
+        self.pair_name, self.n_prompts = pair.name, len(self.prompts)
+        self.max_context, self.vocab_size = pair.max_context, pair.vocab_size
+        self._log_vocab = math.log(self.vocab_size)
+        self.state = None
+        self.drafter = None
+        self.depth = 0
+
+    def start(self, prompt_index: int) -> None:
+        self.prompt_index = prompt_index
+        self.state = self.dec.start(self.prompts[prompt_index], self.max_new_tokens)
+        self.hist[:] = -1.0
+        self.drafter, self.depth = None, 0
+
+    def begin_cycle(self) -> None:
+        self.drafter = self.dec.begin_cycle(self.state, self.width)
+        self.depth = 0
+
+    def draft_step(self) -> None:
+        self.drafter.step()
+        self.depth = self.drafter.forwards
+
+    def finish_cycle(self, n_verify: int | None = None) -> CycleResult:
+        record = self.dec.finish_cycle(self.state, self.drafter, n_verify)
+        new = len(record.new_tokens)
+        result = CycleResult(
+            context_len=record.context_len,
+            depth=record.draft_forwards,
+            n_verify=len(record.verified),
+            accepted_len=min(record.accepted_len, new),
+            new_tokens=new,
+            draft_tokens_fed=list(record.draft_tokens_fed),
+            verify_tokens_fed=record.verify_tokens_fed,
+            time=self.cost.cycle_time(record),
+            target_step_time=self._target_time(record.context_len, 1),
+            target_time=self._target_time(record.context_len, new),
+        )
+        self._push_history(result.accepted_len, result.depth)
+        self.drafter, self.depth = None, 0
+        return result
+
+    def _target_time(self, ctx: int, n: int) -> float:
+        if not self.predicts:
+            return math.nan
+        return sum(self.cost.verify_time(1, ctx + j) for j in range(n))
+
+    @property
+    def done(self) -> bool:
+        return self.state.done
+
+    @property
+    def position(self) -> int:
+        return len(self.state.tokens) - self.state.prompt_len
+
+    @property
+    def prompt_len(self) -> int:
+        return self.state.prompt_len
+
+    @property
+    def remaining(self) -> int:
+        return self.state.remaining
+
+    @property
+    def pending(self) -> int:
+        return len(self.state.tokens) - self.state.draft_cached
+
+    def _best(self) -> int:
+        tree, w = self.drafter.tree, self.width
+        last = tree.cum_logprobs[-w:]
+        return len(tree.tokens) - w + int(np.argmax(last))
+
+    @property
+    def newest_prob(self) -> float:
+        return self.drafter.tree.probs[self._best()] if self.depth else 1.0
+
+    @property
+    def best_logprob(self) -> float:
+        return self.drafter.tree.cum_logprobs[self._best()] if self.depth else 0.0
+
+    def observation(self) -> np.ndarray:
+        lay, d, ctx = self.layout, self.depth, self.context_len
+        obs = np.full(lay["all"].stop, -1.0)
+        obs[0] = d / self.max_depth
+        obs[1] = ctx / self.max_context
+        obs[2] = self.remaining / self.max_new_tokens
+        if self.predicts:
+            t1 = self.cost.verify_time(1, ctx)
+            obs[3] = min(self.cost.draft_time(self.width, ctx) / t1, COST_RATIO_MAX)
+            obs[4] = min(self.cost.verify_time(1 + d * self.width, ctx) / t1, COST_RATIO_MAX)
+        else:  # wall clock cannot predict: no cost features
+            obs[3] = obs[4] = 0.0
+        tree_part = slice(lay["newest_prob"].start, lay["node_logprobs"].stop)
+        if d:
+            tree, w = self.drafter.tree, self.width
+            cum = np.array(tree.cum_logprobs).reshape(1, d, w)
+            probs = np.array(tree.probs[-w:]).reshape(1, w)
+            ents = np.array(tree.entropies[-w:]).reshape(1, w)
+            obs[tree_part] = tree_features(cum, probs, ents, self.n_slots, self._log_vocab)[0]
+        else:
+            obs[lay["newest_prob"]] = obs[lay["newest_entropy"]] = 0.0
+        obs[lay["history_accepted"].start :] = self.hist
+        return obs.astype(np.float32)

@@ -1,0 +1,270 @@
+"""TraceReplay: draft-and-verify cycles from a recorded trace, at numpy speed, no model.
+
+Greedy acceptance is a walk down the recorded tree matching the known output
+(output[i], output[i+1], ...) through the verified nodes, so everything a cycle yields
+(accepted length, tokens fed to each forward, cost-model time) is a table lookup. Per
+prompt, on first use, we precompute:
+
+- ``acc[i, d-1, n]``: accepted draft tokens at position ``i`` with a depth-``d`` tree whose
+  top-``n`` nodes by cumulative draft log-prob (ties to the earlier node, as
+  ``DraftTree.top_nodes``) are verified;
+- the observation's tree and cost part for every (position, depth);
+- cost-model times by context (the same scalar calls the live cost model makes, summed in
+  the same order, so rewards match live ones bit for bit).
+
+The first draft forward of a cycle feeds 1 pending token, or 2 after a cycle that accepted
+its whole depth (the newest level is never fed to the draft: see ``finish_cycle``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.specdec.cost import CostModel, MeasuredCost
+from envs.specdec.cycles import COST_RATIO_MAX, CycleResult, CycleSource, tree_features
+from envs.specdec.errors import SpecGymError
+from envs.specdec.trace import PromptTrace, Trace
+
+CACHE_PROMPTS = 64  # prompts whose tables stay in memory
+
+
+@dataclass
+class PromptTables:
+    """Everything replay reads for one prompt; positions run over the env's output (length ``n``)."""
+
+    n: int
+    prompt_len: int
+    limit: int  # tokens the env may generate (max_new_tokens within the context window)
+    acc: np.ndarray  # [n, D, D*W + 1] accepted draft tokens
+    feat: np.ndarray  # [n + 1, D + 1, F] observation without history (float32)
+    best_prob: np.ndarray  # [n, D] newest level's best node: draft prob
+    best_cum: np.ndarray  # [n, D] ... and cumulative log-prob
+    draft_first: np.ndarray  # [n, 2] draft forward feeding 1 or 2 pending tokens
+    draft_level: np.ndarray  # [n] draft forward feeding a level of W nodes
+    verify: np.ndarray  # [n + 1, D*W + 1] target forward: pending token + n nodes
+    cap: np.ndarray  # [n + 1] deepest allowed draft
+
+
+def accepted_table(pt: PromptTrace, n: int, depth: int, width: int) -> np.ndarray:
+    """``acc[i, d-1, k]`` for positions ``i < n`` (see the module docstring)."""
+    tokens, parents = pt.tokens[:n, :depth], pt.parents[:n, :depth]
+    k = depth * width
+    out = np.asarray(pt.output[:n], np.int64)
+    idx = np.arange(n)[:, None] + np.arange(depth)[None, :]
+    target = np.where(idx < n, out[np.minimum(idx, n - 1)], -1)  # output[i + l]; none past the end
+    match = np.full((n, depth), -1)
+    prev = np.full(n, -1)
+    for level in range(depth):
+        hit = (tokens[:, level, :] == target[:, level, None]) & (parents[:, level, :] == prev[:, None])
+        found = hit.any(axis=1)
+        flat = level * width + hit.argmax(axis=1)
+        match[:, level] = np.where(found, flat, -1)
+        prev = np.where(found, flat, -2)  # -2: no node has it as parent, the walk is over
+    # rank of every node in the verification order, then among the nodes of a depth-d tree only
+    order = np.argsort(-pt.cum_logprobs[:n, :depth].reshape(n, k), axis=1, kind="stable")
+    place = np.empty_like(order)
+    np.put_along_axis(place, order, np.arange(k)[None, :].repeat(n, 0), axis=1)
+    before = np.cumsum(place[:, :, None] < place[:, None, :], axis=1)  # [n, m, node]: #{m' <= m ahead}
+    sizes = np.arange(k + 1)
+    acc = np.zeros((n, depth, k + 1), np.int16)
+    safe = np.maximum(match, 0)
+    for d in range(1, depth + 1):
+        rank = np.take_along_axis(before[:, d * width - 1, :], safe, axis=1)  # [n, depth]
+        rank = np.where((match >= 0) & (np.arange(depth)[None, :] < d), rank, k + 1)
+        walk = np.cumprod(rank[:, :, None] < sizes[None, None, :], axis=1)
+        acc[:, d - 1, :] = walk.sum(axis=1)
+    return acc
+
+
+class TraceReplay(CycleSource):
+    """A :class:`CycleSource` over a recorded :class:`Trace` (greedy decoding only)."""
+
+    def __init__(
+        self,
+        trace: Trace | str,
+        *,
+        cost: CostModel,
+        width: int | None = None,
+        max_depth: int | None = None,
+        max_new_tokens: int | None = None,
+    ):
+        trace = trace if isinstance(trace, Trace) else Trace.load(trace)
+        meta = trace.meta
+        width = trace.width if width is None else width
+        max_depth = trace.max_depth if max_depth is None else max_depth
+        max_new_tokens = int(meta["max_new_tokens"]) if max_new_tokens is None else max_new_tokens
+        if width != trace.width:
+            raise SpecGymError(
+                f"trace was recorded with width {trace.width}, not {width}; pass width={trace.width} "
+                "or record a trace with --width " + str(width)
+            )
+        if max_depth > trace.max_depth:
+            raise SpecGymError(
+                f"trace holds trees to depth {trace.max_depth}, not {max_depth}; pass max_depth <= "
+                f"{trace.max_depth} or record with --max-depth {max_depth}"
+            )
+        if max_new_tokens > int(meta["max_new_tokens"]):
+            raise SpecGymError(
+                f"trace outputs stop at {meta['max_new_tokens']} new tokens; pass max_new_tokens <= "
+                f"{meta['max_new_tokens']} or record with --max-new-tokens {max_new_tokens}"
+            )
+        if isinstance(cost, MeasuredCost):
+            raise SpecGymError(
+                "replay cannot measure wall clock; use a profiled .json or 'analytic' cost model"
+            )
+        self._setup(width, max_depth, max_new_tokens)
+        self.trace, self.cost = trace, cost
+        self.pair_name = meta["pair"]
+        self.max_context, self.vocab_size = int(meta["max_context"]), int(meta["vocab_size"])
+        self.n_prompts = trace.n_prompts
+        self._log_vocab = math.log(self.vocab_size)
+        self._costs: dict[int, tuple[float, float, float, list[float]]] = {}
+        self._tables: OrderedDict[int, PromptTables] = OrderedDict()
+        self.t: PromptTables | None = None
+        self.depth = 0
+
+    # -- per-prompt tables ----------------------------------------------------------------
+    def _cost_row(self, ctx: int) -> tuple[float, float, float, list[float]]:
+        row = self._costs.get(ctx)
+        if row is None:
+            c, w = self.cost, self.width
+            verify = [c.verify_time(1 + k, ctx) for k in range(self.n_slots + 1)]
+            row = (c.draft_time(1, ctx), c.draft_time(2, ctx), c.draft_time(w, ctx), verify)
+            self._costs[ctx] = row
+        return row
+
+    def tables(self, prompt_index: int) -> PromptTables:
+        """The prompt's replay tables (built on first use, kept for the most recent prompts)."""
+        t = self._tables.get(prompt_index)
+        if t is None:
+            t = self._build(prompt_index)
+            self._tables[prompt_index] = t
+            if len(self._tables) > CACHE_PROMPTS:
+                self._tables.popitem(last=False)
+        return t
+
+    def _build(self, i: int) -> PromptTables:
+        pt, d_max, w, k = self.trace.prompt(i), self.max_depth, self.width, self.n_slots
+        p = len(pt.prompt)
+        limit = min(self.max_new_tokens, self.max_context - p)  # tokens this env may generate
+        n = min(len(pt.output), limit)
+        pos = np.arange(n + 1)
+        rows = [self._cost_row(p + j) for j in range(n + 1)]
+        first = np.array([[r[0], r[1]] for r in rows])
+        level = np.array([r[2] for r in rows])
+        verify = np.array([r[3] for r in rows])
+        remaining = limit - pos
+        lay = self.layout
+        width_f = lay["node_logprobs"].stop
+        feat = np.full((n + 1, d_max + 1, width_f), -1.0)
+        feat[:, :, 0] = np.arange(d_max + 1)[None, :] / d_max
+        feat[:, :, 1] = ((p + pos) / self.max_context)[:, None]
+        feat[:, :, 2] = (remaining / self.max_new_tokens)[:, None]
+        feat[:, :, 3] = np.minimum(level / verify[:, 0], COST_RATIO_MAX)[:, None]
+        feat[:, :, 4] = np.minimum(verify[:, np.arange(d_max + 1) * w] / verify[:, :1], COST_RATIO_MAX)
+        feat[:, 0, lay["newest_prob"]] = feat[:, 0, lay["newest_entropy"]] = 0.0
+        cum = pt.cum_logprobs[:n, :d_max]
+        best = cum.argmax(axis=2)  # [n, D]: best slot of each level
+        best_prob = np.take_along_axis(pt.probs[:n, :d_max], best[..., None], axis=2)[..., 0]
+        best_cum = np.take_along_axis(cum, best[..., None], axis=2)[..., 0]
+        tree_part = slice(lay["newest_prob"].start, width_f)
+        for d in range(1, d_max + 1):
+            feat[:n, d, tree_part] = tree_features(
+                cum[:, :d], pt.probs[:n, d - 1], pt.entropies[:n, d - 1], k, self._log_vocab
+            )
+        return PromptTables(
+            n=n,
+            prompt_len=p,
+            limit=limit,
+            acc=accepted_table(pt, n, d_max, w),
+            feat=feat.astype(np.float32),
+            best_prob=best_prob,
+            best_cum=best_cum,
+            draft_first=first[:n],
+            draft_level=level[:n],
+            verify=verify,
+            cap=np.maximum(1, np.minimum(d_max, remaining - 1)),
+        )
+
+    # -- the episode --------------------------------------------------------------------------
+    def start(self, prompt_index: int) -> None:
+        if not 0 <= prompt_index < self.n_prompts:
+            raise SpecGymError(f"prompt index {prompt_index} out of range 0..{self.n_prompts - 1}")
+        self.prompt_index = prompt_index
+        self.t = self.tables(prompt_index)
+        self.pos, self.depth, self._pending = 0, 0, 1
+        self.hist[:] = -1.0
+
+    def begin_cycle(self) -> None:
+        self.depth = 0
+
+    def draft_step(self) -> None:
+        self.depth += 1
+
+    def finish_cycle(self, n_verify: int | None = None) -> CycleResult:
+        t, pos, d, w = self.t, self.pos, self.depth, self.width
+        k = d * w
+        n = k if n_verify is None else min(max(int(n_verify), 0), k)
+        a = int(t.acc[pos, d - 1, n])
+        left = t.n - pos
+        new = a + 1 if a < left else left
+        fed = [self._pending] + [w] * (d - 1)
+        # the cost model's cycle_time, term for term (sum order included)
+        draft = [float(t.draft_first[pos, self._pending - 1])] + [float(t.draft_level[pos])] * (d - 1)
+        time = sum(draft) + float(t.verify[pos, n])
+        result = CycleResult(
+            context_len=t.prompt_len + pos,
+            depth=d,
+            n_verify=n,
+            accepted_len=min(a, new),
+            new_tokens=new,
+            draft_tokens_fed=fed,
+            verify_tokens_fed=1 + n,
+            time=time,
+            target_step_time=float(t.verify[pos, 0]),
+            target_time=sum(t.verify[pos : pos + new, 0].tolist()),
+        )
+        self._pending = 2 if a == d else 1
+        self.pos += new
+        self.depth = 0
+        self._push_history(result.accepted_len, d)
+        return result
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.t.n
+
+    @property
+    def position(self) -> int:
+        return self.pos
+
+    @property
+    def prompt_len(self) -> int:
+        return self.t.prompt_len
+
+    @property
+    def remaining(self) -> int:
+        return self.t.limit - self.pos
+
+    @property
+    def cap(self) -> int:
+        return int(self.t.cap[self.pos])
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    @property
+    def newest_prob(self) -> float:
+        return float(self.t.best_prob[self.pos, self.depth - 1]) if self.depth else 1.0
+
+    @property
+    def best_logprob(self) -> float:
+        return float(self.t.best_cum[self.pos, self.depth - 1]) if self.depth else 0.0
+
+    def observation(self) -> np.ndarray:
+        return np.concatenate((self.t.feat[self.pos, self.depth], self.hist))

@@ -1,0 +1,278 @@
+"""Trace recording: every draft proposal from every prefix of the target's greedy output.
+
+With greedy verification the output never depends on the drafting schedule, so for each
+prompt we record the target's greedy output once and, at every position ``i`` (context =
+prompt + output[:i]), the draft's top-W tree to ``max_depth`` levels (the first ``d`` levels
+of that tree are exactly the depth-``d`` tree: levels grow without lookahead). Replay
+(:mod:`envs.specdec.replay`) then reproduces any schedule without a model.
+
+Recording is teacher forcing, not the SpD loop: one draft forward over prompt + output gives
+every position's first level; each further level is one batched forward over a chunk of
+positions with a 4D mask (each node sees its position's context and its own ancestors).
+Node order, top-W selection and float32 scores mirror :class:`~envs.specdec.draft.Drafter`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import DynamicCache
+
+from envs.specdec.cache import keep_positions
+from envs.specdec.decoder import SpeculativeDecoder, check_shape
+from envs.specdec.errors import SpecGymError
+from envs.specdec.pair import ModelPair
+from envs.specdec.sampling import check_finite, entropy, log_probs
+
+TRACE_VERSION = 1
+ARRAYS = (
+    "prompt_tokens",
+    "prompt_offsets",
+    "output_tokens",
+    "output_offsets",
+    "eos_stop",
+    "tree_tokens",
+    "tree_parents",
+    "tree_probs",
+    "tree_entropies",
+    "tree_cum_logprobs",
+)
+
+
+@dataclass
+class PromptTrace:
+    """One prompt's slice of a trace; tree arrays are [len(output), max_depth, width]."""
+
+    prompt: np.ndarray
+    output: np.ndarray
+    eos_stop: bool
+    tokens: np.ndarray
+    parents: np.ndarray  # creation-order index of the parent node (-1 = the context)
+    probs: np.ndarray
+    entropies: np.ndarray
+    cum_logprobs: np.ndarray
+
+
+@dataclass
+class Trace:
+    """Recorded trees for a set of prompts, concatenated over prompts (CSR offsets)."""
+
+    meta: dict[str, Any]
+    prompt_tokens: np.ndarray
+    prompt_offsets: np.ndarray
+    output_tokens: np.ndarray
+    output_offsets: np.ndarray  # also the tree offsets: one tree per output position
+    eos_stop: np.ndarray
+    tree_tokens: np.ndarray
+    tree_parents: np.ndarray
+    tree_probs: np.ndarray
+    tree_entropies: np.ndarray
+    tree_cum_logprobs: np.ndarray
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_prompts(self) -> int:
+        return len(self.prompt_offsets) - 1
+
+    @property
+    def width(self) -> int:
+        return int(self.meta["width"])
+
+    @property
+    def max_depth(self) -> int:
+        return int(self.meta["max_depth"])
+
+    def prompt(self, i: int) -> PromptTrace:
+        a, b = self.output_offsets[i], self.output_offsets[i + 1]
+        return PromptTrace(
+            prompt=self.prompt_tokens[self.prompt_offsets[i] : self.prompt_offsets[i + 1]],
+            output=self.output_tokens[a:b],
+            eos_stop=bool(self.eos_stop[i]),
+            tokens=self.tree_tokens[a:b],
+            parents=self.tree_parents[a:b],
+            probs=self.tree_probs[a:b],
+            entropies=self.tree_entropies[a:b],
+            cum_logprobs=self.tree_cum_logprobs[a:b],
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Compressed ``.npz`` (meta inside as JSON) plus a readable ``.json`` of the meta beside it."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise SpecGymError(f"trace path {str(path)!r} must end in .npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {name: getattr(self, name) for name in ARRAYS}
+        np.savez_compressed(path, meta=np.array(json.dumps(self.meta)), **arrays)
+        path.with_suffix(".json").write_text(json.dumps(self.meta, indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Trace:
+        path = Path(path)
+        if not path.is_file():
+            raise SpecGymError(
+                f"trace file {str(path)!r} not found; record one with python -m experiments.record_traces "
+                f"--pair NAME --out {path}"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {name: data[name] for name in ARRAYS}
+        except (OSError, ValueError, KeyError) as exc:
+            raise SpecGymError(
+                f"cannot read trace {str(path)!r} ({exc}); re-record it with "
+                "python -m experiments.record_traces"
+            ) from None
+        if meta.get("version") != TRACE_VERSION:
+            raise SpecGymError(
+                f"trace {str(path)!r} has format version {meta.get('version')}, this SpecGym reads "
+                f"{TRACE_VERSION}; re-record it with python -m experiments.record_traces"
+            )
+        return cls(meta=meta, **arrays)
+
+
+def _expand(logp: torch.Tensor, base: torch.Tensor, width: int):
+    """Top-W children of every tree in a batch, exactly as ``Drafter._expand`` picks them.
+
+    ``logp``: [B, R, V] float32 log-probs of the R frontier rows; ``base``: [B, R] float64
+    cumulative log-probs of those rows. Returns (row, token, lp, cum, ent), each [B, W].
+    """
+    b, r, _ = logp.shape
+    ent = entropy(logp)  # [B, R]
+    vals, idx = logp.topk(width, dim=-1)  # [B, R, W]
+    cand = (vals + base.to(torch.float32)[..., None]).reshape(b, r * width)  # float32, as the drafter
+    best = cand.topk(min(width, r * width), dim=-1).indices.sort(dim=-1).values
+    row = torch.div(best, width, rounding_mode="floor")
+    token = idx.reshape(b, -1).gather(1, best)
+    lp = vals.reshape(b, -1).gather(1, best).double()
+    cum = base.gather(1, row) + lp
+    return row, token, lp, cum, ent.gather(1, row).double()
+
+
+@torch.no_grad()
+def draft_trees(
+    draft: torch.nn.Module, prompt: list[int], output: list[int], *, width: int, depth: int, chunk: int = 64
+) -> dict[str, np.ndarray]:
+    """The draft's tree at every output position, by teacher forcing; arrays [N, depth, width]."""
+    device, n, p = draft.device, len(output), len(prompt)
+    seq = prompt + output[:-1]
+    c0 = len(seq)
+    cache = DynamicCache(config=draft.config)
+    first = draft(input_ids=torch.tensor([seq], device=device), past_key_values=cache, use_cache=True).logits[
+        0, p - 1 :
+    ]
+    check_finite(first, "draft")
+    shape = (n, depth, width)
+    out = {
+        "tokens": np.zeros(shape, np.int32),
+        "parents": np.zeros(shape, np.int16),
+        "probs": np.zeros(shape),
+        "entropies": np.zeros(shape),
+        "cum_logprobs": np.zeros(shape),
+    }
+    dtype = draft.dtype
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        size, q = b - a, (b - a) * width
+        ctx = torch.arange(p + a, p + b, device=device)  # context length of each position
+        row, token, lp, cum, ent = _expand(
+            log_probs(first[a:b])[:, None, :], torch.zeros(size, 1, dtype=torch.float64, device=device), width
+        )
+        _store(out, slice(a, b), 0, width, row, token, lp, cum, ent)
+        ancestors = torch.zeros(size, width, 0, dtype=torch.long, device=device)  # cache columns
+        rows_ctx = ctx.repeat_interleave(width)
+        for level in range(1, depth):
+            past = c0 + (level - 1) * q
+            own = past + torch.arange(q, device=device)
+            allowed = torch.arange(past + q, device=device)[None, :] < rows_ctx[:, None]
+            r_idx = torch.arange(q, device=device)
+            allowed[r_idx[:, None].expand(q, level - 1), ancestors.reshape(q, level - 1)] = True
+            allowed[r_idx, own] = True
+            mask = torch.zeros(q, past + q, dtype=dtype, device=device).masked_fill_(
+                ~allowed, torch.finfo(dtype).min
+            )
+            logits = draft(
+                input_ids=token.reshape(1, q).to(device),
+                position_ids=(rows_ctx + level - 1)[None],
+                attention_mask=mask[None, None],
+                past_key_values=cache,
+                use_cache=True,
+            ).logits[0]
+            check_finite(logits, "draft")
+            row, token, lp, cum, ent = _expand(log_probs(logits).reshape(size, width, -1), cum, width)
+            _store(out, slice(a, b), level, width, row, token, lp, cum, ent)
+            parent_cols = own.reshape(size, width).gather(1, row)
+            inherited = ancestors.gather(1, row[..., None].expand(size, width, level - 1))
+            ancestors = torch.cat([inherited, parent_cols[..., None]], dim=-1)
+        keep_positions(cache, c0)
+    return out
+
+
+def _store(out, rows: slice, level: int, width: int, row, token, lp, cum, ent) -> None:
+    out["tokens"][rows, level] = token.cpu().numpy()
+    out["parents"][rows, level] = (row.cpu().numpy() + (level - 1) * width) if level else -1
+    out["probs"][rows, level] = np.exp(lp.cpu().numpy())
+    out["entropies"][rows, level] = ent.cpu().numpy()
+    out["cum_logprobs"][rows, level] = cum.cpu().numpy()
+
+
+def record_trace(
+    pair: ModelPair,
+    prompts: list[list[int]],
+    *,
+    max_new_tokens: int,
+    width: int = 1,
+    max_depth: int = 8,
+    meta: dict[str, Any] | None = None,
+    chunk: int = 64,
+    progress: bool = True,
+) -> Trace:
+    """Target greedy outputs and draft trees for ``prompts`` (token ids); see the module docstring."""
+    check_shape(max_depth, width)
+    if not prompts:
+        raise SpecGymError("no prompts to record; pass at least one")
+    dec = SpeculativeDecoder(pair)
+    lists: dict[str, list[np.ndarray]] = {k: [] for k in ("prompt", "output", "eos", "tree")}
+    trees: list[dict[str, np.ndarray]] = []
+    for ids in tqdm(prompts, desc="recording traces", disable=not progress):
+        result = dec.generate_target(ids, max_new_tokens)
+        trees.append(
+            draft_trees(pair.draft, list(ids), result.tokens, width=width, depth=max_depth, chunk=chunk)
+        )
+        lists["prompt"].append(np.asarray(ids, np.int32))
+        lists["output"].append(np.asarray(result.tokens, np.int32))
+        lists["eos"].append(result.stop_reason == "eos")
+
+    def offsets(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum([len(x) for x in parts])]).astype(np.int64)
+
+    full_meta = {
+        "version": TRACE_VERSION,
+        "pair": pair.name,
+        "pair_info": pair.describe(),
+        "width": width,
+        "max_depth": max_depth,
+        "max_new_tokens": max_new_tokens,
+        "max_context": pair.max_context,
+        "vocab_size": pair.vocab_size,
+        "eos_token_ids": sorted(pair.eos_token_ids),
+        "n_prompts": len(prompts),
+        "date": date.today().isoformat(),
+        **(meta or {}),
+    }
+    return Trace(
+        meta=full_meta,
+        prompt_tokens=np.concatenate(lists["prompt"]),
+        prompt_offsets=offsets(lists["prompt"]),
+        output_tokens=np.concatenate(lists["output"]),
+        output_offsets=offsets(lists["output"]),
+        eos_stop=np.array(lists["eos"], bool),
+        **{f"tree_{k}": np.concatenate([t[k] for t in trees]) for k in trees[0]},
+    )

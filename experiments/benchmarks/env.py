@@ -1,0 +1,149 @@
+"""``env``: environment steps per second in one process, live engine or trace replay.
+
+    python -m experiments.benchmark env --env draft-verify --backend replay|live --pair NAME --out FILE.json
+
+Steps the env made with ``gymnasium.make`` (the wrappers users get) under a random (masked)
+or static policy; ``steps_per_s`` counts time inside ``env.step`` and ``env.reset`` only,
+``loop_steps_per_s`` the whole loop with the policy's choice. Replay without ``--traces``
+records a trace first (its time is reported apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from rich.console import Console
+
+import envs  # noqa: F401 - registers the ids
+from envs.specdec import SpecGymError
+from envs.specdec.cost import device_name
+from envs.specdec.trace import record_trace
+from envs.tasks import load_prompts
+from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
+
+console = Console()
+ENVS = {"draft-verify": "SpecGym/DraftVerify-v0"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    env = sub.add_parser("env", help="env steps/s (live engine or trace replay)")
+    env.add_argument("--env", choices=sorted(ENVS), default="draft-verify")
+    env.add_argument("--backend", choices=("replay", "live"), default="replay")
+    add_pair_args(env, default="tiny-random")
+    add_prompt_args(env, n=8, max_new=128)
+    env.add_argument("--role", choices=("draft", "verify", "joint"), default="draft")
+    env.add_argument("--width", type=int, default=1)
+    env.add_argument("--max-depth", type=int, default=8)
+    env.add_argument("--cost-model", default="analytic", help="analytic | profile .json (| measured, live)")
+    env.add_argument("--traces", help="replay: a recorded .npz (default: record one now)")
+    env.add_argument("--policy", default="random", help="random (masked) | static-K")
+    env.add_argument("--steps", type=int, default=None, help="env steps (default: 50000 replay, 1000 live)")
+    env.add_argument("--seed", type=int, default=0)
+    env.add_argument("--out", help="write the results JSON here")
+    env.set_defaults(run=run)
+
+
+def _chooser(policy: str, env: gym.Env, rng: np.random.Generator):
+    """Action function: masked uniform random, or a static depth K (verify everything)."""
+    inner = env.unwrapped
+    if policy == "random":
+
+        def random_action() -> int:
+            valid = np.flatnonzero(inner.action_masks())
+            return int(valid[rng.integers(len(valid))])
+
+        return random_action
+    m = re.fullmatch(r"static-(\d+)", policy)
+    if not m:
+        raise SpecGymError(f"unknown benchmark policy {policy!r}; use random or static-K")
+    k, src = int(m.group(1)), inner.source
+    if inner.role == "draft":
+        return lambda: 0 if src.depth < k else 1
+    if inner.role == "verify":
+        return lambda: src.n_nodes
+    table = [tuple(x) for x in inner.joint_table]
+    return lambda: table.index((min(k, src.cap), min(k, src.cap) * src.width))
+
+
+def run(args: argparse.Namespace) -> dict:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n_steps = args.steps or (50_000 if args.backend == "replay" else 1_000)
+    kwargs = dict(
+        pair=args.pair,
+        role=args.role,
+        backend=args.backend,
+        width=args.width,
+        max_depth=args.max_depth,
+        max_new_tokens=args.max_new_tokens,
+        cost_model=args.cost_model,
+    )
+    record_s, tmp = None, None
+    if args.backend == "replay":
+        traces = args.traces
+        if traces is None:
+            pair = pair_from_args(args)
+            tmp = tempfile.TemporaryDirectory()
+            start = time.perf_counter()
+            ids = [pair.encode(t) for t in load_prompts(args.prompts, args.n_prompts)]
+            trace = record_trace(
+                pair, ids, max_new_tokens=args.max_new_tokens, width=args.width, max_depth=args.max_depth
+            )
+            traces = str(trace.save(Path(tmp.name) / "trace.npz"))
+            record_s = time.perf_counter() - start
+        kwargs["traces"] = traces
+        device = device_name(torch.device("cpu"))
+    else:
+        kwargs.update(prompts=args.prompts, n_prompts=args.n_prompts, device=args.device, dtype=args.dtype)
+        device = device_name(torch.device(args.device if args.device != "auto" else "cpu"))
+    env = gym.make(ENVS[args.env], **kwargs)
+    if args.backend == "live":
+        device = device_name(env.unwrapped.source.dec.pair.device)
+    choose = _chooser(args.policy, env, np.random.default_rng(args.seed))
+    env.reset(seed=args.seed)
+    env.step(choose())  # first step: the passive checker's one-off checks stay out of the timing
+    env.reset(seed=args.seed)
+    inside, episodes, done = 0.0, 0, False
+    loop_start = time.perf_counter()
+    for _ in range(n_steps):
+        action = choose()
+        t0 = time.perf_counter()
+        _, _, done, _, _ = env.step(action)
+        if done:
+            env.reset()
+            episodes += 1
+        inside += time.perf_counter() - t0
+    loop_s = time.perf_counter() - loop_start
+    if tmp is not None:
+        tmp.cleanup()
+    result = {
+        "benchmark": "env",
+        "env": ENVS[args.env],
+        "backend": args.backend,
+        "role": args.role,
+        "pair": args.pair,
+        "device": device,
+        "width": args.width,
+        "max_depth": args.max_depth,
+        "cost_model": args.cost_model,
+        "policy": args.policy,
+        "n_steps": n_steps,
+        "episodes": episodes,
+        "steps_per_s": n_steps / inside,
+        "loop_steps_per_s": n_steps / loop_s,
+        "trace_record_seconds": record_s,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    console.print(
+        f"{result['env']} {args.backend} ({args.role}, {args.policy}): {result['steps_per_s']:,.0f} steps/s "
+        f"in env ({result['loop_steps_per_s']:,.0f} with the policy), {n_steps} steps, {episodes} episodes"
+    )
+    return result

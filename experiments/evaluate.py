@@ -1,0 +1,172 @@
+"""Evaluate a trained DraftVerify policy against every baseline on held-out prompts.
+
+    python -m experiments.evaluate --env draft-verify --policy RUN_DIR_OR_ZIP --pair NAME \
+        [--traces HELDOUT.npz | --prompts FILE.jsonl] --out FILE.json
+
+Every policy decodes the same prompts. Under the cost model (replay of a held-out trace, or
+the live engine): ``tokens_per_s``, ``mean_accepted_length`` and ``fraction_of_oracle`` for
+``learned``, ``oracle`` (replay only), ``target_only``, ``static_k1`` .. ``static_kN`` and the
+dynamic baselines. Then live decoding with the wall clock (``measured_tokens_per_s``) for
+``learned``, the best static k and ``target_only``, interleaved per prompt in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from tqdm.auto import tqdm
+
+from agents.baselines import make_policy
+from agents.policy import Composite, EpisodeStats, Policy, SB3Policy, rollout
+from envs.specdec import SpecGymError, SpeculativeDecoder
+from envs.specdec.cost import MeasuredCost, device_name, make_cost_model
+from envs.specdec.cycles import CycleSource, LiveCycles
+from envs.specdec.replay import TraceReplay
+from envs.specdec.state import Timer
+from envs.tasks import load_prompts
+from experiments.cli import add_pair_args, pair_from_args, run_main, write_json
+
+console = Console()
+DYNAMIC = ("heuristic", "confidence", "specdec++")
+
+
+def learned_policy(path: str, verify: str | None) -> Policy:
+    """A run directory (its trained depth and size policies) or a depth-policy .zip."""
+    p = Path(path)
+    if p.is_dir():
+        results = p / "results.json"
+        if not results.is_file():
+            raise SpecGymError(f"{p} has no results.json; pass a finished run directory or a policy .zip")
+        policies = json.loads(results.read_text())["policies"]
+        depth = SB3Policy(policies["draft"], "draft") if policies.get("draft") else make_policy("static-4")
+        size = SB3Policy(policies["verify"], "verify") if policies.get("verify") else Policy()
+        return Composite(depth, size, "learned")
+    return Composite(SB3Policy(p, "draft"), SB3Policy(verify, "verify") if verify else Policy(), "learned")
+
+
+def summarise(stats: list[EpisodeStats]) -> dict:
+    tokens = sum(s.tokens for s in stats)
+    return {
+        "tokens_per_s": tokens / sum(s.time for s in stats),
+        "mean_accepted_length": tokens / sum(s.cycles for s in stats),
+        "speedup_vs_target_only": sum(s.target_time for s in stats) / sum(s.time for s in stats),
+        "per_prompt_tokens_per_s": [s.tokens_per_s for s in stats],
+    }
+
+
+def evaluate_cost_model(source: CycleSource, policies: dict[str, Policy]) -> dict[str, dict]:
+    out = {}
+    for name, policy in tqdm(policies.items(), desc="policies (cost model)"):
+        out[name] = summarise([rollout(policy, source, i) for i in range(source.n_prompts)])
+    first = next(iter(out.values()))
+    out["target_only"] = {
+        "tokens_per_s": first["tokens_per_s"] / first["speedup_vs_target_only"],
+        "mean_accepted_length": 1.0,
+        "speedup_vs_target_only": 1.0,
+    }
+    best = out.get("oracle", max(out.values(), key=lambda r: r["tokens_per_s"]))["tokens_per_s"]
+    for row in out.values():
+        row["fraction_of_oracle"] = row["tokens_per_s"] / best
+    return out
+
+
+def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], args) -> dict[str, float]:
+    """Wall-clock tokens/s, policies interleaved per prompt (same machine state for each)."""
+    source = LiveCycles(pair, prompts, cost=MeasuredCost(), width=args.width, max_depth=args.max_depth,
+                        max_new_tokens=args.max_new_tokens)  # fmt: skip
+    dec = SpeculativeDecoder(pair)
+    tokens = dict.fromkeys([*policies, "target_only"], 0)
+    seconds = dict.fromkeys(tokens, 0.0)
+    for i in tqdm(range(len(prompts)), desc="live decoding (wall clock)"):
+        for name, policy in policies.items():
+            with Timer(pair.device) as timer:
+                stats = rollout(policy, source, i)
+            tokens[name] += stats.tokens
+            seconds[name] += timer.elapsed
+        with Timer(pair.device) as timer:
+            out = dec.generate_target(prompts[i], args.max_new_tokens)
+        tokens["target_only"] += len(out.tokens)
+        seconds["target_only"] += timer.elapsed
+    return {name: tokens[name] / seconds[name] for name in tokens}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--env", default="draft-verify", choices=["draft-verify"])
+    p.add_argument("--policy", required=True, help="a run directory, or a depth-policy .zip")
+    p.add_argument("--verify-policy", help="a size-policy .zip to pair with a depth-policy .zip")
+    add_pair_args(p, default="tiny-random")
+    p.add_argument("--traces", help="held-out trace .npz (replay under the cost model)")
+    p.add_argument("--prompts", help="a .jsonl file or reasoning-gym task names (default: held-out generated)")
+    p.add_argument("--n-prompts", type=int, default=20)
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default: the trace's, or 128 live")
+    p.add_argument("--width", type=int, default=4)
+    p.add_argument("--max-depth", type=int, default=8)
+    p.add_argument("--cost-model", default="analytic", help="analytic | profile .json")
+    p.add_argument("--no-live", action="store_true", help="skip the wall-clock measurement")
+    p.add_argument("--out", help="write the results JSON here")
+    args = p.parse_args(argv)
+
+    pair = pair_from_args(args)
+    cost = make_cost_model(args.cost_model)
+    if args.traces:
+        source: CycleSource = TraceReplay(args.traces, cost=cost, width=args.width, max_depth=args.max_depth,
+                                          max_new_tokens=args.max_new_tokens)  # fmt: skip
+        prompts = [source.trace.prompt(i).prompt.tolist() for i in range(source.n_prompts)]
+        args.max_new_tokens = source.max_new_tokens
+    else:
+        args.max_new_tokens = args.max_new_tokens or 128
+        prompts = [pair.encode(t) for t in load_prompts(args.prompts, args.n_prompts)]
+        source = LiveCycles(pair, prompts, cost=cost, width=args.width, max_depth=args.max_depth,
+                            max_new_tokens=args.max_new_tokens)  # fmt: skip
+    learned = learned_policy(args.policy, args.verify_policy)
+    policies: dict[str, Policy] = {"learned": learned}
+    if isinstance(source, TraceReplay):
+        policies["oracle"] = make_policy("oracle", source=source)
+    policies |= {f"static_k{k}": make_policy(f"static-{k}") for k in range(1, args.max_depth + 1)}
+    policies |= {name: make_policy(name) for name in DYNAMIC}
+    results = evaluate_cost_model(source, policies)
+    statics = [f"static_k{k}" for k in range(1, args.max_depth + 1)]
+    best_static = max(statics, key=lambda n: results[n]["tokens_per_s"])
+    if not args.no_live:
+        live = measure_live(pair, prompts, {"learned": learned, best_static: policies[best_static]}, args)
+        for name, rate in live.items():
+            results[name]["measured_tokens_per_s"] = rate
+    out = {
+        "env": args.env,
+        "pair": pair.name,
+        "device": device_name(pair.device),
+        "cost_model": args.cost_model,
+        "backend": "replay" if args.traces else "live",
+        "n_prompts": len(prompts),
+        "width": args.width,
+        "max_depth": args.max_depth,
+        "best_static_k": int(best_static.removeprefix("static_k")),
+        "learned_over_best_static": results["learned"]["tokens_per_s"] / results[best_static]["tokens_per_s"],
+        "policies": results,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if not args.no_live:
+        out["measured_learned_over_best_static"] = (
+            results["learned"]["measured_tokens_per_s"] / results[best_static]["measured_tokens_per_s"]
+        )
+    table = Table(title=f"DraftVerify evaluation: {pair.name}, {len(prompts)} held-out prompts, {args.cost_model}")
+    for col in ("policy", "tokens/s (cost model)", "accepted length", "of oracle", "measured tokens/s"):
+        table.add_column(col)
+    for name, row in sorted(results.items(), key=lambda kv: -kv[1]["tokens_per_s"]):
+        measured = row.get("measured_tokens_per_s")
+        table.add_row(name, f"{row['tokens_per_s']:.1f}", f"{row['mean_accepted_length']:.2f}",
+                      f"{row['fraction_of_oracle']:.1%}", f"{measured:.1f}" if measured else "")  # fmt: skip
+    console.print(table)
+    console.print(f"learned / best static ({best_static}): {out['learned_over_best_static']:.3f}")
+    write_json(args.out, out)
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,212 @@
+"""Baselines behave as specified; the oracle bounds them all; saved SB3 policies load and partner."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401 - registers the ids
+from agents.baselines import Confidence, Heuristic, Oracle, SpecDecPP, StaticDepth, make_policy
+from agents.policy import Policy, SB3Policy, rollout, run_cycle
+from envs.specdec import SpecGymError
+from envs.specdec.cost import AnalyticCost
+from envs.specdec.cycles import CycleResult, LiveCycles
+from envs.specdec.replay import TraceReplay
+from tests.envs.conftest import MAX_DEPTH, PROMPTS
+
+
+def replay(trace_path, width: int = 1) -> TraceReplay:
+    return TraceReplay(trace_path(width), cost=AnalyticCost())
+
+
+def result(depth: int, accepted: int) -> CycleResult:
+    return CycleResult(0, depth, depth, accepted, accepted + 1, [1], depth + 1, 1.0, 1.0, 1.0)
+
+
+class Spy(Policy):
+    """Wraps a policy and records (cap, depth reached, result) per cycle."""
+
+    def __init__(self, inner: Policy):
+        self.inner, self.log = inner, []
+
+    def reset(self):
+        self.inner.reset()
+
+    def plan(self, source):
+        self.cap = source.cap
+        self.inner.plan(source)
+
+    def keep_drafting(self, source):
+        return self.inner.keep_drafting(source)
+
+    def verify_size(self, source):
+        self.n_nodes = source.n_nodes
+        return self.inner.verify_size(source)
+
+    def observe(self, r):
+        self.log.append((self.cap, self.n_nodes, r))
+        self.inner.observe(r)
+
+
+@pytest.mark.parametrize("k", [1, 3, MAX_DEPTH])
+def test_static_drafts_k_and_verifies_everything(k, trace_path):
+    src = replay(trace_path, 3)
+    spy = Spy(make_policy(f"static-{k}"))
+    rollout(spy, src, 0)
+    for cap, n_nodes, r in spy.log:
+        assert r.depth == min(k, cap) and r.n_verify == n_nodes == r.depth * 3
+
+
+def test_heuristic_schedule():
+    h = Heuristic()
+    h.reset()
+    assert h.k == 5
+    h.observe(result(5, 5))
+    assert h.k == 7
+    h.observe(result(7, 3))
+    assert h.k == 6
+    for _ in range(10):
+        h.observe(result(h.k, 0))
+    assert h.k == 1
+    h.reset()
+    assert h.k == 5
+
+
+def test_heuristic_in_rollout(trace_path):
+    src = replay(trace_path)
+    spy = Spy(Heuristic())
+    rollout(spy, src, 1)
+    k = 5
+    for cap, _, r in spy.log:
+        assert r.depth == min(k, cap)
+        k = k + 2 if r.accepted_len == r.depth else max(1, k - 1)
+
+
+def test_confidence_and_specdecpp_thresholds():
+    view = SimpleNamespace(newest_prob=0.41, best_logprob=math.log(0.6))
+    assert Confidence().keep_drafting(view) and not Confidence(0.5).keep_drafting(view)
+    assert SpecDecPP(0.5).keep_drafting(view)  # P(reject) = 0.4 <= 0.5
+    assert not SpecDecPP(0.3).keep_drafting(view)
+    view.newest_prob = 0.39
+    assert not Confidence().keep_drafting(view)
+
+
+@pytest.mark.parametrize("name", ["confidence", "specdec++"])
+def test_threshold_policies_stop_where_specified(name, trace_path):
+    """Every stop before the cap came right after the criterion fired, and only then."""
+    src = replay(trace_path, 3)
+    policy = make_policy(name)
+
+    class Checked(Policy):
+        def keep_drafting(self, source):
+            go = policy.keep_drafting(source)
+            if name == "confidence":
+                assert go == (source.newest_prob >= 0.4)
+            else:
+                assert go == (1 - math.exp(source.best_logprob) <= 0.5)
+            return go
+
+    stats = rollout(Checked(), src, 2)
+    assert stats.tokens == src.tables(2).n
+
+
+def test_make_policy_names():
+    assert make_policy("static-3").k == 3
+    assert make_policy("confidence-0.25").threshold == 0.25
+    assert make_policy("specdec++-0.7").threshold == 0.7
+    assert make_policy("confidence").threshold == 0.4
+    assert isinstance(make_policy("heuristic"), Heuristic)
+    with pytest.raises(SpecGymError, match="unknown policy 'greedy'"):
+        make_policy("greedy")
+    with pytest.raises(SpecGymError, match="needs a recorded trace"):
+        make_policy("oracle")
+    with pytest.raises(SpecGymError, match="must be >= 1"):
+        StaticDepth(0)
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_oracle_bounds_every_baseline(width, trace_path):
+    src = replay(trace_path, width)
+    oracle = Oracle(src)
+    others = [f"static-{k}" for k in range(1, MAX_DEPTH + 1)] + ["heuristic", "confidence", "specdec++"]
+    for i in range(len(PROMPTS)):
+        best = rollout(oracle, src, i)
+        total, _ = oracle.solve(i)
+        assert best.time == pytest.approx(total[0, 0], rel=1e-12)  # the plan is what the replay charges
+        for name in others:
+            stats = rollout(make_policy(name), src, i)
+            assert stats.tokens == best.tokens
+            assert best.tokens_per_s >= stats.tokens_per_s * (1 - 1e-12), name
+        assert best.speedup > 1.0
+
+
+def test_oracle_as_size_partner_picks_the_best_size(trace_path):
+    src = replay(trace_path, 3)
+    oracle = Oracle(src)
+    src.start(0)
+    src.begin_cycle()
+    for _ in range(3):
+        src.draft_step()
+    n = oracle.verify_size(src)
+    assert 1 <= n <= 9
+    with pytest.raises(SpecGymError, match="its own trace replay"):
+        oracle.verify_size(replay(trace_path, 3))
+
+
+def test_rollout_live_equals_replay(f64_pair, trace_path):
+    src_replay = replay(trace_path, 3)
+    ids = [src_replay.trace.prompt(i).prompt.tolist() for i in range(len(PROMPTS))]
+    src_live = LiveCycles(f64_pair, ids, cost=AnalyticCost(), width=3, max_depth=MAX_DEPTH, max_new_tokens=40)
+    for name in ("static-3", "heuristic", "specdec++"):
+        for i in range(len(PROMPTS)):
+            assert rollout(make_policy(name), src_live, i) == rollout(make_policy(name), src_replay, i)
+
+
+def test_run_cycle_drafts_at_least_once(trace_path):
+    src = replay(trace_path)
+    src.start(0)
+    r = run_cycle(Policy(), src)
+    assert r.depth == 1 and r.n_verify == 1
+
+
+# -- saved SB3 policies ---------------------------------------------------------------------------------
+def test_saved_policies_load_and_partner(tmp_path, trace_path):
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+
+    kwargs = {"backend": "replay", "traces": trace_path(1), "max_depth": MAX_DEPTH, "max_new_tokens": 40}
+    draft_env = gym.make("SpecGym/DraftVerify-v0", role="draft", **kwargs)
+    PPO("MlpPolicy", draft_env, n_steps=32, batch_size=32, n_epochs=1, seed=0).learn(32).save(
+        tmp_path / "d.zip"
+    )
+    verify_env = gym.make("SpecGym/DraftVerify-v0", role="verify", **kwargs)
+    MaskablePPO("MlpPolicy", verify_env, n_steps=32, batch_size=32, n_epochs=1, seed=0).learn(32).save(
+        tmp_path / "v.zip"
+    )
+
+    depth = make_policy(str(tmp_path / "d.zip"), role="draft")
+    size = make_policy(str(tmp_path / "v.zip"), role="verify")
+    assert isinstance(depth, SB3Policy) and not depth.maskable and size.maskable
+
+    # each plays partner to the other role's env
+    for role, partner in (("verify", "d.zip"), ("draft", "v.zip")):
+        env = gym.make("SpecGym/DraftVerify-v0", role=role, partner=str(tmp_path / partner), **kwargs)
+        obs, _ = env.reset(seed=0)
+        terminated = False
+        while not terminated:
+            obs, _, terminated, _, info = env.step(int(np.flatnonzero(env.unwrapped.action_masks())[-1]))
+        assert info["tokens_generated"] == env.unwrapped.source.tables(env.unwrapped.source.prompt_index).n
+
+    with pytest.raises(SpecGymError, match="expects observations of shape"):
+        wide = TraceReplay(trace_path(3), cost=AnalyticCost())
+        wide.start(0)
+        wide.begin_cycle()
+        wide.draft_step()
+        depth.keep_drafting(wide)
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(SpecGymError, match="cannot load"):
+        make_policy(str(tmp_path / "junk.zip"), role="draft")

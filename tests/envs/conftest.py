@@ -1,0 +1,69 @@
+"""DraftVerify fixtures: a float64 tiny pair (exact live/replay parity), short prompts, traces.
+
+The env loads pairs by name, so the float64 pair is ``pair="tiny-random", dtype="float64"``;
+the fixture takes the env module's cached copy, the very models the envs run.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from envs.draft_verify import _pair
+from envs.specdec.trace import record_trace
+
+torch.set_num_threads(1)
+
+PROMPTS = ["The cat sat on the mat.", "Hello world, how are you today?", "2 + 2 ="]
+MAX_NEW = 40
+MAX_DEPTH = 6
+LIVE = {
+    "pair": "tiny-random",
+    "dtype": "float64",
+    "device": "cpu",
+    "max_new_tokens": MAX_NEW,
+    "max_depth": MAX_DEPTH,
+}
+
+_traces: dict[int, str] = {}
+
+
+@pytest.fixture(scope="session")
+def f64_pair():
+    return _pair("tiny-random", "cpu", "float64")
+
+
+@pytest.fixture(scope="session")
+def prompt_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("prompts") / "prompts.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def trace_path(f64_pair, prompt_file, tmp_path_factory):
+    """``trace_path(width)``: a trace of the float64 pair on the prompt file, recorded once per width."""
+
+    def make(width: int) -> str:
+        if width not in _traces:
+            ids = [f64_pair.encode(p) for p in PROMPTS]
+            trace = record_trace(
+                f64_pair,
+                ids,
+                max_new_tokens=MAX_NEW,
+                width=width,
+                max_depth=MAX_DEPTH,
+                meta={"prompts": prompt_file, "split": "heldout"},
+                progress=False,
+            )
+            _traces[width] = str(trace.save(tmp_path_factory.mktemp("traces") / f"w{width}.npz"))
+        return _traces[width]
+
+    return make
+
+
+@pytest.fixture
+def live_kwargs(prompt_file):
+    return {**LIVE, "prompts": prompt_file}

@@ -1,0 +1,398 @@
+"""SpecGym/DraftVerify: API checks on every registered id, determinism, pickling, specs,
+live/replay exactness, action masks, rewards and bad input."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.envs.registration import EnvSpec
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs  # noqa: F401 - registers the ids
+from envs.draft_verify import CONTINUE
+from envs.specdec import SpecGymError, SpeculativeDecoder
+from envs.specdec.cycles import obs_layout
+from envs.specdec.trace import Trace
+from tests.envs.conftest import MAX_DEPTH, PROMPTS
+
+REGISTERED = sorted(i for i in gym.registry if i.startswith("SpecGym/DraftVerify"))
+ROLES = ("draft", "verify", "joint")
+
+
+def test_registered_ids():
+    assert {"SpecGym/DraftVerify-v0", "SpecGym/DraftVerify-Draft-v0", "SpecGym/DraftVerify-Verify-v0"} <= set(
+        REGISTERED
+    )
+    assert "SpecGym/DraftVerify-Joint-v0" in REGISTERED
+
+
+def play(
+    env, actions_rng: np.random.Generator, *, seed: int = 0, index: int | None = None, limit: int = 10_000
+):
+    """One episode with masked random actions: (observations, rewards, infos)."""
+    options = None if index is None else {"prompt_index": index}
+    obs, info = env.reset(seed=seed, options=options)
+    observations, rewards, infos = [obs], [], [info]
+    for _ in range(limit):
+        valid = np.flatnonzero(env.unwrapped.action_masks())
+        obs, reward, terminated, truncated, info = env.step(int(actions_rng.choice(valid)))
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        assert not truncated
+        if terminated:
+            break
+    return observations, rewards, infos
+
+
+# -- every registered id ------------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", REGISTERED)
+def test_checkers(env_id):
+    env = gym.make(env_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped)
+        sb3_check_env(env)
+
+
+@pytest.mark.parametrize("env_id", REGISTERED)
+def test_determinism_pickle_and_spec(env_id):
+    env_a, env_b = gym.make(env_id), gym.make(env_id)
+    obs_a, rew_a, _ = play(env_a, np.random.default_rng(1), seed=5, limit=40)
+    obs_b, rew_b, _ = play(env_b, np.random.default_rng(1), seed=5, limit=40)
+    assert rew_a == rew_b
+    assert all(np.array_equal(x, y) for x, y in zip(obs_a, obs_b, strict=True))
+
+    clone = pickle.loads(pickle.dumps(env_a))
+    assert clone.unwrapped.spec.id == env_id
+    assert np.array_equal(clone.reset(seed=5)[0], env_a.reset(seed=5)[0])
+
+    spec_json = env_a.spec.to_json()
+    again = gym.make(EnvSpec.from_json(spec_json))
+    assert np.array_equal(again.reset(seed=5)[0], obs_a[0])
+
+
+# -- the replay backend through the same checks ----------------------------------------------------
+@pytest.mark.parametrize("role", ROLES)
+def test_replay_checkers(role, trace_path):
+    env = gym.make(
+        "SpecGym/DraftVerify-v0",
+        role=role,
+        backend="replay",
+        traces=trace_path(3),
+        width=3,
+        max_depth=MAX_DEPTH,
+        max_new_tokens=40,
+        partner=None if role == "joint" else "oracle",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped)
+        sb3_check_env(env)
+    spec = EnvSpec.from_json(env.spec.to_json())
+    assert spec.kwargs["traces"] == trace_path(3)
+    clone = pickle.loads(pickle.dumps(env.unwrapped))
+    assert np.array_equal(clone.reset(seed=2)[0], env.unwrapped.reset(seed=2)[0])
+
+
+# -- live and replay give the same results for the same actions -------------------------------------
+@pytest.mark.parametrize("width", [1, 3])
+@pytest.mark.parametrize(
+    ("role", "partner", "reward"),
+    [
+        ("draft", None, "throughput"),
+        ("verify", "confidence-0.3", "throughput"),
+        ("verify", "heuristic", "net_tokens"),
+        ("joint", None, "net_tokens"),
+    ],
+)
+def test_replay_matches_live(role, partner, reward, width, live_kwargs, trace_path):
+    common = {"role": role, "partner": partner, "reward": reward, "width": width}
+    live = gym.make("SpecGym/DraftVerify-v0", **common, **live_kwargs, n_prompts=len(PROMPTS))
+    replay = gym.make(
+        "SpecGym/DraftVerify-v0",
+        **common,
+        backend="replay",
+        traces=trace_path(width),
+        max_depth=MAX_DEPTH,
+        max_new_tokens=live_kwargs["max_new_tokens"],
+    )
+    for index in range(len(PROMPTS)):
+        obs_l, rew_l, info_l = play(live, np.random.default_rng(index), index=index)
+        obs_r, rew_r, info_r = play(replay, np.random.default_rng(index), index=index)
+        assert rew_l == rew_r  # bit for bit: same cost-model calls, same order
+        assert info_l == info_r
+        assert info_l[-1]["tokens_generated"] == len(live.unwrapped.source.state.new_tokens)
+        assert all(np.allclose(x, y, atol=1e-6) for x, y in zip(obs_l, obs_r, strict=True))
+
+
+def test_trace_trees_equal_live_trees(f64_pair, trace_path):
+    """The recorded tree at every position equals the one the engine drafts there (first d levels)."""
+    for width in (1, 3):
+        trace = Trace.load(trace_path(width))
+        dec = SpeculativeDecoder(f64_pair)
+        for i in range(trace.n_prompts):
+            pt = trace.prompt(i)
+            out = dec.generate(pt.prompt.tolist(), 40, depth=4, width=width)
+            assert out.tokens == pt.output.tolist()
+            for rec in out.records:
+                pos = rec.context_len - len(pt.prompt)
+                d = rec.draft_forwards
+                assert rec.draft_tokens == pt.tokens[pos, :d].ravel().tolist()
+                assert rec.parents == pt.parents[pos, :d].ravel().tolist()
+                assert np.allclose(rec.cum_logprobs, pt.cum_logprobs[pos, :d].ravel(), atol=1e-9)
+                assert np.allclose(rec.draft_probs, pt.probs[pos, :d].ravel(), atol=1e-9)
+                assert np.allclose(rec.draft_entropies, pt.entropies[pos, :d].ravel(), atol=1e-9)
+
+
+# -- action masks -------------------------------------------------------------------------------------
+def replay_env(trace_path, **kwargs):
+    width = kwargs.pop("width", 1)
+    return gym.make(
+        "SpecGym/DraftVerify-v0",
+        backend="replay",
+        traces=trace_path(width),
+        width=width,
+        max_depth=MAX_DEPTH,
+        max_new_tokens=40,
+        **kwargs,
+    )
+
+
+def test_draft_role_forces_stop_at_max_depth(trace_path):
+    env = replay_env(trace_path, role="draft")
+    env.reset(seed=0, options={"prompt_index": 0})
+    inner = env.unwrapped
+    for depth in range(1, MAX_DEPTH):
+        assert inner.action_masks().tolist() == [True, True] and inner.source.depth == depth
+        obs, reward, *_ = env.step(CONTINUE)
+        assert reward == 0.0 and obs[obs_layout(MAX_DEPTH, 1)["depth"]][0] == pytest.approx(
+            (depth + 1) / MAX_DEPTH
+        )
+    assert inner.action_masks().tolist() == [False, True]
+    _, reward, _, _, info = env.step(CONTINUE)  # continue at the cap is a stop
+    assert info["depth"] == MAX_DEPTH and reward > 0
+
+
+def test_verify_role_masks_sizes_above_drafted_nodes(trace_path):
+    env = replay_env(trace_path, role="verify", width=3, partner="static-2")
+    env.reset(seed=0, options={"prompt_index": 1})
+    mask = env.unwrapped.action_masks()
+    assert mask.shape == (MAX_DEPTH * 3 + 1,) and mask.sum() == 2 * 3 + 1 and mask[: 2 * 3 + 1].all()
+    _, _, _, _, info = env.step(MAX_DEPTH * 3)  # above the drafted nodes: verifies all of them
+    assert info["n_verify"] == 6 and info["depth"] == 2
+    _, _, _, _, info = env.step(0)  # plain target step
+    assert info["n_verify"] == 0 and info["accepted_len"] == 0 and info["new_tokens"] == 1
+
+
+def test_joint_role_masks_depths_above_the_cap(trace_path):
+    env = replay_env(trace_path, role="joint")
+    env.reset(seed=0, options={"prompt_index": 2})
+    inner = env.unwrapped
+    table = inner.joint_table
+    assert len(table) == env.action_space.n and all(1 <= n <= d for d, n in table)
+    assert inner.action_masks().all()
+    last = int(np.flatnonzero((table[:, 0] == MAX_DEPTH) & (table[:, 1] == MAX_DEPTH))[0])
+    terminated, masked = False, 0
+    while not terminated:
+        cap = inner.source.cap
+        assert inner.action_masks().tolist() == (table[:, 0] <= cap).tolist()
+        masked += cap < MAX_DEPTH
+        _, _, terminated, _, info = env.step(last)  # the deepest: clipped to the cap near the end
+        assert info["depth"] == cap
+    assert masked
+
+
+# -- rewards ---------------------------------------------------------------------------------------------
+def test_net_tokens_reward(trace_path):
+    env = replay_env(trace_path, role="joint", reward="net_tokens")
+    _, rewards, infos = play(env, np.random.default_rng(0), index=0)
+    src = env.unwrapped.source
+    t = src.tables(0)
+    rate = [1.0 / t.verify[i["context_len"] - t.prompt_len, 0] for i in infos[1:]]
+    expected = [i["new_tokens"] - r * i["cycle_time"] for i, r in zip(infos[1:], rate, strict=True)]
+    assert rewards == pytest.approx(expected)
+    assert sum(i["new_tokens"] for i in infos[1:]) == t.n
+    fixed = replay_env(trace_path, role="joint", reward="net_tokens", rate=50.0)
+    _, rewards, infos = play(fixed, np.random.default_rng(0), index=0)
+    assert rewards == pytest.approx([i["new_tokens"] - 50.0 * i["cycle_time"] for i in infos[1:]])
+
+
+def test_throughput_reward_and_info(trace_path):
+    env = replay_env(trace_path, role="draft")
+    _, rewards, infos = play(env, np.random.default_rng(3), index=1)
+    ends = [(r, i) for r, i in zip(rewards, infos[1:], strict=True) if "cycle_time" in i]
+    assert all(r == 0.0 for r, i in zip(rewards, infos[1:], strict=True) if "cycle_time" not in i)
+    for reward, info in ends:
+        assert set(info) >= {"accepted_len", "new_tokens", "cycle_time", "tokens_generated", "depth"}
+        assert reward == pytest.approx(info["new_tokens"] / info["cycle_time"])
+        assert info["accepted_len"] <= info["depth"] and info["new_tokens"] <= info["accepted_len"] + 1
+
+
+# -- bad input ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"role": "size"}, "unknown role 'size'"),
+        ({"backend": "gpu"}, "unknown backend 'gpu'"),
+        ({"reward": "speed"}, "unknown reward 'speed'"),
+        ({"split": "test"}, "unknown split 'test'"),
+        ({"backend": "replay"}, "needs traces=FILE.npz"),
+        ({"backend": "replay", "traces": "/nonexistent/t.npz"}, "not found; record one"),
+        ({"cost_model": "fast"}, "unknown cost model"),
+        ({"partner": "static-x"}, "unknown policy 'static-x'"),
+        ({"partner": "oracle"}, "needs a recorded trace"),
+        ({"partner": "/nonexistent/policy.zip"}, "saved policy .* not found"),
+        ({"role": "joint", "partner": "static-2"}, "leave partner unset"),
+        ({"reward": "net_tokens", "cost_model": "measured"}, "needs an explicit rate"),
+        ({"rate": -1.0, "reward": "net_tokens"}, "rate must be > 0"),
+        ({"max_depth": 0}, "draft length / tree depth must be"),
+    ],
+)
+def test_bad_arguments(kwargs, message, live_kwargs):
+    with pytest.raises(SpecGymError, match=message):
+        gym.make("SpecGym/DraftVerify-v0", **{**live_kwargs, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pair": "smollm2-135m"}, "recorded for pair 'tiny-random'"),
+        ({"width": 2}, "recorded with width 1"),
+        ({"max_depth": MAX_DEPTH + 1}, "holds trees to depth"),
+        ({"max_new_tokens": 41}, "outputs stop at 40"),
+        ({"prompts": "other.jsonl"}, "holds prompts from"),
+        ({"split": "train"}, "holds the 'heldout' split"),
+        ({"n_prompts": 9}, "holds 3 prompts"),
+        ({"cost_model": "measured"}, "replay cannot measure"),
+    ],
+)
+def test_bad_replay_arguments(kwargs, message, trace_path):
+    base = {"backend": "replay", "traces": trace_path(1), "max_depth": MAX_DEPTH, "max_new_tokens": 40}
+    with pytest.raises(SpecGymError, match=message):
+        gym.make("SpecGym/DraftVerify-v0", **{**base, **kwargs})
+
+
+def test_step_before_reset_and_after_end(trace_path):
+    env = replay_env(trace_path, role="joint").unwrapped
+    with pytest.raises(SpecGymError, match="call reset"):
+        env.step(0)
+    play(env, np.random.default_rng(0), index=0)
+    with pytest.raises(SpecGymError, match="call reset"):
+        env.step(0)
+    with pytest.raises(SpecGymError, match="prompt_index must be"):
+        env.reset(options={"prompt_index": 7})
+
+
+# -- the engine pieces under the env: EOS, 1-token prompts, the context window, shorter replays ---------
+@pytest.mark.parametrize("width", [1, 3])
+@pytest.mark.parametrize("replay_new", [40, 25])
+def test_replay_matches_live_cycles_at_the_edges(width, replay_new):
+    import torch
+
+    from envs.specdec.cost import AnalyticCost
+    from envs.specdec.cycles import LiveCycles
+    from envs.specdec.replay import TraceReplay
+    from envs.specdec.tiny import tiny_random_pair
+    from envs.specdec.trace import record_trace
+
+    pair = tiny_random_pair(0, vocab_size=8, eos=True, dtype=torch.float64)  # EOS comes often
+    prompts = [[1], [3, 2, 1], [5, 1, 4, 2], [2] * 480]  # one token; several; filling the 512 window
+    trace = record_trace(pair, prompts, max_new_tokens=40, width=width, max_depth=5, progress=False, chunk=7)
+    assert trace.eos_stop.any() and not trace.eos_stop.all()
+    live = LiveCycles(pair, prompts, cost=AnalyticCost(), width=width, max_depth=5, max_new_tokens=replay_new)
+    replay = TraceReplay(trace, cost=AnalyticCost(), max_new_tokens=replay_new)
+    rng = np.random.default_rng(width)
+    for i in range(len(prompts)):
+        live.start(i)
+        replay.start(i)
+        while not live.done:
+            assert not replay.done and live.cap == replay.cap and live.pending == replay.pending
+            depth = int(rng.integers(1, live.cap + 1))
+            for src in (live, replay):
+                src.begin_cycle()
+                for _ in range(depth):
+                    src.draft_step()
+            assert np.allclose(live.observation(), replay.observation(), atol=1e-6)
+            n = int(rng.integers(0, depth * width + 1))
+            assert live.finish_cycle(n) == replay.finish_cycle(n)
+        assert replay.done and live.position == replay.position
+        assert live.state.new_tokens == trace.prompt(i).output[: live.position].tolist()
+
+
+def test_trace_file_round_trip(trace_path, tmp_path):
+    trace = Trace.load(trace_path(3))
+    assert trace.width == 3 and trace.max_depth == MAX_DEPTH and trace.n_prompts == len(PROMPTS)
+    assert trace.meta["pair"] == "tiny-random" and trace.meta["pair_info"]["dtype"] == "float64"
+    again = Trace.load(trace.save(tmp_path / "copy.npz"))
+    assert (tmp_path / "copy.json").is_file()
+    assert all(
+        np.array_equal(getattr(trace, k), getattr(again, k)) for k in ("tree_tokens", "tree_cum_logprobs")
+    )
+    with pytest.raises(SpecGymError, match="must end in .npz"):
+        trace.save(tmp_path / "copy.bin")
+    (tmp_path / "bad.npz").write_bytes(b"junk")
+    with pytest.raises(SpecGymError, match="cannot read trace"):
+        Trace.load(tmp_path / "bad.npz")
+
+
+def test_record_traces_cli_and_env_benchmark(prompt_file, tmp_path):
+    import argparse
+
+    from experiments.benchmarks import env as env_benchmark
+    from experiments.record_traces import main
+
+    out = tmp_path / "cli.npz"
+    main(
+        [
+            "--pair",
+            "tiny-random",
+            "--prompts",
+            prompt_file,
+            "--n-prompts",
+            "2",
+            "--max-new-tokens",
+            "16",
+            "--width",
+            "2",
+            "--max-depth",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
+    trace = Trace.load(out)
+    assert trace.n_prompts == 2 and trace.width == 2 and trace.meta["prompts"] == prompt_file
+    parser = argparse.ArgumentParser()
+    env_benchmark.add_parser(parser.add_subparsers())
+    for backend in ("replay", "live"):
+        args = parser.parse_args(
+            [
+                "env",
+                "--backend",
+                backend,
+                "--pair",
+                "tiny-random",
+                "--traces",
+                str(out),
+                "--width",
+                "2",
+                "--max-depth",
+                "3",
+                "--max-new-tokens",
+                "16",
+                "--steps",
+                "50",
+                "--prompts",
+                prompt_file,
+                "--n-prompts",
+                "2",
+            ]
+        )
+        result = args.run(args)
+        assert result["backend"] == backend and result["n_steps"] == 50 and result["steps_per_s"] > 0
