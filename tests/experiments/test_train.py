@@ -1,0 +1,94 @@
+"""python -m experiments.train and evaluate, end to end on tiny-random replay traces."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments import evaluate, record_traces
+
+TRACE = ["--pair", "tiny-random", "--width", "4", "--max-depth", "8", "--max-new-tokens", "32", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def traces(tmp_path_factory):
+    out = tmp_path_factory.mktemp("traces")
+    record_traces.main([*TRACE, "--split", "train", "--n-prompts", "6", "--out", str(out / "train.npz")])
+    record_traces.main([*TRACE, "--split", "heldout", "--n-prompts", "4", "--out", str(out / "heldout.npz")])
+    return out
+
+
+def train_cmd(traces: Path, runs: Path, timesteps: int) -> list[str]:
+    return [sys.executable, "-m", "experiments.train", "--env", "draft-verify", "--pair", "tiny-random",
+            "--backend", "replay", "--traces", str(traces / "train.npz"), "--timesteps", str(timesteps),
+            "--rounds", "1", "--n-envs", "2", "--runs-dir", str(runs), "--no-progress"]  # fmt: skip
+
+
+def run_dir_of(runs: Path) -> Path:
+    (run,) = runs.iterdir()
+    return run
+
+
+@pytest.fixture(scope="module")
+def trained(traces, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    proc = subprocess.run(train_cmd(traces, runs, 512), env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return run_dir_of(runs)
+
+
+def test_run_directory(trained):
+    assert trained.name.startswith("draft-verify__coadaptive__0__")
+    for name in ("run.json", "results.json", "draft_round1.zip", "verify_round1.zip"):
+        assert (trained / name).is_file(), name
+    results = json.loads((trained / "results.json").read_text())
+    assert set(results["policies"]) == {"draft", "verify"}
+    assert [s["role"] for s in results["stages"]] == ["draft", "verify"]
+    assert results["stages"][1]["env_kwargs"]["partner"] == results["policies"]["draft"]
+    assert list((trained / "wandb").glob("offline-run-*")), "no offline W&B run written"
+
+
+def test_evaluate_reports_every_policy(trained, traces, tmp_path):
+    out = tmp_path / "eval.json"
+    evaluate.main(["--policy", str(trained), "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
+                   "--threads", "1", "--no-live", "--out", str(out)])  # fmt: skip
+    data = json.loads(out.read_text())
+    names = {"learned", "oracle", "target_only", "heuristic", "confidence", "specdec++"}
+    names |= {f"static_k{k}" for k in range(1, 9)}
+    assert names <= set(data["policies"])
+    for row in data["policies"].values():
+        assert {"tokens_per_s", "mean_accepted_length", "fraction_of_oracle"} <= set(row)
+        assert row["fraction_of_oracle"] <= 1.0 + 1e-9  # nothing beats the oracle under the cost model
+    assert data["policies"]["oracle"]["fraction_of_oracle"] == pytest.approx(1.0)
+    assert data["n_prompts"] == 4 and 1 <= data["best_static_k"] <= 8
+
+
+def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(train_cmd(traces, runs, 200_000), env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(runs.glob("*/tb/*")):
+        time.sleep(0.5)
+    time.sleep(3)  # let it take some steps
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    run = run_dir_of(runs)
+    checkpoints = list((run / "checkpoints").glob("draft_round1_*_steps.zip"))
+    assert checkpoints and f"--resume {run}" in err
+    steps = int(checkpoints[0].name.split("_")[-2])
+    assert steps > 0
+    # resume with a budget just past the checkpoint: it continues (not restarts) and finishes
+    cmd = [*train_cmd(traces, runs, steps + 256), "--resume", str(run)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (run / "draft_round1.zip").is_file() and (run / "results.json").is_file()
