@@ -1,0 +1,92 @@
+"""The default pair ``smollm2-135m``: the recipe's pieces (fast) and the built pair (slow).
+
+The slow tests build the pair into the data dir ($SPECGYM_DATA or ~/.cache/specgym) if it is
+not there yet (about 25 minutes on 2 CPU cores) and reuse it otherwise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from envs.specdec import distill
+
+# On the seed-0 build these 6 prompts gave a mean accepted length of 1.76 at k=4 (the full
+# held-out set: 1.64, see the draft's README.md); the floor leaves room for other seeds/CPUs.
+ACCEPTANCE_FLOOR_K4 = 1.4
+
+
+def test_accepted_lengths_counts_matches_plus_one() -> None:
+    # runs[p]: how many draft tokens in a row match from answer position p.
+    runs = [2, 1, 0, 0, 3, 2, 1, 0]
+    assert distill.accepted_lengths(runs, k=4) == [3, 1, 4]
+    assert distill.accepted_lengths(runs, k=1) == [2, 1, 1, 2, 2]
+    assert sum(distill.accepted_lengths(runs, k=8)) == len(runs)
+
+
+def test_prompt_plans_are_seeded_and_disjoint() -> None:
+    assert distill.instruction_prompts(5, seed=3) == distill.instruction_prompts(5, seed=3)
+    held = distill.heldout_plan()
+    train_seeds = {e["seed"] for e in distill.train_plan(0, 1.0) + distill.train_plan(1, 1.0)}
+    assert not train_seeds & {e["seed"] for e in held}
+    # Item i of a reasoning-gym dataset depends on seed + i: keep the ranges apart too.
+    spans = [range(e["seed"], e["seed"] + e["size"]) for e in distill.train_plan(0, 1.0)]
+    for e in held:
+        assert all(e["seed"] + e["size"] <= s.start or e["seed"] >= s.stop for s in spans)
+
+
+def test_build_pair_rejects_unknown_name() -> None:
+    result = subprocess.run([sys.executable, "-m", "experiments.build_pair", "nope"], capture_output=True, text=True)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "smollm2-135m" in lines[0]
+
+
+@pytest.fixture(scope="module")
+def built_pair():
+    """(target model, target tokenizer, draft model, draft tokenizer), built on first use."""
+    from envs.specdec.registry import data_dir
+    from envs.specdec.smollm2 import load_model
+    from experiments.build_pair import ensure_built
+
+    target_dir, draft_dir = ensure_built("smollm2-135m", data_dir())
+    target, target_tok = load_model(target_dir)
+    draft, draft_tok = load_model(draft_dir)
+    return target, target_tok, draft, draft_tok
+
+
+@pytest.mark.slow
+def test_pair_shares_vocabulary(built_pair) -> None:
+    target, target_tok, draft, draft_tok = built_pair
+    assert target_tok.get_vocab() == draft_tok.get_vocab()
+    assert target.config.vocab_size == draft.config.vocab_size == len(target_tok)
+    assert target_tok.eos_token_id == draft_tok.eos_token_id
+    assert target_tok.chat_template == draft_tok.chat_template is not None
+
+
+@pytest.mark.slow
+def test_target_answers_sensibly(built_pair) -> None:
+    from envs.specdec.smollm2 import chat
+
+    target, tokenizer, _, _ = built_pair
+    # (It answers "12 + 7 = 9": a 135M model, Q4_1-quantised; capitals it knows.)
+    assert "Paris" in chat(target, tokenizer, "What is the capital of France?", 24)
+
+
+@pytest.mark.slow
+def test_draft_acceptance_on_heldout_prompts(built_pair) -> None:
+    target, tokenizer, draft, _ = built_pair
+    # Held-out prompts: the build never trained on these (train prompts exclude them).
+    heldout = distill.collect_prompts(distill.heldout_plan())
+    chosen = [p for s, p in heldout if s == "gsm_symbolic"][:3] + [p for s, p in heldout if s == "instructions"][:3]
+    lengths = []
+    for prompt in chosen:
+        ids = distill.chat_ids(tokenizer, prompt)
+        with torch.inference_mode():  # batch of one: the target's own greedy answer
+            out = target.generate(torch.tensor([ids]), max_new_tokens=64, do_sample=False)
+        answer = out[0, len(ids) :].tolist()
+        lengths += distill.accepted_lengths(distill.match_runs(draft, ids, answer), k=4)
+    assert sum(lengths) / len(lengths) >= ACCEPTANCE_FLOOR_K4
