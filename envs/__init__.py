@@ -5,6 +5,9 @@ import os
 # Nothing may download weights at run time: transformers' adapter lookup makes hub requests
 # even with local_files_only, so default the hub client to offline (override by setting it).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Idle OpenMP threads that spin steal the CPU from whatever else runs: on a shared 2-core machine
+# that slowed decoding 10-20x. Read when torch loads, so it must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # -- SpecGym/DraftVerify (LTD): depth, verification size, or both --------------------------
 from gymnasium.envs.registration import register  # noqa: E402
