@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, rate in live.items():
             results[name]["measured_tokens_per_s"] = rate
     out = {
+        "benchmark": "evaluate-draft-verify",
         "env": args.env,
         "pair": pair.name,
         "device": device_name(pair.device),

@@ -84,15 +84,40 @@ def pair_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def draft_verify_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "**DraftVerify policies** (`evaluate --env draft-verify`: held-out trace replayed under the cost model; "
+        "measured = live decoding, wall clock, interleaved):",
+        "",
+        "| pair | cost model | prompts | learned / best static (k) | learned of oracle | best static of oracle "
+        "| measured learned / best static | file |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        pol = r["policies"]
+        best = pol[f"static_k{r['best_static_k']}"]
+        measured = r.get("measured_learned_over_best_static")
+        lines.append(
+            f"| {r['pair']} | {Path(r['cost_model']).name} | {r['n_prompts']} "
+            f"| {r['learned_over_best_static']:.3f} ({r['best_static_k']}) "
+            f"| {pol['learned']['fraction_of_oracle']:.1%} "
+            f"| {best['fraction_of_oracle']:.1%} | {f'{measured:.3f}' if measured else '-'} | {r['_file']} |"
+        )
+    return lines
+
+
 def render(results_dir: Path) -> str:
     parts = []
-    for kind, table in (("engine", engine_table), ("cost", cost_table), ("pair", pair_table)):
+    for kind, table in (
+        ("engine", engine_table),
+        ("cost", cost_table),
+        ("pair", pair_table),
+        ("evaluate-draft-verify", draft_verify_table),
+    ):
         rows = _load(results_dir, kind)
         if rows:
             dates = sorted({r.get("date", "?")[:10] for r in rows})
-            parts.append(
-                "\n".join([*table(rows), "", f"Measured {', '.join(dates)}; raw JSON in `{results_dir}/`."])
-            )
+            parts.append("\n".join([*table(rows), "", f"Measured {', '.join(dates)}; raw JSON in `{results_dir}/`."]))
     return "\n\n".join(parts) if parts else "No results recorded yet."
 
 
@@ -109,9 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     readme = Path(args.readme)
     text = readme.read_text()
     if START not in text or END not in text:
-        raise SpecGymError(
-            f"{readme} lacks the results markers; add {START!r} and {END!r} where the section goes"
-        )
+        raise SpecGymError(f"{readme} lacks the results markers; add {START!r} and {END!r} where the section goes")
     head, rest = text.split(START, 1)
     tail = rest.split(END, 1)[1]
     readme.write_text(f"{head}{START}\n{section}\n{END}{tail}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import evaluate, record_traces
+from experiments import evaluate, record_traces, report
 
 TRACE = ["--pair", "tiny-random", "--width", "4", "--max-depth", "8", "--max-new-tokens", "32", "--threads", "1"]
 
@@ -69,6 +69,7 @@ def test_evaluate_reports_every_policy(trained, traces, tmp_path):
         assert row["fraction_of_oracle"] <= 1.0 + 1e-9  # nothing beats the oracle under the cost model
     assert data["policies"]["oracle"]["fraction_of_oracle"] == pytest.approx(1.0)
     assert data["n_prompts"] == 4 and 1 <= data["best_static_k"] <= 8
+    assert "DraftVerify policies" in report.render(tmp_path)  # the README table reads this JSON
 
 
 def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):
