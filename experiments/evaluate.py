@@ -27,8 +27,8 @@ from envs.specdec import SpecGymError, SpeculativeDecoder
 from envs.specdec.cost import MeasuredCost, device_name, make_cost_model
 from envs.specdec.cycles import CycleSource, LiveCycles
 from envs.specdec.replay import TraceReplay
-from envs.specdec.state import Timer
 from envs.tasks import load_prompts
+from experiments.benchmarks.common import interleaved
 from experiments.cli import add_pair_args, pair_from_args, run_main, write_json
 
 console = Console()
@@ -75,24 +75,25 @@ def evaluate_cost_model(source: CycleSource, policies: dict[str, Policy]) -> dic
     return out
 
 
-def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], args) -> dict[str, float]:
-    """Wall-clock tokens/s, policies interleaved per prompt (same machine state for each)."""
+def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], args) -> tuple[dict[str, float], bool]:
+    """Wall-clock tokens/s, policies and target-only interleaved per prompt; and whether every
+    policy produced the target's greedy tokens (it must: verification is greedy)."""
     source = LiveCycles(pair, prompts, cost=MeasuredCost(), width=args.width, max_depth=args.max_depth,
                         max_new_tokens=args.max_new_tokens)  # fmt: skip
     dec = SpeculativeDecoder(pair)
-    tokens = dict.fromkeys([*policies, "target_only"], 0)
-    seconds = dict.fromkeys(tokens, 0.0)
-    for i in tqdm(range(len(prompts)), desc="live decoding (wall clock)"):
-        for name, policy in policies.items():
-            with Timer(pair.device) as timer:
-                stats = rollout(policy, source, i)
-            tokens[name] += stats.tokens
-            seconds[name] += timer.elapsed
-        with Timer(pair.device) as timer:
-            out = dec.generate_target(prompts[i], args.max_new_tokens)
-        tokens["target_only"] += len(out.tokens)
-        seconds["target_only"] += timer.elapsed
-    return {name: tokens[name] / seconds[name] for name in tokens}
+
+    def decode_with(policy: Policy):
+        def go(i: int) -> list[int]:
+            rollout(policy, source, i)
+            return source.state.new_tokens
+
+        return go
+
+    methods = {name: decode_with(policy) for name, policy in policies.items()}
+    methods["target_only"] = lambda i: dec.generate_target(prompts[i], args.max_new_tokens).tokens
+    rates, outputs = interleaved(methods, list(range(len(prompts))), 1, pair.device)
+    identical = all(out == outputs["target_only"] for out in outputs.values())
+    return {name: r[0] for name, r in rates.items()}, identical
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     statics = [f"static_k{k}" for k in range(1, args.max_depth + 1)]
     best_static = max(statics, key=lambda n: results[n]["tokens_per_s"])
     if not args.no_live:
-        live = measure_live(pair, prompts, {"learned": learned, best_static: policies[best_static]}, args)
+        live, identical = measure_live(pair, prompts, {"learned": learned, best_static: policies[best_static]}, args)
         for name, rate in live.items():
             results[name]["measured_tokens_per_s"] = rate
     out = {
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if not args.no_live:
+        out["measured_identical_outputs"] = identical
         out["measured_learned_over_best_static"] = (
             results["learned"]["measured_tokens_per_s"] / results[best_static]["measured_tokens_per_s"]
         )

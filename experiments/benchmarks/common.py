@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from envs.specdec.state import Timer
+
+P = TypeVar("P")
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -20,9 +23,12 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 def interleaved(
-    methods: dict[str, Callable[[list[int]], list[int]]], prompts: list[list[int]], repeats: int, device
+    methods: dict[str, Callable[[P], list[int]]], prompts: Sequence[P], repeats: int, device
 ) -> tuple[dict[str, list[float]], dict[str, list[list[int]]]]:
-    """Tokens/s of each method per repetition; methods alternate per prompt, order rotating per rep."""
+    """Tokens/s of each method per repetition; methods alternate per prompt, order rotating per rep.
+
+    A prompt is whatever the methods take (token ids, or an index into a cycle source).
+    """
     names = list(methods)
     for name in names:  # warm-up: first-call allocations and lazy inits stay out of the timings
         methods[name](prompts[0])
