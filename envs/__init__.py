@@ -23,3 +23,13 @@ register(
     entry_point=_DRAFT_VERIFY,
     kwargs={"n_prompts": 4, "max_new_tokens": 32},
 )
+
+# -- SpecGym/Arbitration (CoSpec): keep the draft's or the target's token at mismatches -------
+_ARBITRATION = "envs.arbitration:ArbitrationEnv"
+register(id="SpecGym/Arbitration-v0", entry_point=_ARBITRATION)
+register(id="SpecGym/Arbitration-Speed-v0", entry_point=_ARBITRATION, kwargs={"speed_weight": 0.5})
+register(
+    id="SpecGym/Arbitration-Tiny-v0",
+    entry_point=_ARBITRATION,
+    kwargs={"pair": "tiny-random", "n_items": 8, "max_new_tokens": 24},
+)

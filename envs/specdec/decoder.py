@@ -20,7 +20,7 @@ from envs.specdec.pair import ModelPair
 from envs.specdec.records import CycleRecord, GenerationResult
 from envs.specdec.sampling import SamplingConfig, check_finite, sample, sampling_probs
 from envs.specdec.state import DecodeState, Timer
-from envs.specdec.verify import verify
+from envs.specdec.verify import Verdict, verify
 
 MAX_DEPTH = 32  # draft forwards per cycle
 MAX_WIDTH = 16  # tree width
@@ -103,11 +103,17 @@ class SpeculativeDecoder:
 
     def finish_cycle(self, state: DecodeState, drafter: Drafter, n_verify: int | None = None) -> CycleRecord:
         """Verify the drafter's top-``n_verify`` nodes (all by default), accept, append, trim caches."""
-        tree = drafter.tree
-        selected = tree.top_nodes(n_verify)
-        ctx = len(state.tokens)
+        selected = drafter.tree.top_nodes(n_verify)
         with Timer(state.device) as timer:
-            verdict = verify(self.pair.target, state, tree, selected, self.sampling)
+            verdict = verify(self.pair.target, state, drafter.tree, selected, self.sampling)
+        return self.commit(state, drafter, selected, verdict, timer.elapsed)
+
+    def commit(
+        self, state: DecodeState, drafter: Drafter, selected: list[int], verdict: Verdict, verify_time: float
+    ) -> CycleRecord:
+        """Trim the draft cache to the accepted path, append the new tokens, record the cycle
+        (the target cache is already trimmed by verification)."""
+        tree, ctx = drafter.tree, len(state.tokens)
         if drafter.forwards:
             # keep the context plus the accepted nodes the draft already processed (a root path:
             # every level but the newest was fed); the rest is re-fed next cycle
@@ -136,7 +142,7 @@ class SpeculativeDecoder:
             bonus_token=verdict.final_token,
             new_tokens=new,
             draft_time=drafter.time,
-            verify_time=timer.elapsed,
+            verify_time=verify_time,
         )
         state.records.append(record)
         return record

@@ -67,6 +67,7 @@ class Drafter:
         self.forwards = 0
         self.tokens_fed: list[int] = []
         self.step_times: list[float] = []
+        self.level_logp: list[torch.Tensor] = []  # per forward: log-probs (parents x vocab) it expanded
 
     @property
     def time(self) -> float:
@@ -116,6 +117,7 @@ class Drafter:
     def _expand(self, parents: list[int], logits: torch.Tensor) -> None:
         tree, width = self.tree, self.width
         logp = log_probs(logits)
+        self.level_logp.append(logp)
         ent = entropy(logp).tolist()
         base = [tree.cum_logprobs[p] if p >= 0 else 0.0 for p in parents]
         depth = (tree.depths[parents[0]] if parents[0] >= 0 else 0) + 1

