@@ -106,16 +106,61 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def task_pair_table(rows: list[dict]) -> list[str]:
+    rows = [r for r in rows if "target_accuracy" in r]
+    if not rows:
+        return []
+    lines = [
+        "**Task pairs** (`benchmark pair`, greedy, held-out items: each model alone, and the items only "
+        "the draft answers correctly):",
+        "",
+        "| pair | task | items | target accuracy | draft accuracy | draft right, target wrong | file |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['pair']} | {r['task']} | {r['n_items']} | {r['target_accuracy']:.1%} | {r['draft_accuracy']:.1%} "
+            f"| {r['draft_right_target_wrong']:.1%} | {r['_file']} |"
+        )
+    return lines
+
+
+def arbitration_table(rows: list[dict]) -> list[str]:
+    lines = []
+    for r in rows:
+        d = r["paired_diff_vs_target_only"]
+        lines += [
+            f"**Arbitration policies** (`evaluate --env arbitration`: {r['pair']} pair, {r['task']}, {r['n_items']} "
+            f"held-out items, k={r['k']}, {r['device']}; accuracy with 95% Wilson interval; tokens/s = wall clock "
+            f"of drafting + verification, policies interleaved per item; `{r['_file']}`). Learned minus "
+            f"target-only on the same items: {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}].",
+            "",
+            "| policy | accuracy | 95% CI | mean accepted length | tokens/s | draft kept at mismatches |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, p in sorted(r["policies"].items(), key=lambda kv: -kv[1]["accuracy"]):
+            label = f"{name} ({p['n_items']} items)" if p["n_items"] != r["n_items"] else name
+            lo, hi = p["accuracy_ci95"]
+            lines.append(
+                f"| {label} | {p['accuracy']:.1%} | [{lo:.1%}, {hi:.1%}] | {p['mean_accepted_length']:.2f} "
+                f"| {p['tokens_per_s']:.0f} | {p['draft_kept_fraction']:.1%} |"
+            )
+        lines.append("")
+    return lines[:-1]
+
+
 def render(results_dir: Path) -> str:
     parts = []
     for kind, table in (
         ("engine", engine_table),
         ("cost", cost_table),
         ("pair", pair_table),
+        ("pair", task_pair_table),
         ("evaluate-draft-verify", draft_verify_table),
+        ("evaluate-arbitration", arbitration_table),
     ):
         rows = _load(results_dir, kind)
-        if rows:
+        if rows and table(rows):
             dates = sorted({r.get("date", "?")[:10] for r in rows})
             parts.append("\n".join([*table(rows), "", f"Measured {', '.join(dates)}; raw JSON in `{results_dir}/`."]))
     return "\n\n".join(parts) if parts else "No results recorded yet."

@@ -1,7 +1,13 @@
-"""Train PPO agents on SpecGym environments.
+"""Train PPO agents on SpecGym environments and evaluate them against their baselines.
 
-    python -m experiments.train --env draft-verify --pair tiny-random --timesteps 20000
-    python -m experiments.train --env arbitration --pair gsm --timesteps 30000
+    python -m experiments.train                      # the default experiment: both envs, gsm pair
+    python -m experiments.train --env draft-verify --pair smollm2-135m --traces train.npz \
+        --eval-traces heldout.npz --cost-model profile.json
+    python -m experiments.train --env arbitration --pair gsm --timesteps 30000 --seeds 0 1 2
+
+With no arguments (``--env all``): co-adaptive PPO on DraftVerify (replay of traces recorded on
+first use, analytic cost model) and PPO on Arbitration, both on the bundled ``gsm`` pair, each
+evaluated on held-out data against every baseline, then a results table.
 
 DraftVerify (LTD) is trained co-adaptively: the depth policy (role ``draft``) with the size
 policy frozen as its partner, then the size policy (role ``verify``) with that depth policy
@@ -9,6 +15,10 @@ frozen, alternating for ``rounds`` rounds (LTD: 2 suffice). Arbitration (CoSpec)
 PPO run. Each run writes
 ``runs/{env}__{exp}__{seed}__{time}/`` with the saved policies, checkpoints, TensorBoard logs,
 ``results.json`` and a W&B run (offline when no key is configured; ``wandb sync`` uploads it).
+After training each run holds ``evaluation.json``, ``results.md`` and PNG plots (learning
+curves; DraftVerify throughput of every policy against k and the oracle; Arbitration accuracy
+against speed), logged to the W&B run too. Several ``--seeds`` (or envs) add
+``{runs-dir}/summary__{exp}__{time}.{json,md}`` with mean and spread over seeds.
 Ctrl-C saves a checkpoint; ``--resume RUN_DIR`` continues from it.
 """
 
@@ -27,21 +37,25 @@ from envs.specdec.errors import SpecGymError
 from experiments.cli import run_main
 from experiments.training.config import CONFIG_DIR, load_config
 from experiments.training.ppo import TrainingInterrupted, train
+from experiments.training.results import default_traces, evaluate_run, headline, report_run, summarise
 
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0", "arbitration": "SpecGym/Arbitration-v0"}
 CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml"}
-DEFAULT_PAIRS = {"draft-verify": "tiny-random", "arbitration": "gsm"}
+DEFAULT_PAIR = "gsm"  # bundled with the repository: the default experiment needs no build
 ROLES = ("draft", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("--env", default="draft-verify", help=f"one of {', '.join(ENVS)} (default: draft-verify)")
-    p.add_argument("--pair", help="registered pair name (default: tiny-random for draft-verify, gsm for arbitration)")
+    p.add_argument("--env", default="all", help=f"all | {' | '.join(ENVS)} (default: all, one after the other)")
+    p.add_argument("--pair", default=DEFAULT_PAIR, help=f"registered pair name (default: {DEFAULT_PAIR})")
     p.add_argument("--task", help="arbitration: reasoning-gym task or GSM8K-format .jsonl (default: the config's)")
-    p.add_argument("--backend", default="live", choices=["live", "replay"])
-    p.add_argument("--traces", help="trace .npz for the replay backend (experiments.record_traces)")
+    p.add_argument("--backend", default="replay", choices=["live", "replay"], help="draft-verify (default: replay)")
+    p.add_argument("--traces", help="draft-verify training trace .npz (default: recorded on first use)")
+    p.add_argument("--eval-traces", help="draft-verify held-out trace .npz (default: recorded on first use)")
+    p.add_argument("--eval-items", type=int, default=300, help="arbitration held-out items (0: no evaluation)")
+    p.add_argument("--oracle-items", type=int, default=100, help="arbitration items for the slow oracle")
     p.add_argument("--cost-model", default="analytic", help="analytic | measured | profile .json")
     p.add_argument("--roles", nargs="+", default=list(ROLES), choices=ROLES, help="roles to train, in order")
     p.add_argument("--rounds", type=int, help="co-adaptive rounds (default: from the config)")
@@ -68,9 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
     kwargs = {**config["env_kwargs"], "pair": args.pair, "backend": args.backend, "cost_model": args.cost_model}
     if args.backend == "replay":
-        if not args.traces:
-            raise SpecGymError("--backend replay needs --traces FILE.npz (python -m experiments.record_traces)")
-        kwargs["traces"] = args.traces
+        kwargs["traces"] = args.traces or str(default_traces(args.pair, "train"))
     kwargs.setdefault("split", "train")
     return kwargs
 
@@ -123,42 +135,95 @@ def arbitration(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str,
     return {"stages": [stage], "policies": {"arbiter": str(path)}}
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
+    """Train, evaluate and report one (env, seed) run; returns its summary row."""
+    args = argparse.Namespace(**{**vars(args), "env": env})
+    args.config = args.config or str(CONFIG_DIR / CONFIGS[env])
+    args.exp = args.exp or ("coadaptive" if env == "draft-verify" else "ppo")
+    if args.resume:
+        run_dir = Path(args.resume)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.runs_dir) / f"{env}__{args.exp}__{seed}__{stamp}"
+        run_dir.mkdir(parents=True, exist_ok=False)
+        (run_dir / "run.json").write_text(json.dumps({"argv": sys.argv[1:], "env": env, "args": vars(args)}, indent=2))
+    tracker = None
+    if args.wandb_mode != "disabled":
+        from experiments.training.tracking import start_run
+
+        tracker = start_run(project=args.wandb_project, entity=args.wandb_entity, mode=args.wandb_mode,
+                            name=run_dir.name, group=args.exp, config=vars(args), run_dir=run_dir)  # fmt: skip
+    start = time.perf_counter()
+    try:
+        result = (coadaptive if env == "draft-verify" else arbitration)(args, seed, run_dir)
+        result |= {"env": env, "pair": args.pair, "seed": seed, "train_seconds": time.perf_counter() - start}
+        (run_dir / "results.json").write_text(json.dumps(result, indent=2))  # evaluation reads the policies
+        evaluation = evaluate_run(env, run_dir, args)
+        result["plots"] = [str(p) for p in report_run(env, run_dir, evaluation, tracker)]
+        if evaluation is not None:
+            result["evaluation"] = str(run_dir / "evaluation.json")
+            result["headline"] = headline(env, evaluation)
+    except TrainingInterrupted as stop:
+        print(f"interrupted: checkpoint {stop.checkpoint}; continue with --resume {run_dir}", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        if tracker is not None:
+            tracker.finish()
+    result["total_seconds"] = time.perf_counter() - start
+    (run_dir / "results.json").write_text(json.dumps(result, indent=2))
+    print(f"run directory: {run_dir}")
+    return {"env": env, "seed": seed, "run_dir": str(run_dir), "headline": result.get("headline"),
+            "seconds": result["total_seconds"]}  # fmt: skip
+
+
+def print_table(rows: list[dict[str, Any]]) -> str:
+    """The closing results table (also returned as markdown)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="SpecGym results (held-out)")
+    for col in ("env", "seed", "learned", "baseline", "learned vs baseline", "of oracle", "minutes"):
+        table.add_column(col)
+    lines = ["| env | seed | learned | baseline | learned vs baseline | of oracle | minutes |", "|---" * 7 + "|"]
+    for r in rows:
+        h = r["headline"] or {}
+        if r["env"] == "draft-verify" and h:
+            cells = [f"{h['learned_tokens_per_s']:.1f} tok/s", f"static k={h['best_static_k']}: "
+                     f"{h['best_static_tokens_per_s']:.1f} tok/s", f"{h['learned_over_best_static']:.3f}x",
+                     f"{h['learned_fraction_of_oracle']:.1%}"]  # fmt: skip
+        elif h:
+            cells = [f"{h['learned_accuracy']:.1%} correct", f"target-only: {h['target_only_accuracy']:.1%}",
+                     f"{h['learned_minus_target_only']:+.1%}", "-"]  # fmt: skip
+        else:
+            cells = ["-"] * 4
+        row = [r["env"], str(r["seed"]), *cells, f"{r['seconds'] / 60:.1f}"]
+        table.add_row(*row)
+        lines.append("| " + " | ".join(row) + " |")
+    Console(width=140).print(table)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.env not in ENVS:
-        raise SpecGymError(f"unknown env {args.env!r}; choose one of {', '.join(ENVS)}")
-    args.pair = args.pair or DEFAULT_PAIRS[args.env]
-    args.config = args.config or str(CONFIG_DIR / CONFIGS[args.env])
-    args.exp = args.exp or ("coadaptive" if args.env == "draft-verify" else "ppo")
-    for seed in args.seeds:
-        if args.resume:
-            run_dir = Path(args.resume)
-            if not (run_dir / "run.json").is_file():
-                raise SpecGymError(f"{run_dir} is not a run directory (no run.json); pass one from --runs-dir")
-        else:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            run_dir = Path(args.runs_dir) / f"{args.env}__{args.exp}__{seed}__{stamp}"
-            run_dir.mkdir(parents=True, exist_ok=False)
-            (run_dir / "run.json").write_text(json.dumps({"argv": sys.argv[1:], "args": vars(args)}, indent=2))
-        tracker = None
-        if args.wandb_mode != "disabled":
-            from experiments.training.tracking import start_run
-
-            tracker = start_run(project=args.wandb_project, entity=args.wandb_entity, mode=args.wandb_mode,
-                                name=run_dir.name, group=args.exp, config=vars(args), run_dir=run_dir)  # fmt: skip
-        start = time.perf_counter()
-        try:
-            result = (coadaptive if args.env == "draft-verify" else arbitration)(args, seed, run_dir)
-        except TrainingInterrupted as stop:
-            print(f"interrupted: checkpoint {stop.checkpoint}; continue with --resume {run_dir}", file=sys.stderr)
-            sys.exit(130)
-        finally:
-            if tracker is not None:
-                tracker.finish()
-        result |= {"env": args.env, "pair": args.pair, "seed": seed, "train_seconds": time.perf_counter() - start}
-        (run_dir / "results.json").write_text(json.dumps(result, indent=2))
-        print(f"run directory: {run_dir}")
+    if args.resume:
+        run_json = Path(args.resume) / "run.json"
+        if not run_json.is_file():
+            raise SpecGymError(f"{args.resume} is not a run directory (no run.json); pass one from --runs-dir")
+        saved = json.loads(run_json.read_text())
+        args.env = saved.get("env") or saved.get("args", {}).get("env", "draft-verify")
+    if args.env != "all" and args.env not in ENVS:
+        raise SpecGymError(f"unknown env {args.env!r}; choose all or one of {', '.join(ENVS)}")
+    envs = list(ENVS) if args.env == "all" else [args.env]
+    rows = [run_one(args, env, seed) for env in envs for seed in (args.seeds[:1] if args.resume else args.seeds)]
+    table = print_table(rows)
+    if len(rows) > 1:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(args.runs_dir) / f"summary__{args.exp or 'default'}__{stamp}"
+        base.with_suffix(".json").write_text(json.dumps({"runs": rows, "summary": summarise(rows)}, indent=2))
+        base.with_suffix(".md").write_text(table + "\n")
+        print(f"summary: {base}.json")
+    return rows
 
 
 if __name__ == "__main__":

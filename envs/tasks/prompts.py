@@ -70,9 +70,14 @@ def jsonl_prompts(path: str | Path, n: int | None = None) -> list[str]:
 
 
 def load_prompts(source: str | None, n: int, seed: int = HELDOUT_SEED) -> list[str]:
-    """A ``.jsonl`` path, a comma-separated list of reasoning-gym task names, or the default mix."""
+    """A ``.jsonl`` path, a comma-separated list of reasoning-gym task names, ``task:NAME`` (a math
+    task's questions exactly as the ``gsm`` pair and Arbitration pose them), or the default mix."""
     if source is None:
         return reasoning_gym_prompts(n, seed)
+    if source.startswith("task:"):
+        from envs.tasks.math import load_items, prompt_text
+
+        return [prompt_text(x.question) for x in load_items(source.removeprefix("task:"), n, seed)]
     if source.endswith(".jsonl"):
         return jsonl_prompts(source, n)
     return reasoning_gym_prompts(n, seed, tuple(source.split(",")))

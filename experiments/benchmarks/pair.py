@@ -17,6 +17,7 @@ from experiments.benchmarks.common import interleaved, spread
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
 console = Console()
+TASK_PAIRS = {"gsm": "chain_sum"}  # pair -> the task it was trained on
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_prompt_args(pair, n=20, max_new=96)
     pair.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6, 8])
     pair.add_argument("--repeats", type=int, default=1, help="interleaved repetitions (default: 1)")
+    pair.add_argument(
+        "--task",
+        help="a math task (reasoning-gym name or GSM8K .jsonl): prompts are its held-out items and the JSON "
+        f"adds each model's accuracy (default for the task pairs: {TASK_PAIRS})",
+    )
+    pair.add_argument("--n-items", type=int, default=300, help="held-out task items for the accuracies")
     pair.add_argument("--out", help="write the results JSON here")
     pair.set_defaults(run=run)
 
@@ -35,7 +42,16 @@ def run(args: argparse.Namespace) -> dict:
         args.pair = args.name
     pair = pair_from_args(args)
     dec = SpeculativeDecoder(pair)
-    prompts = [pair.encode(p) for p in load_prompts(args.prompts, args.n_prompts)]
+    task = args.task or TASK_PAIRS.get(pair.name)
+    items = []
+    if task:
+        from envs.tasks.math import load_items, prompt_text
+        from envs.tasks.prompts import HELDOUT_SEED
+
+        items = load_items(task, max(args.n_items, args.n_prompts), HELDOUT_SEED)
+        prompts = [pair.encode(prompt_text(x.question), chat=False) for x in items[: args.n_prompts]]
+    else:
+        prompts = [pair.encode(p) for p in load_prompts(args.prompts, args.n_prompts)]
     n = args.max_new_tokens
     cycles: dict[int, list[tuple[int, int]]] = {k: [] for k in args.ks}  # (accepted, verified) per cycle
 
@@ -66,7 +82,7 @@ def run(args: argparse.Namespace) -> dict:
         "pair": pair.name,
         "pair_info": pair.describe(),
         "device": device_name(pair.device),
-        "prompts": args.prompts or "held-out reasoning-gym mix",
+        "prompts": f"held-out {task} items" if task else args.prompts or "held-out reasoning-gym mix",
         "n_prompts": len(prompts),
         "max_new_tokens": n,
         "repeats": args.repeats,
@@ -81,6 +97,14 @@ def run(args: argparse.Namespace) -> dict:
         "by_k": by_k,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if task:
+        from envs.specdec.mathpair import task_accuracy
+
+        result |= {"task": task, **task_accuracy(pair, items[: args.n_items], args.max_new_tokens)}
+        console.print(
+            f"{task}: target {result['target_accuracy']:.1%}, draft {result['draft_accuracy']:.1%}, "
+            f"draft right & target wrong {result['draft_right_target_wrong']:.1%} of {result['n_items']} items"
+        )
     table = Table(title=f"pair benchmark: {pair.name}, {len(prompts)} prompts, {result['device']}")
     for col in ("k", "tokens/s", "speedup vs target-only", "mean accepted length", "acceptance rate"):
         table.add_column(col)
