@@ -153,7 +153,8 @@ class ItemResult:
     """One item decoded under an arbiter (times measured, drafting + verification)."""
 
     index: int
-    correct: float
+    score: float  # the task scorer's value (the env's reward; partial credit possible)
+    correct: bool  # full marks
     tokens: int
     cycles: int
     mismatches: int
@@ -171,9 +172,11 @@ def run_item(env, arbiter: Arbiter, index: int) -> ItemResult:
     arbiter.reset(env, session, index)
     while (m := session.advance()) is not None:
         session.decide(arbiter.keep_draft(env.observe(session, m), m))
+    value = env.correctness(index, session)
     return ItemResult(
         index=index,
-        correct=env.correctness(index, session),
+        score=value,
+        correct=value >= 1.0,
         tokens=len(session.new_tokens),
         cycles=session.cycles,
         mismatches=session.mismatches,

@@ -51,7 +51,8 @@ At the episode's end, the task scorer's value of the finished generation in [0, 
 GSM8K-format JSONL task). With ``speed_weight`` w > 0, each step also earns
 ``w * (drafted tokens accepted since the last step) / max_new_tokens`` (at most w over an
 episode): a bonus for accepted draft tokens, matches or kept. ``info`` carries both parts
-separately: ``speed_reward`` every step, and at the end ``correctness``, ``episode_speed_reward``,
+separately: ``speed_reward`` every step, and at the end ``correctness`` (the scorer's value;
+reasoning-gym gives partial credit to near misses), ``correct`` (full marks), ``episode_speed_reward``,
 ``mismatches``, ``draft_kept``, ``mean_accepted_length``, ``tokens_generated``, ``text``.
 
 ## Starting State
@@ -97,10 +98,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.base import PickleByConfig
 from envs.specdec.arbitrate import ArbitrationSession, Mismatch
 from envs.specdec.decoder import MAX_DEPTH, SpeculativeDecoder
 from envs.specdec.errors import SpecGymError
-from envs.specdec.registry import load_pair
+from envs.specdec.registry import shared_pair
 from envs.tasks.math import ANSWER_MARK, MathItem, load_items, prompt_text, score
 
 KEEP_TARGET, KEEP_DRAFT = 0, 1
@@ -108,12 +110,6 @@ SPLITS = ("train", "heldout")
 N_FEATURES = 27
 COUNT_SCALE = 32.0
 DEFAULT_ITEMS = 500
-
-
-@lru_cache(maxsize=4)
-def _pair(name: str, device: str, dtype: str | None):
-    """One copy of a pair per process: every env instance shares its (stateless) models."""
-    return load_pair(name, device=device, dtype=dtype)
 
 
 @lru_cache(maxsize=16)
@@ -126,8 +122,8 @@ def _items(task: str, n: int, split: str) -> tuple[MathItem, ...]:
 @lru_cache(maxsize=4)
 def token_classes(pair_name: str, device: str, dtype: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Per token id: class flags (digit, operator, answer marker, newline, space) and digit-ness."""
-    tok = _pair(pair_name, device, dtype).tokenizer
-    vocab = _pair(pair_name, device, dtype).vocab_size
+    tok = shared_pair(pair_name, device, dtype).tokenizer
+    vocab = shared_pair(pair_name, device, dtype).vocab_size
     flags = np.zeros((vocab, 5), dtype=np.float32)
     if tok is None:
         return flags, flags[:, 0].astype(bool)
@@ -173,7 +169,7 @@ def features(
     return np.clip(obs, 0.0, 1.0)
 
 
-class ArbitrationEnv(gym.Env):
+class ArbitrationEnv(PickleByConfig, gym.Env):
     """See the module docstring."""
 
     metadata = {"render_modes": []}
@@ -203,7 +199,7 @@ class ArbitrationEnv(gym.Env):
         if not speed_weight >= 0:
             raise SpecGymError(f"speed_weight must be >= 0, got {speed_weight!r}")
         self.k, self.max_new_tokens, self.speed_weight = k, max_new_tokens, float(speed_weight)
-        self.pair = _pair(pair, device, dtype)
+        self.pair = shared_pair(pair, device, dtype)
         self.decoder = SpeculativeDecoder(self.pair)
         self.items = _items(task, n_items, split)
         self.prompt_ids = [self.pair.encode(prompt_text(x.question), chat=False) for x in self.items]
@@ -212,6 +208,9 @@ class ArbitrationEnv(gym.Env):
         self.action_space = spaces.Discrete(2)
         self._seed, self._seeded = seed, False
         self.session: ArbitrationSession | None = None
+        # greedy decoding without a decision is fixed: an item once decoded without a mismatch
+        # never has one, so later draws skip it without decoding it again
+        self._decision_free: set[int] = set()
 
     def new_session(self, index: int) -> ArbitrationSession:
         """A fresh arbitrated decoding of item ``index`` (also used by evaluation and the oracle)."""
@@ -243,8 +242,13 @@ class ArbitrationEnv(gym.Env):
             if skipped >= n:
                 raise SpecGymError(f"no mismatch in {n} draws: this pair's draft agrees with its target everywhere")
             i = int(index) if index is not None else int(self.np_random.integers(n))
+            if i in self._decision_free and index is None:
+                skipped += 1
+                continue
             session = self.new_session(i)
             mismatch = session.advance()
+            if mismatch is None:
+                self._decision_free.add(i)
             if mismatch is None and index is not None:
                 raise SpecGymError(f"item {i} decodes without a single mismatch: there is no decision to make")
             skipped += mismatch is None
@@ -275,6 +279,7 @@ class ArbitrationEnv(gym.Env):
         correct = self.correctness(self.index, session)
         info.update(
             correctness=correct,
+            correct=correct >= 1.0,
             episode_speed_reward=self._speed_total,
             mean_accepted_length=session.mean_accepted_length,
             text=self.text(session),
@@ -286,9 +291,3 @@ class ArbitrationEnv(gym.Env):
         """Both choices are valid at every mismatch."""
         return np.ones(2, dtype=bool)
 
-    def __getstate__(self) -> dict:
-        return {"kwargs": self._kwargs, "spec": self.spec}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(**state["kwargs"])
-        self.spec = state["spec"]

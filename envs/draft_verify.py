@@ -127,10 +127,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.base import PickleByConfig
 from envs.specdec.cost import MeasuredCost, make_cost_model
 from envs.specdec.cycles import CycleSource, LiveCycles, obs_bounds
 from envs.specdec.errors import SpecGymError
-from envs.specdec.registry import load_pair
+from envs.specdec.registry import shared_pair
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
 
@@ -142,12 +143,6 @@ CONTINUE, STOP = 0, 1
 DEFAULT_PARTNER = "static-4"
 DEFAULT_LIVE_PROMPTS = 20
 DEFAULT_LIVE_TOKENS = 128
-
-
-@lru_cache(maxsize=4)
-def _pair(name: str, device: str, dtype: str | None):
-    """One copy of a pair per process: every env instance shares its (stateless) models."""
-    return load_pair(name, device=device, dtype=dtype)
 
 
 @lru_cache(maxsize=16)
@@ -162,7 +157,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise SpecGymError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
 
 
-class DraftVerifyEnv(gym.Env):
+class DraftVerifyEnv(PickleByConfig, gym.Env):
     """See the module docstring."""
 
     metadata = {"render_modes": []}
@@ -218,7 +213,7 @@ class DraftVerifyEnv(gym.Env):
     # -- construction helpers ---------------------------------------------------------------
     def _live(self, pair, prompts, n_prompts, split, cost, device, dtype) -> LiveCycles:
         kw = self._kwargs
-        model_pair = _pair(pair, device, dtype)
+        model_pair = shared_pair(pair, device, dtype)
         n = DEFAULT_LIVE_PROMPTS if n_prompts is None else n_prompts
         if n < 1:
             raise SpecGymError(f"n_prompts must be >= 1, got {n}")
@@ -358,9 +353,3 @@ class DraftVerifyEnv(gym.Env):
         }
         return src.observation(), float(reward), done, False, info
 
-    def __getstate__(self) -> dict:
-        return {"kwargs": self._kwargs, "spec": self.spec}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(**state["kwargs"])
-        self.spec = state["spec"]

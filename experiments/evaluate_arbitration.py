@@ -5,7 +5,9 @@
 
 Every policy decodes the same held-out items (seeds no training used), interleaved item by
 item in a rotating order so the machine's drift hits all of them alike. Per policy:
-``accuracy`` with a 95% Wilson interval, ``mean_accepted_length`` (tokens per target forward),
+``accuracy`` (share of items with full marks from the task scorer) with a 95% Wilson interval,
+``mean_score`` (the scorer's value, the env's reward; reasoning-gym gives partial credit to near
+misses), ``mean_accepted_length`` (tokens per target forward),
 ``tokens_per_s`` (wall clock of drafting and verification), ``draft_kept_fraction`` (share of
 mismatches where the draft's token was kept). ``paired_diff_vs_target_only``: the learned
 policy's per-item correctness minus target-only's on the same items, mean and 95% interval
@@ -84,6 +86,7 @@ def summarise(results: list[ItemResult]) -> dict:
     return {
         "accuracy": correct / n,
         "accuracy_ci95": wilson(correct, n),
+        "mean_score": sum(r.score for r in results) / n,
         "n_items": n,
         "mean_accepted_length": sum(r.tokens for r in results) / sum(r.cycles for r in results),
         "tokens_per_s": sum(r.tokens for r in results) / sum(r.time for r in results),
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         arbiters[key(name)] = make_arbiter(name, seed=args.seed)
     runs = run_interleaved(env, arbiters, range(len(env.items)))
     policies = {name: summarise(results) for name, results in runs.items()}
-    correct = {name: [r.correct for r in results] for name, results in runs.items()}
+    correct = {name: [float(r.correct) for r in results] for name, results in runs.items()}
     if args.oracle_items > 0:
         subset = range(min(args.oracle_items, len(env.items)))
         oracle = [run_item(env, make_arbiter("oracle"), i) for i in tqdm(subset, desc="oracle", unit="item")]

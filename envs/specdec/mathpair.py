@@ -193,7 +193,7 @@ def task_accuracy(pair, items, max_new_tokens: int = 128, progress: bool = True)
 
     from envs.specdec.decoder import SpeculativeDecoder
     from envs.specdec.pair import ModelPair
-    from envs.tasks.math import prompt_text, score
+    from envs.tasks.math import is_correct, prompt_text
 
     draft_alone = ModelPair(target=pair.draft, draft=pair.draft, tokenizer=pair.tokenizer, name="draft-alone")
     decoders = {"target": SpeculativeDecoder(pair), "draft": SpeculativeDecoder(draft_alone)}
@@ -202,7 +202,7 @@ def task_accuracy(pair, items, max_new_tokens: int = 128, progress: bool = True)
         ids = pair.encode(prompt_text(item.question), chat=False)
         for who, dec in decoders.items():
             text = pair.tokenizer.decode(dec.generate_target(ids, max_new_tokens).tokens, skip_special_tokens=True)
-            right[who].append(score(item, text))
+            right[who].append(float(is_correct(item, text)))
     both = list(zip(right["target"], right["draft"], strict=True))
     return {
         "n_items": len(items),
@@ -265,6 +265,8 @@ full recipe is in `recipe.json`. Byte-level tokenizer (vocabulary 257).
 {models}
 
 ## Quality on {q["n_items"]} held-out items (greedy, questions no training item used)
+
+Accuracy is the share of items with full marks from reasoning-gym's scorer.
 
 | target acc. | draft acc. | draft right, target wrong | target right, draft wrong | accepted length (k=4) |
 |---|---|---|---|---|
@@ -335,6 +337,7 @@ def build_math_pair(pair_dir: Path, *, seed: int = 0, progress: bool = True, con
         },
         "params": params,
         "quality": quality,
+        "quality_note": "accuracy = share of items with full marks from reasoning-gym's scorer",
         "timing": {"target_ms": t_ms, "draft_ms": d_ms, "ratio": d_ms / t_ms, "threads": 1, "context": 100},
         "wall_seconds": walls,
         "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from envs.specdec.errors import SpecGymError
@@ -91,3 +92,9 @@ def load_pair(
         known = ", ".join(sorted(PAIRS))
         raise SpecGymError(f"unknown pair {name!r}; known pairs: {known} (or pass --target/--draft)")
     return PAIRS[name].loader(device, dtype)
+
+
+@lru_cache(maxsize=4)
+def shared_pair(name: str, device: str = "auto", dtype: str | None = None) -> ModelPair:
+    """One copy of a registered pair per process: every env instance shares its (stateless) models."""
+    return load_pair(name, device=device, dtype=dtype)

@@ -8,7 +8,6 @@ GSM8K's ``#### answer`` line, and completions are scored on what follows the las
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -84,20 +83,13 @@ def generator_items(task: str, n: int, seed: int) -> list[MathItem]:
 
 def jsonl_items(path: str | Path, n: int | None = None) -> list[MathItem]:
     """GSM8K-format items: ``question`` and ``answer`` whose last line is ``#### N``."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecGymError(f"task file {str(path)!r} not found; pass an existing GSM8K-format .jsonl file")
+    from envs.tasks.prompts import read_jsonl
+
     items = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            raise SpecGymError(f"{path}:{lineno} is not valid JSON; one JSON object per line") from None
+    for where, record in read_jsonl(path, "task"):
         answer = extract_answer(str(record.get("answer", "")))
         if not isinstance(record.get("question"), str) or answer is None:
-            raise SpecGymError(f"{path}:{lineno}: needs 'question' and an 'answer' ending '#### N' (GSM8K format)")
+            raise SpecGymError(f"{where}: needs 'question' and an 'answer' ending '#### N' (GSM8K format)")
         items.append(MathItem(record["question"], answer, str(record["answer"]).strip()))
         if n is not None and len(items) >= n:
             break
@@ -139,3 +131,9 @@ def score(item: MathItem, completion: str) -> float:
         return float(abs(float(answer) - float(item.answer.replace(",", ""))) < 1e-6)
     except ValueError:
         return float(answer == item.answer)
+
+
+def is_correct(item: MathItem, completion: str) -> bool:
+    """Exactly right: full marks from the scorer (reasoning-gym gives partial credit to near misses,
+    e.g. 2/3 for "210" against 21; accuracy counts only full marks)."""
+    return score(item, completion) >= 1.0

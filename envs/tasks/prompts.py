@@ -7,6 +7,7 @@ record with a ``prompt``, ``question`` or ``instruction`` field (Alpaca adds ``i
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from envs.specdec.errors import SpecGymError
@@ -48,20 +49,25 @@ def _record_prompt(record: dict, where: str) -> str:
     raise SpecGymError(f"{where}: no 'turns', 'prompt', 'question' or 'instruction' field; add one")
 
 
-def jsonl_prompts(path: str | Path, n: int | None = None) -> list[str]:
-    """Prompts from a JSONL file (see the module docstring for the accepted fields)."""
+def read_jsonl(path: str | Path, what: str) -> Iterator[tuple[str, dict]]:
+    """(``file:line``, record) for every non-empty line of a JSONL file; one clear error otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise SpecGymError(f"prompt file {str(path)!r} not found; pass an existing .jsonl file")
-    prompts = []
+        raise SpecGymError(f"{what} file {str(path)!r} not found; pass an existing .jsonl file")
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            yield f"{path}:{lineno}", json.loads(line)
         except json.JSONDecodeError:
             raise SpecGymError(f"{path}:{lineno} is not valid JSON; one JSON object per line") from None
-        prompts.append(_record_prompt(record, f"{path}:{lineno}"))
+
+
+def jsonl_prompts(path: str | Path, n: int | None = None) -> list[str]:
+    """Prompts from a JSONL file (see the module docstring for the accepted fields)."""
+    prompts = []
+    for where, record in read_jsonl(path, "prompt"):
+        prompts.append(_record_prompt(record, where))
         if n is not None and len(prompts) >= n:
             break
     if not prompts:

@@ -36,9 +36,10 @@ def latest_checkpoint(directory: Path, prefix: str) -> tuple[Path | None, int]:
 
 
 def make_envs(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int):
-    # live envs hold models and spend their time in torch: one process each; replay steps are
-    # microseconds, where subprocess round trips would dominate
-    vec_cls = SubprocVecEnv if env_kwargs.get("backend") == "live" and n_envs > 1 else DummyVecEnv
+    # live envs (DraftVerify's live backend, Arbitration) hold models and spend their time in torch:
+    # one process each; replay steps are microseconds, where subprocess round trips would dominate
+    live = env_kwargs.get("backend", "live") == "live"
+    vec_cls = SubprocVecEnv if live and n_envs > 1 else DummyVecEnv
     return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=vec_cls)
 
 

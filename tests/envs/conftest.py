@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from envs.draft_verify import _pair
+from envs.specdec.registry import shared_pair
 from envs.specdec.trace import record_trace
 
 torch.set_num_threads(1)
@@ -32,7 +32,7 @@ _traces: dict[int, str] = {}
 
 @pytest.fixture(scope="session")
 def f64_pair():
-    return _pair("tiny-random", "cpu", "float64")
+    return shared_pair("tiny-random", "cpu", "float64")
 
 
 @pytest.fixture(scope="session")

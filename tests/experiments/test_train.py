@@ -28,6 +28,7 @@ def traces(tmp_path_factory):
 def train_cmd(traces: Path, runs: Path, timesteps: int) -> list[str]:
     return [sys.executable, "-m", "experiments.train", "--env", "draft-verify", "--pair", "tiny-random",
             "--backend", "replay", "--traces", str(traces / "train.npz"), "--timesteps", str(timesteps),
+            "--eval-traces", str(traces / "heldout.npz"),
             "--rounds", "1", "--n-envs", "2", "--runs-dir", str(runs), "--no-progress"]  # fmt: skip
 
 

@@ -1,0 +1,67 @@
+"""python -m experiments.train with no --env (both environments, trained, evaluated, reported),
+end to end on tiny-random with a tiny budget; then evaluate --env arbitration on its run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import evaluate
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    cmd = [sys.executable, "-m", "experiments.train", "--pair", "tiny-random", "--timesteps", "256",
+           "--rounds", "1", "--n-envs", "1", "--eval-items", "4", "--oracle-items", "2", "--runs-dir", str(runs),
+           "--no-progress"]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+           "SPECGYM_DATA": str(tmp_path_factory.mktemp("data"))}  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "SpecGym results (held-out)" in proc.stdout
+    return runs
+
+
+@pytest.fixture(scope="module")
+def trained(runs):
+    (run,) = runs.glob("arbitration__ppo__0__*")
+    return run
+
+
+@pytest.mark.parametrize("env", ["draft-verify", "arbitration"])
+def test_run_directories(runs, env):
+    (run,) = runs.glob(f"{env}__*__0__*")
+    results = json.loads((run / "results.json").read_text())
+    assert {"policies", "stages", "headline", "evaluation", "plots", "train_seconds"} <= set(results)
+    assert (run / "results.md").is_file() and (run / "evaluation.json").is_file()
+    assert results["plots"] and all(p.endswith(".png") and os.path.isfile(p) for p in results["plots"])
+    assert all(os.path.isfile(p) for p in results["policies"].values())
+    assert results["stages"][0]["env_kwargs"]["split"] == "train"
+    assert list((run / "wandb").glob("offline-run-*/*.wandb")), "no offline W&B run written"
+    (summary,) = runs.glob("summary__*.json")
+    assert {r["env"] for r in json.loads(summary.read_text())["runs"]} == {"draft-verify", "arbitration"}
+
+
+def test_evaluate_reports_every_policy(trained, tmp_path):
+    out = tmp_path / "eval.json"
+    evaluate.main(["--env", "arbitration", "--policy", str(trained), "--pair", "tiny-random", "--n-items", "6",
+                   "--oracle-items", "2", "--max-new-tokens", "16", "--out", str(out)])  # fmt: skip
+    data = json.loads(out.read_text())
+    names = {"learned", "target_only", "always_draft", "random", "oracle"}
+    assert names <= set(data["policies"])
+    for row in data["policies"].values():
+        assert {"accuracy", "accuracy_ci95", "n_items", "mean_accepted_length", "tokens_per_s",
+                "draft_kept_fraction"} <= set(row)  # fmt: skip
+        lo, hi = row["accuracy_ci95"]
+        assert 0.0 <= lo <= row["accuracy"] <= hi <= 1.0
+    assert data["policies"]["target_only"]["draft_kept_fraction"] == 0.0
+    assert data["policies"]["always_draft"]["draft_kept_fraction"] == 1.0
+    assert data["policies"]["oracle"]["n_items"] == 2 and data["n_items"] == 6
+    diff = data["paired_diff_vs_target_only"]
+    assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
+    assert {"pair", "task", "device"} <= set(data)
