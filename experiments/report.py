@@ -140,6 +140,9 @@ def arbitration_table(rows: list[dict]) -> list[str]:
         ]
         for name, p in sorted(r["policies"].items(), key=lambda kv: -kv[1]["accuracy"]):
             label = f"{name} ({p['n_items']} items)" if p["n_items"] != r["n_items"] else name
+            if "target_only_accuracy_same_items" in p:
+                label += (f"; on them target-only {p['target_only_accuracy_same_items']:.1%}, "
+                          f"learned {p['learned_accuracy_same_items']:.1%}")  # fmt: skip
             lo, hi = p["accuracy_ci95"]
             lines.append(
                 f"| {label} | {p['accuracy']:.1%} | [{lo:.1%}, {hi:.1%}] | {p['mean_accepted_length']:.2f} "
