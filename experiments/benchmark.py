@@ -10,6 +10,9 @@
         acceptance by draft length, the best static k and its speedup over target-only.
     python -m experiments.benchmark env --env draft-verify --backend replay|live --pair NAME --out FILE.json
         environment steps per second in one process.
+    python -m experiments.benchmark decode --pair NAME [--policy RUN_DIR] --out FILE.json
+        end-to-end tokens/s of target-only, transformers' assisted generation (fixed k and
+        dynamic), SpecGym at each static k and learned DraftVerify policies, interleaved.
 
 Each subcommand lives in ``experiments/benchmarks/<name>.py``.
 """
@@ -21,7 +24,7 @@ import importlib
 
 from experiments.cli import run_main, write_json
 
-SUBCOMMANDS = ("engine", "cost", "pair", "env")
+SUBCOMMANDS = ("engine", "cost", "pair", "env", "decode")
 
 
 def build_parser() -> argparse.ArgumentParser:

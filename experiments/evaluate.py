@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from agents.baselines import make_policy
 from agents.policy import Composite, EpisodeStats, Policy, SB3Policy, rollout
 from envs.specdec import SpecGymError, SpeculativeDecoder
-from envs.specdec.cost import MeasuredCost, device_name, make_cost_model
+from envs.specdec.cost import device_name, make_cost_model
 from envs.specdec.cycles import CycleSource, LiveCycles
 from envs.specdec.replay import TraceReplay
 from envs.tasks import load_prompts
@@ -81,8 +81,9 @@ def evaluate_cost_model(source: CycleSource, policies: dict[str, Policy]) -> dic
 def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], args) -> tuple[dict[str, float], bool]:
     """Wall-clock tokens/s, policies and target-only interleaved per prompt; and whether every
     policy produced the target's greedy tokens (it must: verification is greedy)."""
-    source = LiveCycles(pair, prompts, cost=MeasuredCost(), width=args.width, max_depth=args.max_depth,
-                        max_new_tokens=args.max_new_tokens)  # fmt: skip
+    # the policies observe cost-model features (as in training); the clock below is the wall clock
+    source = LiveCycles(pair, prompts, cost=make_cost_model(args.cost_model), width=args.width,
+                        max_depth=args.max_depth, max_new_tokens=args.max_new_tokens)  # fmt: skip
     dec = SpeculativeDecoder(pair)
 
     def decode_with(policy: Policy):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import evaluate, record_traces, report
+from experiments import benchmark, evaluate, record_traces, report
 
 TRACE = ["--pair", "tiny-random", "--width", "4", "--max-depth", "8", "--max-new-tokens", "32", "--threads", "1"]
 
@@ -71,6 +71,19 @@ def test_evaluate_reports_every_policy(trained, traces, tmp_path):
     assert data["policies"]["oracle"]["fraction_of_oracle"] == pytest.approx(1.0)
     assert data["n_prompts"] == 4 and 1 <= data["best_static_k"] <= 8
     assert "DraftVerify policies" in report.render(tmp_path)  # the README table reads this JSON
+
+
+def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
+    out = tmp_path / "decode.json"
+    benchmark.main(["decode", "--pair", "tiny-random", "--threads", "1", "--n-prompts", "2", "--max-new-tokens", "16",
+                    "--ks", "1", "3", "--hf-k", "3", "--repeats", "1", "--policy", str(trained),
+                    "--out", str(out)])  # fmt: skip
+    data = json.loads(out.read_text())
+    names = {"target_only", "hf_assisted_k3", "hf_assisted_dynamic", "specgym_k1", "specgym_k3", "learned"}
+    assert set(data["methods"]) == names
+    assert data["identical_outputs"] is True  # greedy: every method returns the target's tokens
+    assert data["methods"]["target_only"]["speedup_vs_target_only"] == pytest.approx(1.0)
+    assert out.with_suffix(".md").read_text().count("|") > 20
 
 
 def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):
