@@ -11,7 +11,8 @@ misses), ``mean_accepted_length`` (tokens per target forward),
 ``tokens_per_s`` (wall clock of drafting and verification), ``draft_kept_fraction`` (share of
 mismatches where the draft's token was kept). ``paired_diff_vs_target_only``: the learned
 policy's per-item correctness minus target-only's on the same items, mean and 95% interval
-(normal approximation of the paired differences). The oracle (one-step lookahead) runs on the
+(normal approximation of the paired differences); every policy row carries the same
+``diff_vs_target_only``. The oracle (one-step lookahead) runs on the
 first ``--oracle-items`` items only and reports target-only's accuracy on that subset beside it.
 """
 
@@ -136,10 +137,14 @@ def main(argv: list[str] | None = None) -> dict:
     runs = run_interleaved(env, arbiters, range(len(env.items)))
     policies = {name: summarise(results) for name, results in runs.items()}
     correct = {name: [float(r.correct) for r in results] for name, results in runs.items()}
+    for name, row in policies.items():
+        row["diff_vs_target_only"] = paired_diff(correct[name], correct["target_only"])
     if args.oracle_items > 0:
         subset = range(min(args.oracle_items, len(env.items)))
         oracle = [run_item(env, make_arbiter("oracle"), i) for i in tqdm(subset, desc="oracle", unit="item")]
+        oracle_correct = [float(r.correct) for r in oracle]
         policies["oracle"] = summarise(oracle) | {
+            "diff_vs_target_only": paired_diff(oracle_correct, [correct["target_only"][i] for i in subset]),
             "target_only_accuracy_same_items": statistics.fmean(correct["target_only"][i] for i in subset),
             "learned_accuracy_same_items": statistics.fmean(correct["learned"][i] for i in subset),
         }

@@ -135,8 +135,9 @@ def arbitration_table(rows: list[dict]) -> list[str]:
             f"of drafting + verification, policies interleaved per item; `{r['_file']}`). Learned minus "
             f"target-only on the same items: {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}].",
             "",
-            "| policy | accuracy | 95% CI | mean accepted length | tokens/s | draft kept at mismatches |",
-            "|---|---|---|---|---|---|",
+            "| policy | accuracy | 95% CI | vs target-only, paired (95% CI) | mean accepted length | tokens/s "
+            "| draft kept at mismatches |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, p in sorted(r["policies"].items(), key=lambda kv: -kv[1]["accuracy"]):
             label = f"{name} ({p['n_items']} items)" if p["n_items"] != r["n_items"] else name
@@ -144,8 +145,10 @@ def arbitration_table(rows: list[dict]) -> list[str]:
                 label += (f"; on them target-only {p['target_only_accuracy_same_items']:.1%}, "
                           f"learned {p['learned_accuracy_same_items']:.1%}")  # fmt: skip
             lo, hi = p["accuracy_ci95"]
+            diff = p.get("diff_vs_target_only")
+            paired = f"{diff['mean']:+.1%} [{diff['ci95'][0]:+.1%}, {diff['ci95'][1]:+.1%}]" if diff else "-"
             lines.append(
-                f"| {label} | {p['accuracy']:.1%} | [{lo:.1%}, {hi:.1%}] | {p['mean_accepted_length']:.2f} "
+                f"| {label} | {p['accuracy']:.1%} | [{lo:.1%}, {hi:.1%}] | {paired} | {p['mean_accepted_length']:.2f} "
                 f"| {p['tokens_per_s']:.0f} | {p['draft_kept_fraction']:.1%} |"
             )
         lines.append("")

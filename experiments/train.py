@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -206,6 +207,10 @@ def print_table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    # Ctrl-C and kill (SIGTERM) both stop at a checkpoint, also in a background job, where SIGINT
+    # starts out ignored and Python would install no handler of its own
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.resume:
         run_json = Path(args.resume) / "run.json"
         if not run_json.is_file():
