@@ -2,6 +2,8 @@
 
     python -m experiments.report            # rewrite README.md between the results markers
     python -m experiments.report --print    # print the section instead
+    python -m experiments.report --summarise runs/arbitration__ppo__* --out docs/results/seeds.json
+                                            # mean and spread over runs (seeds) -> a results JSON
 
 Figures are never typed by hand: each table row comes from one JSON a benchmark wrote.
 """
@@ -155,6 +157,52 @@ def arbitration_table(rows: list[dict]) -> list[str]:
     return lines[:-1]
 
 
+def _metric(key: str, x: float) -> str:
+    if "minus" in key:
+        return f"{x:+.1%}"
+    if "accuracy" in key or "fraction" in key:
+        return f"{x:.1%}"
+    return f"{x:.3f}"
+
+
+def seeds_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "**Seeds** (`report --summarise`: the same training command with different seeds, each evaluated on the "
+        "same held-out data; mean ± sd [min, max]):",
+        "",
+        "| env | pair | seeds | metric | mean ± sd | min | max | file |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        for env, summary in r["summary"].items():
+            seeds = ", ".join(str(s) for s in summary["seeds"])
+            for key, v in summary.items():
+                if isinstance(v, dict):
+                    cells = [_metric(key, v[x]) for x in ("mean", "sd", "min", "max")]
+                    cells[1] = cells[1].lstrip("+")
+                    lines.append(f"| {env} | {r['pair']} | {seeds} | {key} | {cells[0]} ± {cells[1]} "
+                                 f"| {cells[2]} | {cells[3]} | {r['_file']} |")  # fmt: skip
+    return lines
+
+
+def summarise_runs(run_dirs: list[Path]) -> dict:
+    """The multi-seed summary of finished run directories, as a results JSON."""
+    from datetime import datetime, timezone
+
+    from experiments.training.results import summarise
+
+    rows, pairs = [], set()
+    for run in run_dirs:
+        results = json.loads((Path(run) / "results.json").read_text())
+        if not results.get("headline"):
+            raise SpecGymError(f"{run} has no evaluated headline; train it with evaluation on")
+        rows.append({"env": results["env"], "seed": results["seed"], "run_dir": str(run),
+                     "headline": results["headline"]})  # fmt: skip
+        pairs.add(results["pair"])
+    return {"benchmark": "train-summary", "pair": ", ".join(sorted(pairs)), "runs": rows, "summary": summarise(rows),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+
+
 def render(results_dir: Path) -> str:
     parts = []
     for kind, table in (
@@ -164,6 +212,7 @@ def render(results_dir: Path) -> str:
         ("pair", task_pair_table),
         ("evaluate-draft-verify", draft_verify_table),
         ("evaluate-arbitration", arbitration_table),
+        ("train-summary", seeds_table),
     ):
         rows = _load(results_dir, kind)
         if rows and table(rows):
@@ -177,7 +226,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--results", default="docs/results", help="directory of benchmark JSONs")
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--print", action="store_true", help="print the section, do not edit the README")
+    parser.add_argument("--summarise", nargs="+", type=Path, help="run directories to summarise (with --out)")
+    parser.add_argument("--out", type=Path, help="where --summarise writes its JSON")
     args = parser.parse_args(argv)
+    if args.summarise:
+        if not args.out:
+            raise SpecGymError("--summarise needs --out FILE.json")
+        args.out.write_text(json.dumps(summarise_runs(args.summarise), indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return
     section = render(Path(args.results))
     if args.print:
         print(section)

@@ -3,6 +3,7 @@ callbacks, W&B, and resumable checkpoints (SIGINT saves one before exiting)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ def train(
         model.save(saved)
         raise TrainingInterrupted(saved) from None
     finally:
-        venv.close()
-        eval_env.close()
+        for vec in (venv, eval_env):
+            # after Ctrl-C in a terminal the subprocess workers got it too and are already gone
+            with contextlib.suppress(EOFError, BrokenPipeError, ConnectionError):
+                vec.close()
     model.save(final)
     return final

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from experiments import evaluate
+from experiments import evaluate, report
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +65,13 @@ def test_evaluate_reports_every_policy(trained, tmp_path):
     diff = data["paired_diff_vs_target_only"]
     assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
     assert {"pair", "task", "device"} <= set(data)
+
+
+def test_report_summarises_runs(runs, tmp_path):
+    out = tmp_path / "results" / "seeds.json"
+    out.parent.mkdir()
+    report.main(["--summarise", *map(str, sorted(runs.glob("*__0__*"))), "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "train-summary" and set(data["summary"]) == {"draft-verify", "arbitration"}
+    assert data["summary"]["arbitration"]["learned_accuracy"]["sd"] == 0.0  # one seed
+    assert "**Seeds**" in report.render(out.parent)
