@@ -76,12 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="torch threads (default 1: small MLP updates only lose to thread contention)",
     )
+    p.add_argument("--device", default="auto", help="where the models run: auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--no-progress", action="store_true")
     return p
 
 
 def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
-    kwargs = {**config["env_kwargs"], "pair": args.pair, "backend": args.backend, "cost_model": args.cost_model}
+    kwargs = {**config["env_kwargs"], "pair": args.pair, "backend": args.backend, "cost_model": args.cost_model,
+              "device": args.device}  # fmt: skip
     if args.backend == "replay":
         kwargs["traces"] = args.traces or str(default_traces(args.pair, "train"))
     kwargs.setdefault("split", "train")
@@ -124,7 +126,7 @@ def arbitration(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str,
         config["n_timesteps"] = args.timesteps
     if args.n_envs:
         config["n_envs"] = args.n_envs
-    kwargs = {**config["env_kwargs"], "pair": args.pair}
+    kwargs = {**config["env_kwargs"], "pair": args.pair, "device": args.device}
     if args.task:
         kwargs["task"] = args.task
     kwargs.setdefault("split", "train")

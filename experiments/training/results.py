@@ -47,15 +47,16 @@ def evaluate_run(env: str, run_dir: Path, args: argparse.Namespace) -> dict[str,
         from experiments import evaluate
 
         traces = args.eval_traces or default_traces(args.pair, "heldout")
-        evaluate.main(["--env", "draft-verify", "--policy", str(run_dir), "--pair", args.pair, "--traces",
-                       str(traces), "--cost-model", args.cost_model, "--no-live", "--out", str(out)])  # fmt: skip
+        evaluate.main(["--env", "draft-verify", "--policy", str(run_dir), "--pair", args.pair, "--device", args.device,
+                       "--traces", str(traces), "--cost-model", args.cost_model, "--no-live",
+                       "--out", str(out)])  # fmt: skip
     else:
         if args.eval_items < 2:
             return None
         from experiments import evaluate_arbitration
 
         argv = ["--policy", str(run_dir), "--pair", args.pair, "--n-items", str(args.eval_items),
-                "--oracle-items", str(args.oracle_items), "--out", str(out)]  # fmt: skip
+                "--device", args.device, "--oracle-items", str(args.oracle_items), "--out", str(out)]  # fmt: skip
         if args.task:
             argv += ["--task", args.task]
         evaluate_arbitration.main(argv)
