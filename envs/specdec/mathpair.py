@@ -63,6 +63,7 @@ class MathPairConfig:
     weight_decay: float = 0.05
     max_positions: int = 256
     checkpoint_seconds: float = 60.0
+    eval_items: int = N_EVAL
 
 
 def make_model(shape: ModelShape, vocab: int, eos: int, max_positions: int):
@@ -318,7 +319,7 @@ def build_math_pair(pair_dir: Path, *, seed: int = 0, progress: bool = True, con
         shutil.rmtree(out, ignore_errors=True)
         model.to(torch.float16).save_pretrained(out)
         tok.save_pretrained(out)
-    quality = evaluate(target_dir, draft_dir, cfg.task, N_EVAL, progress)
+    quality = evaluate(target_dir, draft_dir, cfg.task, cfg.eval_items, progress)
     from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(1)
