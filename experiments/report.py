@@ -160,6 +160,10 @@ def arbitration_table(rows: list[dict]) -> list[str]:
 def _metric(key: str, x: float) -> str:
     if "minus" in key:
         return f"{x:+.1%}"
+    if "minutes" in key:
+        return f"{x:.1f}"
+    if key.endswith("_k"):
+        return f"{x:g}"
     if "accuracy" in key or "fraction" in key:
         return f"{x:.1%}"
     return f"{x:.3f}"
@@ -167,8 +171,8 @@ def _metric(key: str, x: float) -> str:
 
 def seeds_table(rows: list[dict]) -> list[str]:
     lines = [
-        "**Seeds** (`report --summarise`: the same training command with different seeds, each evaluated on the "
-        "same held-out data; mean ± sd [min, max]):",
+        "**Training runs** (`report --summarise` over run directories: each run evaluated on the same held-out "
+        "data; mean ± sd, min, max over the runs listed; wall minutes = training + evaluation):",
         "",
         "| env | pair | seeds | metric | mean ± sd | min | max | file |",
         "|---|---|---|---|---|---|---|---|",
@@ -197,7 +201,7 @@ def summarise_runs(run_dirs: list[Path]) -> dict:
         if not results.get("headline"):
             raise SpecGymError(f"{run} has no evaluated headline; train it with evaluation on")
         rows.append({"env": results["env"], "seed": results["seed"], "run_dir": str(run),
-                     "headline": results["headline"]})  # fmt: skip
+                     "headline": results["headline"], "seconds": results["total_seconds"]})  # fmt: skip
         pairs.add(results["pair"])
     return {"benchmark": "train-summary", "pair": ", ".join(sorted(pairs)), "runs": rows, "summary": summarise(rows),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip

@@ -131,8 +131,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         runs = [r for r in rows if r["env"] == env and r.get("headline")]
         keys = runs[0]["headline"].keys() if runs else []
         out[env] = {"seeds": [r["seed"] for r in runs], "run_dirs": [r["run_dir"] for r in runs]}
-        for key in keys:
-            values = [float(r["headline"][key]) for r in runs]
+        series = {key: [float(r["headline"][key]) for r in runs] for key in keys}
+        if runs and all("seconds" in r for r in runs):
+            series["wall_minutes"] = [r["seconds"] / 60 for r in runs]  # training + evaluation
+        for key, values in series.items():
             sd = statistics.stdev(values) if len(values) > 1 else 0.0
             out[env][key] = {"mean": statistics.fmean(values), "sd": sd, "min": min(values), "max": max(values)}
     return out
