@@ -74,4 +74,4 @@ def test_report_summarises_runs(runs, tmp_path):
     data = json.loads(out.read_text())
     assert data["benchmark"] == "train-summary" and set(data["summary"]) == {"draft-verify", "arbitration"}
     assert data["summary"]["arbitration"]["learned_accuracy"]["sd"] == 0.0  # one seed
-    assert "**Seeds**" in report.render(out.parent)
+    assert "**Training runs**" in report.render(out.parent)
