@@ -108,6 +108,24 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def decode_table(rows: list[dict]) -> list[str]:
+    lines = []
+    for r in rows:
+        lines += [
+            f"**End-to-end decoding** (`benchmark decode`: {r['pair']}, {r['n_prompts']} prompts x "
+            f"{r['max_new_tokens']} tokens, {r['repeats']} interleaved repeats, {r['device']}; identical outputs: "
+            f"{r['identical_outputs']}; `{r['_file']}`):",
+            "",
+            "| method | tokens/s (mean ± sd) | vs target-only |",
+            "|---|---|---|",
+        ]
+        for name, m in sorted(r["methods"].items(), key=lambda kv: -kv[1]["speedup_vs_target_only"]):
+            t = m["tokens_per_s"]
+            lines.append(f"| {name} | {_ms(t)} | {m['speedup_vs_target_only']:.2f}x |")
+        lines.append("")
+    return lines[:-1]
+
+
 def task_pair_table(rows: list[dict]) -> list[str]:
     rows = [r for r in rows if "target_accuracy" in r]
     if not rows:
@@ -214,6 +232,7 @@ def render(results_dir: Path) -> str:
         ("cost", cost_table),
         ("pair", pair_table),
         ("pair", task_pair_table),
+        ("decode", decode_table),
         ("evaluate-draft-verify", draft_verify_table),
         ("evaluate-arbitration", arbitration_table),
         ("train-summary", seeds_table),

@@ -84,6 +84,7 @@ def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
     assert data["identical_outputs"] is True  # greedy: every method returns the target's tokens
     assert data["methods"]["target_only"]["speedup_vs_target_only"] == pytest.approx(1.0)
     assert out.with_suffix(".md").read_text().count("|") > 20
+    assert "End-to-end decoding" in report.render(tmp_path)  # the README table reads this JSON
 
 
 def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):
