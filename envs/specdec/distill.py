@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from envs.specdec.errors import SpecGymError
+from envs.specdec.training import resumable_training, save_atomic
 
 # reasoning-gym generators and how many training prompts each contributes (scaled by
 # ``corpus_scale``); all are short-answer or worked-solution problems a 135M model attempts.
@@ -450,13 +450,6 @@ def answer_batch(target, prompts: list[list[int]], eos_id: int, max_new_tokens: 
     return samples
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    """torch.save to a temp file, then rename: a crash never leaves a truncated file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def build_corpus(
     target, tokenizer, prompts: list[tuple[str, str]], path: Path, cfg: DraftConfig, desc: str, progress: bool
 ) -> tuple[list[dict], float]:
@@ -728,75 +721,27 @@ def train(
     draft, rows: list[dict], cfg: DraftConfig, steps: int, seed: int, ckpt: Path, pad_id: int, progress: bool
 ) -> float:
     """Train ``draft`` for ``steps`` steps, resuming from ``ckpt``; returns training seconds."""
-    from tqdm.auto import tqdm
-
     opt, sched = make_optimizer(draft, cfg, steps)
-    start, spent = 0, 0.0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        if state["steps"] != steps:
-            raise SpecGymError(
-                f"{ckpt} was trained for --steps {state['steps']}, not {steps}; "
-                "pass the same --steps or delete the checkpoint"
-            )
-        draft.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, spent = state["step"], state["seconds"]
     batches = make_batches(rows, cfg.batch_size)
     vocab = training_vocabulary(rows) if cfg.corpus_vocab_only else None
-    stream = batch_stream(len(batches), seed, start)
-    draft.train()
-    began, last_save = time.monotonic(), time.monotonic()
+    stream: Iterator[int] | None = None
 
-    def save(step: int) -> None:
-        save_atomic(
-            {
-                "model": draft.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "step": step,
-                "steps": steps,
-                "seconds": spent + time.monotonic() - began,
-            },
-            ckpt,
-        )
+    def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        nonlocal stream
+        if stream is None:  # the first step of this run: the checkpoint's step after a resume
+            stream = batch_stream(len(batches), seed, step)
+        chosen = [rows[i] for i in batches[next(stream)]]
+        batch = collate(chosen, pad_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
+            loss, acc = distill_loss(draft, batch, cfg.soft_weight, vocab, cfg.prompt_weight)
+            if cfg.copy_weight > 0:
+                gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+                copies = copy_batch(chosen, cfg.copy_span, gen)
+                loss = loss + cfg.copy_weight * copy_loss(draft, copies, vocab)
+        return loss, {"acc": acc}
 
-    bar = tqdm(total=steps, initial=start, desc="training draft", unit="step", disable=not progress)
-    step = start
-    try:
-        while step < steps:
-            chosen = [rows[i] for i in batches[next(stream)]]
-            batch = collate(chosen, pad_id)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_autocast):
-                loss, acc = distill_loss(draft, batch, cfg.soft_weight, vocab, cfg.prompt_weight)
-                if cfg.copy_weight > 0:
-                    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-                    copies = copy_batch(chosen, cfg.copy_span, gen)
-                    loss = loss + cfg.copy_weight * copy_loss(draft, copies, vocab)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(draft.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.3f}")
-            if time.monotonic() - last_save > cfg.checkpoint_seconds:
-                save(step)
-                last_save = time.monotonic()
-    except KeyboardInterrupt:
-        save(step)
-        bar.close()
-        print(
-            f"\ninterrupted: checkpoint at step {step} saved to {ckpt}; run the same command again to resume",
-            file=sys.stderr,
-        )
-        raise
-    bar.close()
-    save(step)
-    draft.eval()
-    return spent + time.monotonic() - began
+    return resumable_training(draft, opt, sched, loss_at, steps=steps, ckpt=ckpt, desc="training draft",
+                              checkpoint_seconds=cfg.checkpoint_seconds, progress=progress)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- evaluation

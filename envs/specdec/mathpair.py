@@ -26,7 +26,6 @@ import json
 import math
 import shutil
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,8 +33,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from envs.specdec.distill import save_atomic
 from envs.specdec.errors import SpecGymError
+from envs.specdec.training import resumable_training
 
 TASK = "chain_sum"
 TRAIN_SEED_BASE = 200_000
@@ -115,8 +114,6 @@ def train_model(
     model, rows, cfg: MathPairConfig, steps: int, seed: int, ckpt: Path, pad: int, desc: str, progress: bool
 ) -> float:
     """Train for ``steps`` batches (resuming from ``ckpt``); returns training seconds."""
-    from tqdm.auto import tqdm
-
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
@@ -131,60 +128,18 @@ def train_model(
         t = (step - cfg.warmup_steps) / max(1, steps - cfg.warmup_steps)
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
+    def loss_at(step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        # the batch depends on the step only: the same data order after a resume
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        pick = torch.randint(len(rows), (cfg.batch_size,), generator=gen).tolist()
+        ids, labels = collate([rows[i] for i in pick], pad)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # ~2x faster on CPU
+            logits = model(input_ids=ids).logits[:, :-1].float()
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)), {}
+
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    start, spent = 0, 0.0
-    if ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, spent = state["step"], state["seconds"]
-    began = last_save = time.monotonic()
-
-    def save(step: int) -> None:
-        save_atomic(
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "step": step,
-                "seconds": spent + time.monotonic() - began,
-            },
-            ckpt,
-        )
-
-    model.train()
-    bar = tqdm(total=steps, initial=start, desc=desc, unit="step", disable=not progress)
-    step = start
-    try:
-        while step < steps:
-            # batch b = a seeded permutation slice: the same data order after a resume
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            pick = torch.randint(len(rows), (cfg.batch_size,), generator=gen).tolist()
-            ids, labels = collate([rows[i] for i in pick], pad)
-            with torch.autocast("cpu", dtype=torch.bfloat16):  # ~2x faster on CPU
-                logits = model(input_ids=ids).logits[:, :-1].float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if time.monotonic() - last_save > cfg.checkpoint_seconds:
-                save(step)
-                last_save = time.monotonic()
-    except KeyboardInterrupt:
-        save(step)
-        bar.close()
-        print(f"\ninterrupted: checkpoint at step {step} saved to {ckpt}; run again to resume", file=sys.stderr)
-        raise
-    bar.close()
-    save(step)
-    model.eval()
-    return spent + time.monotonic() - began
+    return resumable_training(model, opt, sched, loss_at, steps=steps, ckpt=ckpt,
+                              checkpoint_seconds=cfg.checkpoint_seconds, desc=desc, progress=progress)  # fmt: skip
 
 
 def task_accuracy(pair, items, max_new_tokens: int = 128, progress: bool = True) -> dict:
