@@ -122,8 +122,8 @@ def _items(task: str, n: int, split: str) -> tuple[MathItem, ...]:
 @lru_cache(maxsize=4)
 def token_classes(pair_name: str, device: str, dtype: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Per token id: class flags (digit, operator, answer marker, newline, space) and digit-ness."""
-    tok = shared_pair(pair_name, device, dtype).tokenizer
-    vocab = shared_pair(pair_name, device, dtype).vocab_size
+    pair = shared_pair(pair_name, device, dtype)
+    tok, vocab = pair.tokenizer, pair.vocab_size
     flags = np.zeros((vocab, 5), dtype=np.float32)
     if tok is None:
         return flags, flags[:, 0].astype(bool)
