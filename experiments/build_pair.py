@@ -26,7 +26,7 @@ from pathlib import Path
 # machine by up to 10x under contention; must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-DEFAULT_STEPS = 600
+DEFAULT_STEPS = 1000
 
 
 def _build_smollm2(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
@@ -96,7 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="delete the built pair and its training checkpoints (not the cached target answers) and build it again",
+        help="delete the built pair, its training checkpoints and its default traces and cost profiles (not the "
+        "cached target answers) and build it again",
     )
     parser.add_argument("--list", action="store_true", help="list buildable pairs and exit")
     return parser.parse_args(argv)
@@ -123,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
         (pair_dir / "recipe.json").unlink(missing_ok=True)
         for ckpt in (pair_dir / "draft-build").glob("checkpoint-*.pt"):
             ckpt.unlink()
+        # Traces and cost profiles recorded with the old models would replay the wrong pair.
+        for kind in ("traces", "profiles"):
+            for stale in (data_dir / kind).glob(f"{args.name}__*"):
+                stale.unlink()
     try:
         target, draft = ensure_built(args.name, data_dir, seed=args.seed, steps=args.steps)
     except KeyboardInterrupt:

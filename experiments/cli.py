@@ -20,7 +20,12 @@ def add_pair_args(parser: argparse.ArgumentParser, default: str = "smollm2-135m"
     group.add_argument("--target", help="target model: hub id already cached locally, or a local path")
     group.add_argument("--draft", help="draft model: hub id already cached locally, or a local path")
     group.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
-    group.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: per device)")
+    group.add_argument(
+        "--dtype",
+        default=None,
+        help="float32 | bfloat16 | float16 | fast (bfloat16 where the device has it natively) | auto "
+        "(default: the pair's, else bfloat16 on CUDA and float32 on CPU)",
+    )
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 

@@ -31,7 +31,7 @@ from envs.specdec.cost import device_name, make_cost_model
 from envs.specdec.cycles import CycleSource, LiveCycles
 from envs.specdec.replay import TraceReplay
 from envs.tasks import load_prompts
-from experiments.benchmarks.common import interleaved
+from experiments.benchmarks.common import divergences, interleaved
 from experiments.cli import add_pair_args, pair_from_args, run_main, write_json
 
 console = Console()
@@ -78,9 +78,9 @@ def evaluate_cost_model(source: CycleSource, policies: dict[str, Policy]) -> dic
     return out
 
 
-def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], args) -> tuple[dict[str, float], bool]:
-    """Wall-clock tokens/s, policies and target-only interleaved per prompt; and whether every
-    policy produced the target's greedy tokens (it must: verification is greedy)."""
+def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], args) -> tuple[dict[str, float], list]:
+    """Wall-clock tokens/s, policies and target-only interleaved per prompt; and where a policy's
+    output left the target's greedy tokens (never in float32; bfloat16 ties: benchmarks.common)."""
     # the policies observe cost-model features (as in training); the clock below is the wall clock
     source = LiveCycles(pair, prompts, cost=make_cost_model(args.cost_model), width=args.width,
                         max_depth=args.max_depth, max_new_tokens=args.max_new_tokens)  # fmt: skip
@@ -96,8 +96,15 @@ def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], ar
     methods = {name: decode_with(policy) for name, policy in policies.items()}
     methods["target_only"] = lambda i: dec.generate_target(prompts[i], args.max_new_tokens).tokens
     rates, outputs = interleaved(methods, list(range(len(prompts))), 1, pair.device)
-    identical = all(out == outputs["target_only"] for out in outputs.values())
-    return {name: r[0] for name, r in rates.items()}, identical
+    return {name: r[0] for name, r in rates.items()}, divergences(pair, prompts, outputs, reference="target_only")
+
+
+def run_cost_model(policy: str) -> str | None:
+    """The cost model a run directory's policies were trained under (None for a bare .zip)."""
+    results = Path(policy) / "results.json"
+    if not results.is_file():
+        return None
+    return json.loads(results.read_text())["stages"][-1]["env_kwargs"].get("cost_model")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,12 +129,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the trace's, or 128 live")
     p.add_argument("--width", type=int, default=4)
     p.add_argument("--max-depth", type=int, default=8)
-    p.add_argument("--cost-model", default="analytic", help="analytic | profile .json")
+    p.add_argument("--cost-model", default="auto",
+                   help="auto (the run's, else as train's auto) | analytic | profile .json")  # fmt: skip
     p.add_argument("--no-live", action="store_true", help="skip the wall-clock measurement")
     p.add_argument("--out", help="write the results JSON here")
     args = p.parse_args(argv)
 
     pair = pair_from_args(args)
+    if args.cost_model == "auto":
+        from experiments.training.results import default_cost_model
+
+        args.cost_model = run_cost_model(args.policy) or default_cost_model(pair.name, args.device)
     cost = make_cost_model(args.cost_model)
     if args.traces:
         source: CycleSource = TraceReplay(args.traces, cost=cost, width=args.width, max_depth=args.max_depth,
@@ -149,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     statics = [f"static_k{k}" for k in range(1, args.max_depth + 1)]
     best_static = max(statics, key=lambda n: results[n]["tokens_per_s"])
     if not args.no_live:
-        live, identical = measure_live(pair, prompts, {"learned": learned, best_static: policies[best_static]}, args)
+        live, diverged = measure_live(pair, prompts, {"learned": learned, best_static: policies[best_static]}, args)
         for name, rate in live.items():
             results[name]["measured_tokens_per_s"] = rate
     out = {
@@ -168,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if not args.no_live:
-        out["measured_identical_outputs"] = identical
+        out["measured_identical_outputs"] = not diverged
+        out["measured_divergences"] = diverged
         out["measured_learned_over_best_static"] = (
             results["learned"]["measured_tokens_per_s"] / results[best_static]["measured_tokens_per_s"]
         )

@@ -38,7 +38,14 @@ from envs.specdec.errors import SpecGymError
 from experiments.cli import run_main
 from experiments.training.config import CONFIG_DIR, load_config
 from experiments.training.ppo import TrainingInterrupted, train
-from experiments.training.results import default_traces, evaluate_run, headline, report_run, summarise
+from experiments.training.results import (
+    default_cost_model,
+    default_traces,
+    evaluate_run,
+    headline,
+    report_run,
+    summarise,
+)
 
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0", "arbitration": "SpecGym/Arbitration-v0"}
 CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml"}
@@ -57,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-traces", help="draft-verify held-out trace .npz (default: recorded on first use)")
     p.add_argument("--eval-items", type=int, default=300, help="arbitration held-out items (0: no evaluation)")
     p.add_argument("--oracle-items", type=int, default=100, help="arbitration items for the slow oracle")
-    p.add_argument("--cost-model", default="analytic", help="analytic | measured | profile .json")
+    p.add_argument("--cost-model", default="auto",
+                   help="auto (analytic for the toy pairs gsm and tiny-random, else the pair's profile on this device, "
+                   "calibrated on first use) | analytic | measured | profile .json")  # fmt: skip
     p.add_argument("--roles", nargs="+", default=list(ROLES), choices=ROLES, help="roles to train, in order")
     p.add_argument("--rounds", type=int, help="co-adaptive rounds (default: from the config)")
     p.add_argument("--timesteps", type=int, help="timesteps per role per round (default: from the config)")
@@ -222,6 +231,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.env != "all" and args.env not in ENVS:
         raise SpecGymError(f"unknown env {args.env!r}; choose all or one of {', '.join(ENVS)}")
     envs = list(ENVS) if args.env == "all" else [args.env]
+    if args.cost_model == "auto" and "draft-verify" in envs:
+        args.cost_model = default_cost_model(args.pair, args.device)
     rows = [run_one(args, env, seed) for env in envs for seed in (args.seeds[:1] if args.resume else args.seeds)]
     table = print_table(rows)
     if len(rows) > 1:

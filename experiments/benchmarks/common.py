@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from envs.specdec.state import Timer
@@ -52,3 +53,33 @@ def interleaved(
             rates[name].append(tokens[name] / seconds[name])
     bar.close()
     return rates, outputs
+
+
+@torch.inference_mode()
+def divergences(
+    pair, prompts: Sequence[Sequence[int]], outputs: dict[str, list[list[int]]], reference: str = "target_ar"
+) -> list[dict]:
+    """Where an SpD output left target-only decoding: the first differing position and how far
+    apart the two tokens' logits are there under the target in float32.
+
+    In bfloat16 a block of k+1 tokens and one token at a time reduce in different orders, so
+    near-ties can break differently (as on GPUs); a gap near 0 in float32 shows a tie, a large
+    gap would show an engine bug. Float32 runs are expected to have none.
+    """
+    found = []
+    dtype = pair.target.dtype
+    for method, outs in outputs.items():
+        for i, (ref, out) in enumerate(zip(outputs[reference], outs, strict=True)):
+            if method == reference or out == ref:
+                continue
+            if dtype != torch.float32 and not found:
+                pair.target.float()
+            pos = next((j for j, (a, b) in enumerate(zip(ref, out, strict=False)) if a != b), min(len(ref), len(out)))
+            prefix = torch.tensor([list(prompts[i]) + ref[:pos]], device=pair.device)
+            logits = pair.target(input_ids=prefix).logits[0, -1].float()
+            a, b = ref[pos] if pos < len(ref) else None, out[pos] if pos < len(out) else None
+            gap = float((logits[a] - logits[b]).abs()) if a is not None and b is not None else float("nan")
+            found.append({"method": method, "prompt": i, "position": pos, "target_token": a, "spd_token": b,
+                          "float32_logit_gap": gap})  # fmt: skip
+    pair.target.to(dtype)
+    return found

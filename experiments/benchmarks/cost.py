@@ -33,9 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cost.set_defaults(run=run)
 
 
-def default_profile_path(pair_name: str, device: torch.device) -> Path:
+def default_profile_path(pair_name: str, device: torch.device, dtype: torch.dtype = torch.float32) -> Path:
     slug = "cuda-" + torch.cuda.get_device_name(device).replace(" ", "_") if device.type == "cuda" else "cpu"
-    return data_dir() / "profiles" / f"{pair_name}__{slug}.json"
+    return data_dir() / "profiles" / f"{pair_name}__{slug}__{str(dtype).removeprefix('torch.')}.json"
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
     profile = calibrate(pair, repeats=args.calibration_repeats)
     calib_s = time.perf_counter() - start
-    path = profile.save(args.profile_out or default_profile_path(pair.name, pair.device))
+    path = profile.save(args.profile_out or default_profile_path(pair.name, pair.device, pair.target.dtype))
     console.print(f"profile saved to {path} ({calib_s:.0f} s)")
     profile = ProfiledCost.load(path)  # score what was saved, as training will read it
     dec = SpeculativeDecoder(pair)

@@ -22,7 +22,7 @@ from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import device_name, make_cost_model
 from envs.specdec.cycles import LiveCycles
 from envs.tasks import load_prompts
-from experiments.benchmarks.common import interleaved, spread
+from experiments.benchmarks.common import divergences, interleaved, spread
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 from experiments.hf_assisted import hf_assisted_generate
 
@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> dict:
         },
         "best_static": best,
         "identical_outputs": all(out == outputs["target_only"] for out in outputs.values()),
+        "divergences": divergences(pair, prompts, outputs, reference="target_only"),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     title = f"decode benchmark: {pair.name}, {len(prompts)} prompts x {n} tokens, {args.repeats} repeats"

@@ -13,7 +13,7 @@ from rich.table import Table
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import device_name
 from envs.tasks import load_prompts
-from experiments.benchmarks.common import interleaved, spread
+from experiments.benchmarks.common import divergences, interleaved, spread
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
 console = Console()
@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> dict:
         "repeats": args.repeats,
         "generated_tokens": sum(len(o) for o in outputs["target_ar"]),
         "identical_outputs": all(outputs[f"k{k}"] == outputs["target_ar"] for k in args.ks),
+        "divergences": divergences(pair, prompts, outputs, reference="target_ar"),
         "mean_accepted_length": by_k[str(ref_k)]["mean_accepted_length"],
         "mean_accepted_length_k": ref_k,
         "acceptance_rate": by_k[str(ref_k)]["acceptance_rate"],
@@ -123,4 +124,11 @@ def run(args: argparse.Namespace) -> dict:
         f"best static k = {best}: {result['speedup_best_static_k']:.2f}x target-only; "
         f"identical outputs: {result['identical_outputs']}"
     )
+    if result["divergences"]:
+        gaps = [d["float32_logit_gap"] for d in result["divergences"]]
+        console.print(
+            f"{len(gaps)} (k, prompt) outputs differ from target-only ({pair.target.dtype}); at the first "
+            f"difference the float32 target's logits of the two tokens differ by at most {max(gaps):.3f}"
+        )
     return result
+

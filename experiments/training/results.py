@@ -22,6 +22,30 @@ def trace_source(pair: str) -> str | None:
     return f"task:{TASK_PAIRS[pair]}" if pair in TASK_PAIRS else None
 
 
+# The bundled task pair is a pair of byte-level toy models whose step time is Python overhead,
+# not compute: its default experiment prices cycles with the analytic model.
+ANALYTIC_PAIRS = frozenset({"gsm", "tiny-random"})
+
+
+def default_cost_model(pair: str, device: str = "auto") -> str:
+    """``analytic`` for the toy pairs; else the pair's profile on this device and dtype in the data
+    directory (``benchmark cost``'s default path), calibrated on first use."""
+    if pair in ANALYTIC_PAIRS:
+        return "analytic"
+    from envs.specdec.cost import calibrate
+    from envs.specdec.pair import resolve_device, resolve_dtype
+    from envs.specdec.registry import PAIRS, shared_pair
+    from experiments.benchmarks.cost import default_profile_path
+
+    dev = resolve_device(device)
+    spec = PAIRS.get(pair)
+    path = default_profile_path(pair, dev, resolve_dtype(spec.dtype if spec else None, dev))
+    if not path.is_file():
+        print(f"calibrating the cost model of {pair} on {dev} (once; saved to {path})")
+        calibrate(shared_pair(pair, str(dev)), repeats=5).save(path)
+    return str(path)
+
+
 def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
     """A DraftVerify trace of ``pair`` in the data directory, recorded on first use."""
     from envs.specdec import data_dir

@@ -30,10 +30,12 @@ def test_accepted_lengths_counts_matches_plus_one() -> None:
 def test_prompt_plans_are_seeded_and_disjoint() -> None:
     assert distill.instruction_prompts(5, seed=3) == distill.instruction_prompts(5, seed=3)
     held = distill.heldout_plan()
-    train_seeds = {e["seed"] for e in distill.train_plan(0, 1.0) + distill.train_plan(1, 1.0)}
+    scale = distill.DraftConfig().corpus_scale
+    train_seeds = {e["seed"] for e in distill.train_plan(0, scale)}
     assert not train_seeds & {e["seed"] for e in held}
     # Item i of a reasoning-gym dataset depends on seed + i: keep the ranges apart too.
-    spans = [range(e["seed"], e["seed"] + e["size"]) for e in distill.train_plan(0, 1.0)]
+    spans = [range(e["seed"], e["seed"] + e["size"]) for e in distill.train_plan(0, scale)]
+    assert all(a.stop <= b.start for a, b in zip(spans, spans[1:], strict=False))  # sources apart too
     for e in held:
         assert all(e["seed"] + e["size"] <= s.start or e["seed"] >= s.stop for s in spans)
 
@@ -43,6 +45,18 @@ def test_build_pair_rejects_unknown_name() -> None:
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "smollm2-135m" in lines[0]
+
+
+def test_force_rebuild_drops_traces_and_profiles_of_the_old_pair(tmp_path, monkeypatch) -> None:
+    from experiments import build_pair
+
+    for kind, name in [("traces", "smollm2-135m__default__w4_d8_train.npz"), ("profiles", "smollm2-135m__cpu__x.json"),
+                       ("traces", "gsm__default__w4_d8_train.npz")]:  # fmt: skip
+        (tmp_path / kind).mkdir(exist_ok=True)
+        (tmp_path / kind / name).write_text("old")
+    monkeypatch.setattr(build_pair, "ensure_built", lambda *a, **k: (tmp_path / "t", tmp_path / "d"))
+    assert build_pair.main(["smollm2-135m", "--force", "--data-dir", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*/*")) == ["gsm__default__w4_d8_train.npz"]
 
 
 @pytest.fixture(scope="module")
