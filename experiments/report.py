@@ -29,6 +29,19 @@ def _load(results_dir: Path, kind: str) -> list[dict]:
     return rows
 
 
+def _device(r: dict) -> str:
+    """Device and dtype (results from before the dtype key ran in float32)."""
+    return f"{r['device']}, {r.get('dtype', 'float32')}"
+
+
+def _identical(r: dict, key: str = "identical_outputs", divergences: str = "divergences") -> str:
+    """``True``, or how many outputs differed and the largest float32 logit gap where they did."""
+    if r.get(key, True) or not r.get(divergences):
+        return str(r.get(key, "-"))
+    gaps = [d["float32_logit_gap"] for d in r[divergences]]
+    return f"ties only: {len(gaps)} outputs, float32 gap <= {max(gaps):.3f}"
+
+
 def _ms(mean_sd: dict) -> str:
     return f"{mean_sd['mean']:.1f} ± {mean_sd['std']:.1f}"
 
@@ -46,9 +59,9 @@ def engine_table(rows: list[dict]) -> list[str]:
         t = r["tokens_per_s"]
         ratio = r["specgym_over_hf_assisted"]
         lines.append(
-            f"| {r['pair']} | {r['device']} | {r['k']} | {r['n_prompts']} x {r['max_new_tokens']} | {r['repeats']} "
+            f"| {r['pair']} | {_device(r)} | {r['k']} | {r['n_prompts']} x {r['max_new_tokens']} | {r['repeats']} "
             f"| {_ms(t['target_ar'])} | {_ms(t['specgym'])} | {_ms(t['hf_assisted'])} "
-            f"| {ratio['mean']:.2f} ({ratio['min']:.2f}) | {r['identical_outputs']} | {r['_file']} |"
+            f"| {ratio['mean']:.2f} ({ratio['min']:.2f}) | {_identical(r)} | {r['_file']} |"
         )
     return lines
 
@@ -63,7 +76,7 @@ def cost_table(rows: list[dict]) -> list[str]:
     ]
     for r in rows:
         lines.append(
-            f"| {r['pair']} | {r['device']} | {r['n_cycles']} | {r['cycle_median_abs_rel_error']:.1%} "
+            f"| {r['pair']} | {_device(r)} | {r['n_cycles']} | {r['cycle_median_abs_rel_error']:.1%} "
             f"| {r['cycle_p90_abs_rel_error']:.1%} | {r['generation_median_abs_rel_error']:.1%} | {r['_file']} |"
         )
     return lines
@@ -79,9 +92,9 @@ def pair_table(rows: list[dict]) -> list[str]:
     ]
     for r in rows:
         lines.append(
-            f"| {r['pair']} | {r['device']} | {r['n_prompts']} x {r['max_new_tokens']} "
+            f"| {r['pair']} | {_device(r)} | {r['n_prompts']} x {r['max_new_tokens']} "
             f"| {r['mean_accepted_length']:.2f} ({r['mean_accepted_length_k']}) | {r['acceptance_rate']:.1%} "
-            f"| {r['best_static_k']} | {r['speedup_best_static_k']:.2f}x | {r['identical_outputs']} | {r['_file']} |"
+            f"| {r['best_static_k']} | {r['speedup_best_static_k']:.2f}x | {_identical(r)} | {r['_file']} |"
         )
     return lines
 
@@ -92,8 +105,8 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
         "measured = live decoding, wall clock, interleaved):",
         "",
         "| pair | cost model | prompts | learned / best static (k) | learned of oracle | best static of oracle "
-        "| measured learned / best static | file |",
-        "|---|---|---|---|---|---|---|---|",
+        "| measured learned / best static | identical (live) | file |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pol = r["policies"]
@@ -103,7 +116,8 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
             f"| {r['pair']} | {Path(r['cost_model']).name} | {r['n_prompts']} "
             f"| {r['learned_over_best_static']:.3f} ({r['best_static_k']}) "
             f"| {pol['learned']['fraction_of_oracle']:.1%} "
-            f"| {best['fraction_of_oracle']:.1%} | {f'{measured:.3f}' if measured else '-'} | {r['_file']} |"
+            f"| {best['fraction_of_oracle']:.1%} | {f'{measured:.3f}' if measured else '-'} "
+            f"| {_identical(r, 'measured_identical_outputs', 'measured_divergences')} | {r['_file']} |"
         )
     return lines
 
@@ -113,8 +127,8 @@ def decode_table(rows: list[dict]) -> list[str]:
     for r in rows:
         lines += [
             f"**End-to-end decoding** (`benchmark decode`: {r['pair']}, {r['n_prompts']} prompts x "
-            f"{r['max_new_tokens']} tokens, {r['repeats']} interleaved repeats, {r['device']}; identical outputs: "
-            f"{r['identical_outputs']}; `{r['_file']}`):",
+            f"{r['max_new_tokens']} tokens, {r['repeats']} interleaved repeats, {_device(r)}; identical outputs: "
+            f"{_identical(r)}; `{r['_file']}`):",
             "",
             "| method | tokens/s (mean ± sd) | vs target-only |",
             "|---|---|---|",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -63,8 +64,9 @@ def divergences(
     apart the two tokens' logits are there under the target in float32.
 
     In bfloat16 a block of k+1 tokens and one token at a time reduce in different orders, so
-    near-ties can break differently (as on GPUs); a gap near 0 in float32 shows a tie, a large
-    gap would show an engine bug. Float32 runs are expected to have none.
+    near-ties can break differently (as on GPUs); a gap within a few bfloat16 steps of the logit
+    (|logit| / 128 each) shows a tie, a larger one an engine bug. Float32 runs are expected to
+    have none.
     """
     found = []
     dtype = pair.target.dtype
@@ -78,8 +80,9 @@ def divergences(
             prefix = torch.tensor([list(prompts[i]) + ref[:pos]], device=pair.device)
             logits = pair.target(input_ids=prefix).logits[0, -1].float()
             a, b = ref[pos] if pos < len(ref) else None, out[pos] if pos < len(out) else None
-            gap = float((logits[a] - logits[b]).abs()) if a is not None and b is not None else float("nan")
+            both = a is not None and b is not None
+            gap, logit = (float((logits[a] - logits[b]).abs()), float(logits[a])) if both else (math.nan, math.nan)
             found.append({"method": method, "prompt": i, "position": pos, "target_token": a, "spd_token": b,
-                          "float32_logit_gap": gap})  # fmt: skip
+                          "float32_logit_gap": gap, "float32_logit": logit})  # fmt: skip
     pair.target.to(dtype)
     return found

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> dict:
         "benchmark": "cost",
         "pair": pair.name,
         "device": device_name(pair.device),
+        "dtype": str(pair.target.dtype).removeprefix("torch."),
         "profile": str(path),
         "calibration_seconds": calib_s,
         "n_prompts": len(prompts),

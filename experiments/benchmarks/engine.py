@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> dict:
         "pair": pair.name,
         "pair_info": pair.describe(),
         "device": device_name(pair.device),
+        "dtype": str(pair.target.dtype).removeprefix("torch."),
         "k": k,
         "repeats": args.repeats,
         "n_prompts": len(prompts),

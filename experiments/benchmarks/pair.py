@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> dict:
         "pair": pair.name,
         "pair_info": pair.describe(),
         "device": device_name(pair.device),
+        "dtype": str(pair.target.dtype).removeprefix("torch."),
         "prompts": f"held-out {task} items" if task else args.prompts or "held-out reasoning-gym mix",
         "n_prompts": len(prompts),
         "max_new_tokens": n,
