@@ -54,6 +54,17 @@ BUILDERS: dict[str, Callable[[Path, int, int | None, bool], tuple[Path, Path]]] 
 }
 
 
+def is_built(name: str, pair_dir: Path) -> bool:
+    """True when ``pair_dir`` holds a finished build of pair ``name``."""
+    if name == "gsm":
+        from envs.specdec.mathpair import is_complete
+
+        return is_complete(pair_dir)
+    from envs.specdec.distill import is_complete
+
+    return is_complete(pair_dir / "draft")
+
+
 def default_data_dir() -> Path:
     """``$SPECGYM_DATA`` or ``~/.cache/specgym`` (imported late: torch must follow the OMP setting)."""
     from envs.specdec.registry import data_dir
@@ -124,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         (pair_dir / "recipe.json").unlink(missing_ok=True)
         for ckpt in (pair_dir / "draft-build").glob("checkpoint-*.pt"):
             ckpt.unlink()
-        # Traces and cost profiles recorded with the old models would replay the wrong pair.
+    if args.force or not is_built(args.name, pair_dir):
+        # Traces and cost profiles recorded with other models (an earlier build, or the bundled
+        # copy used until now) would replay the wrong pair.
         for kind in ("traces", "profiles"):
             for stale in (data_dir / kind).glob(f"{args.name}__*"):
                 stale.unlink()

@@ -47,6 +47,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from envs.specdec import shortlist
 from envs.specdec.pair import resolve_dtype
 from envs.specdec.training import resumable_training, save_atomic
 
@@ -128,6 +129,11 @@ class DraftConfig:
     # float32 generation speed here), which is also the dtype the pair runs in there.
     answer_dtype: str = "fast"
     checkpoint_seconds: float = 180.0
+    # Draft head over a shortlist (envs/specdec/shortlist.py): every token the target ranked in its
+    # top ``shortlist_top`` at any training answer position (0: the full vocabulary). On the 2634-
+    # prompt corpus top-4 keeps 13k of 49k ids and the held-out accepted length at k=4 (1.874 vs
+    # 1.869 with the full head), and cuts the draft's step on CPU by about a quarter.
+    shortlist_top: int = 4
     extra: dict = field(default_factory=dict)
 
 
@@ -624,6 +630,13 @@ def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
     }
 
 
+def answer_shortlist(samples: list[dict], top: int) -> torch.Tensor:
+    """Sorted ids of every answer token and every token the target ranked in its top ``top``."""
+    parts = [s["topk_ids"][:, :top].flatten().long() for s in samples if s["answer"]]
+    parts += [torch.tensor(s["answer"]) for s in samples if s["answer"]]
+    return torch.unique(torch.cat(parts))
+
+
 def training_vocabulary(rows: list[dict]) -> torch.Tensor:
     """Sorted ids of every token in any answer's top-k or any sequence: all the loss looks at."""
     parts = [r["topk_ids"].flatten().long() for r in rows]
@@ -843,7 +856,9 @@ def model_card(recipe: dict) -> str:
 
 A {d["num_layers"]}-layer, {d["hidden_size"]}-wide Llama ({d["params"] / 1e6:.1f}M parameters, float16
 on disk) with the target's tokenizer (vocabulary {d["vocab_size"]}), distilled from the target's
-greedy answers (computed in {recipe["data"].get("answer_dtype", "float32")}).
+greedy answers (computed in {recipe["data"].get("answer_dtype", "float32")}); its output layer scores
+{recipe["data"].get("shortlist_size") or "all"} token ids (`shortlist.json`: the target's top-4 over its
+training answers).
 Built by `{recipe["command"]}` (seed {recipe["seed"]}, {recipe["steps"]} steps);
 the full recipe, with every data source and seed, is in `recipe.json`.
 
@@ -934,6 +949,9 @@ def build_draft(
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     save_draft(draft, target_dir, tmp)
+    short = answer_shortlist(corpus, cfg.shortlist_top) if cfg.shortlist_top > 0 else None
+    if short is not None:
+        shortlist.save(short, tmp, f"target top-{cfg.shortlist_top} over the training answers")
     saved, _ = load_model(tmp)  # evaluate what was saved (float16 weights, read as float32)
     quality = acceptance_table(saved, heldout)
     quality.update(n_prompts=len(heldout), n_tokens=sum(len(s["answer"]) for s in heldout))
@@ -967,6 +985,7 @@ def build_draft(
             "n_train_tokens": sum(len(s["answer"]) for s in corpus),
             "top_k": TOP_K,
             "answer_dtype": dtype_name,
+            "shortlist_size": None if short is None else int(short.numel()),
             "target": str(target_dir),
         },
         "quality": quality,

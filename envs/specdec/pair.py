@@ -60,6 +60,10 @@ def _load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) 
             "directory, a registered pair name (python -m experiments.build_pair --list), or a hub id "
             "already in the local Hugging Face cache"
         ) from None
+    if role == "draft":
+        from envs.specdec import shortlist
+
+        shortlist.maybe_apply(model, path)
     return model.to(device).eval()
 
 

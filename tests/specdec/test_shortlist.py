@@ -1,0 +1,45 @@
+"""The shortlist draft head: same logits on the list, probability 0 off it, saved beside a draft."""
+
+from __future__ import annotations
+
+import torch
+
+from envs.specdec import SpeculativeDecoder, shortlist
+from envs.specdec.tiny import tiny_random_pair
+
+
+def test_head_scores_only_the_shortlist() -> None:
+    pair = tiny_random_pair(0, dtype=torch.float64, eos=False)
+    ids = torch.tensor([3, 7, 40, 41, 200])
+    x = torch.tensor([[5, 9, 11, 3]])
+    full = pair.draft(input_ids=x).logits
+    shortlist.apply(pair.draft, ids)
+    short = pair.draft(input_ids=x).logits
+    assert short.shape == full.shape
+    torch.testing.assert_close(short[..., ids], full[..., ids])
+    off = torch.ones(full.shape[-1], dtype=torch.bool)
+    off[ids] = False
+    assert (short[..., off] == shortlist.OFF_LIST_LOGIT).all()
+    assert torch.isfinite(short.log_softmax(-1)).all()  # entropies and log-probs stay finite
+    assert pair.draft.get_output_embeddings().weight.shape[0] == pair.vocab_size  # the pair still checks
+
+
+def test_draft_proposes_only_listed_tokens_and_output_is_the_targets() -> None:
+    pair = tiny_random_pair(1, dtype=torch.float64, eos=False)
+    dec = SpeculativeDecoder(pair)
+    reference = dec.generate_target([1, 2, 3], 40).tokens
+    listed = set(range(0, pair.vocab_size, 3))
+    shortlist.apply(pair.draft, torch.tensor(sorted(listed)))
+    out = dec.generate([1, 2, 3], 40, k=4)
+    assert out.tokens == reference
+    assert all(set(r.draft_tokens) <= listed for r in out.records)
+
+
+def test_saved_shortlist_is_applied_on_load(tmp_path) -> None:
+    pair = tiny_random_pair(0, dtype=torch.float64, eos=False)
+    shortlist.save(torch.tensor([5, 1, 3]), tmp_path, "test")
+    shortlist.maybe_apply(pair.draft, tmp_path)
+    head = pair.draft.get_output_embeddings()
+    assert isinstance(head, shortlist.ShortlistHead) and head.ids.tolist() == [1, 3, 5]
+    shortlist.maybe_apply(pair.draft, tmp_path)  # applying twice wraps the original head, not the wrapper
+    assert isinstance(pair.draft.get_output_embeddings().full, torch.nn.Linear)
