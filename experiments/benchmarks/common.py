@@ -86,3 +86,20 @@ def divergences(
                           "float32_logit_gap": gap, "float32_logit": logit})  # fmt: skip
     pair.target.to(dtype)
     return found
+
+
+@torch.inference_mode()
+def top2_gaps(pair, prompts: Sequence[Sequence[int]], outputs: list[list[int]]) -> dict[str, float]:
+    """Quantiles of the float32 target's top-1 minus top-2 logit over every generated position:
+    what a divergence's gap is to be compared with (a tie is a gap far below the median)."""
+    dtype = pair.target.dtype
+    pair.target.float()
+    gaps = []
+    for prompt, out in zip(prompts, outputs, strict=True):
+        ids = torch.tensor([list(prompt) + out], device=pair.device)
+        logits = pair.target(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+        top = logits.topk(2, dim=-1).values
+        gaps.append(top[:, 0] - top[:, 1])
+    pair.target.to(dtype)
+    gap = torch.cat(gaps).cpu().numpy()
+    return {f"p{q}": float(np.percentile(gap, q)) for q in (1, 5, 25, 50)} | {"n_positions": int(gap.size)}

@@ -13,7 +13,7 @@ from rich.table import Table
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import device_name
 from envs.tasks import load_prompts
-from experiments.benchmarks.common import divergences, interleaved, spread
+from experiments.benchmarks.common import divergences, interleaved, spread, top2_gaps
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
 console = Console()
@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> dict:
         "generated_tokens": sum(len(o) for o in outputs["target_ar"]),
         "identical_outputs": all(outputs[f"k{k}"] == outputs["target_ar"] for k in args.ks),
         "divergences": divergences(pair, prompts, outputs, reference="target_ar"),
+        "float32_top2_gap": top2_gaps(pair, prompts, outputs["target_ar"]),
         "mean_accepted_length": by_k[str(ref_k)]["mean_accepted_length"],
         "mean_accepted_length_k": ref_k,
         "acceptance_rate": by_k[str(ref_k)]["acceptance_rate"],
@@ -129,7 +130,9 @@ def run(args: argparse.Namespace) -> dict:
         gaps = [d["float32_logit_gap"] for d in result["divergences"]]
         console.print(
             f"{len(gaps)} (k, prompt) outputs differ from target-only ({pair.target.dtype}); at the first "
-            f"difference the float32 target's logits of the two tokens differ by at most {max(gaps):.3f}"
+            f"difference the float32 target's logits of the two tokens differ by at most {max(gaps):.3f}; over "
+            f"all target tokens the top-2 gap has median {result['float32_top2_gap']['p50']:.2f}, 5th percentile "
+            f"{result['float32_top2_gap']['p5']:.2f}"
         )
     return result
 

@@ -22,8 +22,9 @@ PPO_KEYS = {
 RUN_KEYS = {"n_timesteps", "n_envs", "eval_freq", "n_eval_episodes", "checkpoint_freq", "env_kwargs", "rounds"}
 
 
-def load_config(path: str | Path, env_id: str) -> dict[str, Any]:
-    """Hyperparameters for ``env_id``: its own entry layered over ``default:``."""
+def load_config(path: str | Path, env_id: str, pair: str | None = None) -> dict[str, Any]:
+    """Hyperparameters for ``env_id``: ``default:``, then its own entry, then the pair's
+    ``"@<pair>"`` entry if the file has one (settings a pair needs for every env id of the file)."""
     path = Path(path)
     if not path.is_file():
         raise SpecGymError(f"config file {str(path)!r} not found; see {CONFIG_DIR} for examples")
@@ -31,11 +32,9 @@ def load_config(path: str | Path, env_id: str) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise SpecGymError(f"{path} is not valid YAML ({exc})") from None
-    merged = {**data.get("default", {}), **data.get(env_id, {})}
-    merged["env_kwargs"] = {
-        **data.get("default", {}).get("env_kwargs", {}),
-        **data.get(env_id, {}).get("env_kwargs", {}),
-    }
+    layers = [data.get("default", {}), data.get(env_id, {}), data.get(f"@{pair}", {}) if pair else {}]
+    merged = {k: v for layer in layers for k, v in layer.items()}
+    merged["env_kwargs"] = {k: v for layer in layers for k, v in layer.get("env_kwargs", {}).items()}
     unknown = sorted(set(merged) - PPO_KEYS - RUN_KEYS)
     if unknown:
         raise SpecGymError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(PPO_KEYS | RUN_KEYS)}")

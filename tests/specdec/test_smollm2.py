@@ -14,9 +14,10 @@ import torch
 
 from envs.specdec import distill
 
-# On the seed-0 build these 6 prompts gave a mean accepted length of 1.76 at k=4 (the full
-# held-out set: 1.64, see the draft's README.md); the floor leaves room for other seeds/CPUs.
-ACCEPTANCE_FLOOR_K4 = 1.4
+# The seed-0 build's mean accepted length at k=4 on the full held-out set is 1.87 (its README.md;
+# the 640-prompt build had 1.64 and gave 1.76 on these 6 prompts); the floor leaves room for other
+# seeds and CPUs.
+ACCEPTANCE_FLOOR_K4 = 1.5
 
 
 def test_accepted_lengths_counts_matches_plus_one() -> None:
@@ -45,6 +46,20 @@ def test_build_pair_rejects_unknown_name() -> None:
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "smollm2-135m" in lines[0]
+
+
+def test_bundled_draft_is_a_complete_build_with_its_card() -> None:
+    import json
+
+    from envs.specdec.registry import BUNDLED
+
+    bundled = BUNDLED / "smollm2-135m-draft"
+    assert distill.is_complete(bundled)
+    recipe = json.loads((bundled / "recipe.json").read_text())
+    assert recipe["command"].startswith("python -m experiments.build_pair smollm2-135m")
+    assert recipe["quality"]["overall"]["4"] >= 1.8 and (bundled / "README.md").is_file()
+    ids = json.loads((bundled / "shortlist.json").read_text())["ids"]
+    assert len(ids) == recipe["data"]["shortlist_size"] and max(ids) < recipe["draft"]["vocab_size"]
 
 
 def test_force_rebuild_drops_traces_and_profiles_of_the_old_pair(tmp_path, monkeypatch) -> None:

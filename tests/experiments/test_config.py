@@ -1,0 +1,35 @@
+"""Hyperparameter files: default, then the env id's entry, then the pair's ``@pair`` entry."""
+
+from __future__ import annotations
+
+import pytest
+
+from envs.specdec.errors import SpecGymError
+from experiments.training.config import CONFIG_DIR, load_config
+
+
+def test_layers_default_env_then_pair(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "default: {n_timesteps: 10, gamma: 0.9, env_kwargs: {reward: a, width: 2}}\n"
+        "Env-v0: {gamma: 0.5, env_kwargs: {reward: b}}\n"
+        "'@big': {n_timesteps: 99, env_kwargs: {width: 4}}\n"
+    )
+    assert load_config(path, "Env-v0") == {"n_timesteps": 10, "gamma": 0.5, "env_kwargs": {"reward": "b", "width": 2}}
+    cfg = load_config(path, "Env-v0", "big")
+    assert cfg == {"n_timesteps": 99, "gamma": 0.5, "env_kwargs": {"reward": "b", "width": 4}}
+    assert load_config(path, "Env-v0", "other") == load_config(path, "Env-v0")
+
+
+def test_shipped_configs_load_for_every_pair() -> None:
+    for role in ("Draft", "Verify"):
+        smollm2 = load_config(CONFIG_DIR / "draft_verify.yaml", f"SpecGym/DraftVerify-{role}-v0", "smollm2-135m")
+        gsm = load_config(CONFIG_DIR / "draft_verify.yaml", f"SpecGym/DraftVerify-{role}-v0", "gsm")
+        assert smollm2["n_timesteps"] > gsm["n_timesteps"] and smollm2["gamma"] == gsm["gamma"]
+
+
+def test_unknown_key_is_named(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("'@p': {n_timestep: 5}\n")
+    with pytest.raises(SpecGymError, match="n_timestep"):
+        load_config(path, "Env-v0", "p")
