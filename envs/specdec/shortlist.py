@@ -33,8 +33,9 @@ class ShortlistHead(nn.Module):
         super().__init__()
         self.full = head  # kept: ``weight`` (its shape is the vocabulary size) and saving
         self.register_buffer("ids", ids.to(device=head.weight.device, dtype=torch.long))
-        self.rows = nn.Parameter(head.weight.detach()[self.ids].clone(), requires_grad=False)
-        self.bias = None if head.bias is None else nn.Parameter(head.bias.detach()[self.ids].clone(), False)
+        # buffers, not parameters: a copy of some of the head's rows, not more of the model
+        self.register_buffer("rows", head.weight.detach()[self.ids].clone())
+        self.register_buffer("bias", None if head.bias is None else head.bias.detach()[self.ids].clone())
 
     @property
     def weight(self) -> torch.Tensor:

@@ -43,3 +43,12 @@ def test_saved_shortlist_is_applied_on_load(tmp_path) -> None:
     assert isinstance(head, shortlist.ShortlistHead) and head.ids.tolist() == [1, 3, 5]
     shortlist.maybe_apply(pair.draft, tmp_path)  # applying twice wraps the original head, not the wrapper
     assert isinstance(pair.draft.get_output_embeddings().full, torch.nn.Linear)
+
+
+def test_shortlist_adds_no_parameters() -> None:
+    pair = tiny_random_pair(0, dtype=torch.float64, eos=False)
+    before = sum(p.numel() for p in pair.draft.parameters())
+    shortlist.apply(pair.draft, torch.arange(10))
+    assert sum(p.numel() for p in pair.draft.parameters()) == before
+    pair.draft.to(torch.float32)  # the copied rows follow the model's dtype
+    assert pair.draft.get_output_embeddings().rows.dtype == torch.float32
