@@ -13,7 +13,7 @@ from rich.table import Table
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import device_name
 from envs.tasks import load_prompts
-from experiments.benchmarks.common import interleaved, spread
+from experiments.benchmarks.common import divergences, interleaved, spread
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 from experiments.hf_assisted import hf_assisted_generate
 
@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> dict:
         "specgym_over_target_ar": spread(ratio_ar),
         "mean_accepted_length": float(np.mean(accepted)),
         "identical_outputs": bool(identical),
+        "divergences": divergences(pair, prompts, outputs, reference="target_ar"),
         "generated_tokens": sum(len(o) for o in outputs["target_ar"]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
