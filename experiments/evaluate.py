@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "env": args.env,
         "pair": pair.name,
         "device": device_name(pair.device),
-        "dtype": str(pair.target.dtype).removeprefix("torch."),
+        "dtype": pair.dtype_name,
         "cost_model": args.cost_model,
         "backend": "replay" if args.traces else "live",
         "n_prompts": len(prompts),

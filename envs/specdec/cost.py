@@ -203,7 +203,7 @@ def calibrate(
     meta = {
         "pair": pair.name,
         "device": device_name(pair.device),
-        "dtype": str(pair.target.dtype).removeprefix("torch."),
+        "dtype": pair.dtype_name,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "repeats": repeats,

@@ -144,6 +144,11 @@ class ModelPair:
         return self.target.device
 
     @property
+    def dtype_name(self) -> str:
+        """The target's dtype as results record it: ``float32``, ``bfloat16``, ..."""
+        return str(self.target.dtype).removeprefix("torch.")
+
+    @property
     def vocab_size(self) -> int:
         return self.target.get_output_embeddings().weight.shape[0]
 
@@ -172,7 +177,7 @@ class ModelPair:
         return {
             "name": self.name,
             "device": str(self.device),
-            "dtype": str(self.target.dtype).removeprefix("torch."),
+            "dtype": self.dtype_name,
             "target_params": params(self.target),
             "draft_params": params(self.draft),
             "target_revision": getattr(self.target.config, "_commit_hash", None),

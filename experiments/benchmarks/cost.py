@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> dict:
         "benchmark": "cost",
         "pair": pair.name,
         "device": device_name(pair.device),
-        "dtype": str(pair.target.dtype).removeprefix("torch."),
+        "dtype": pair.dtype_name,
         "profile": str(path),
         "calibration_seconds": calib_s,
         "n_prompts": len(prompts),

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> dict:
         "benchmark": "decode",
         "pair": pair.name,
         "device": device_name(pair.device),
-        "dtype": str(pair.target.dtype).removeprefix("torch."),
+        "dtype": pair.dtype_name,
         "prompts": args.prompts or "held-out reasoning-gym mix",
         "n_prompts": len(prompts),
         "max_new_tokens": n,

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> dict:
         "pair": pair.name,
         "pair_info": pair.describe(),
         "device": device_name(pair.device),
-        "dtype": str(pair.target.dtype).removeprefix("torch."),
+        "dtype": pair.dtype_name,
         "k": k,
         "repeats": args.repeats,
         "n_prompts": len(prompts),

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> dict:
         "pair": pair.name,
         "pair_info": pair.describe(),
         "device": device_name(pair.device),
-        "dtype": str(pair.target.dtype).removeprefix("torch."),
+        "dtype": pair.dtype_name,
         "prompts": f"held-out {task} items" if task else args.prompts or "held-out reasoning-gym mix",
         "n_prompts": len(prompts),
         "max_new_tokens": n,
@@ -135,4 +135,3 @@ def run(args: argparse.Namespace) -> dict:
             f"{result['float32_top2_gap']['p5']:.2f}"
         )
     return result
-
