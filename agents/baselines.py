@@ -14,6 +14,8 @@ Names (what ``make_policy``, DraftVerify's ``partner`` and evaluation accept):
   P(reject) = 1 - prod_j p_draft(x_j) = 1 - exp(cumulative log-prob of the best newest node).
 - ``oracle``: the best schedule for a recorded trace (dynamic programming under the same cost
   model and the same action constraints as the env); needs a replay source.
+- ``oracle-depth``: the oracle restricted to verifying every node it drafted: hindsight on the
+  depth only, so its gap to ``oracle`` is what choosing the verified nodes in hindsight is worth.
 - ``PATH.zip``: a saved SB3 ``PPO`` / ``MaskablePPO`` policy (:class:`~agents.policy.SB3Policy`).
 
 Every baseline verifies all drafted nodes unless it says otherwise (the oracle chooses).
@@ -31,7 +33,7 @@ from envs.specdec.cycles import CycleResult, CycleSource, joint_actions
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import PromptTables, TraceReplay
 
-BASELINES = ("static-K", "heuristic", "confidence[-T]", "specdec++[-T]", "oracle", "PATH.zip")
+BASELINES = ("static-K", "heuristic", "confidence[-T]", "specdec++[-T]", "oracle", "oracle-depth", "PATH.zip")
 
 
 class StaticDepth(Policy):
@@ -87,13 +89,14 @@ class Oracle(Policy):
     T[i + new(i, d, n), p'], with new = accepted + 1 (fewer at the end) and p' = 2 when the
     whole depth was accepted. As the depth partner it follows the plan for the cycle's start
     state; as the size partner it picks the best size for whatever depth was drafted.
+    ``verify_all`` restricts every cycle to n = d * W (hindsight on the depth only).
     """
 
-    name = "oracle"
-
-    def __init__(self, replay: TraceReplay):
-        self.replay = replay
-        self.actions = joint_actions(replay.max_depth, replay.width)
+    def __init__(self, replay: TraceReplay, verify_all: bool = False):
+        self.replay, self.verify_all = replay, verify_all
+        self.name = "oracle-depth" if verify_all else "oracle"
+        actions = joint_actions(replay.max_depth, replay.width)
+        self.actions = actions[actions[:, 1] == actions[:, 0] * replay.width] if verify_all else actions
         self._solved: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._depth = 1
 
@@ -134,6 +137,8 @@ class Oracle(Policy):
 
     def verify_size(self, source: CycleSource) -> int:
         t = self._check(source)
+        if self.verify_all:
+            return source.n_nodes
         total, _ = self.solve(source.prompt_index)
         i, d = source.position, source.depth
         n = np.arange(1, d * source.width + 1)
@@ -155,8 +160,8 @@ def make_policy(spec: str, *, source: CycleSource | None = None, role: str = "jo
     if m := re.fullmatch(r"(confidence|specdec\+\+)(?:-([0-9]*\.?[0-9]+))?", spec):
         cls = Confidence if m.group(1) == "confidence" else SpecDecPP
         return cls(float(m.group(2))) if m.group(2) else cls()
-    if spec == "oracle":
+    if spec in ("oracle", "oracle-depth"):
         if not isinstance(source, TraceReplay):
             raise SpecGymError("the oracle needs a recorded trace: use backend='replay' with traces=FILE.npz")
-        return Oracle(source)
+        return Oracle(source, verify_all=spec == "oracle-depth")
     raise SpecGymError(f"unknown policy {spec!r}; choose one of {', '.join(BASELINES)}")

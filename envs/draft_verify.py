@@ -101,7 +101,7 @@ All JSON-serialisable, so ``env.spec.to_json()`` works:
 - ``reward``: ``throughput`` | ``net_tokens``; ``rate``: tokens/s for ``net_tokens`` (default above).
 - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
 - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
-  ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``oracle`` (replay) or a saved
+  ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``oracle`` or ``oracle-depth`` (replay) or a saved
   SB3 ``.zip``; default ``static-4`` (drafts 4, and like every baseline verifies everything).
 - ``device``, ``dtype``: for the live models (default: per device).
 - ``seed``: seed of the first ``reset()`` called without one.

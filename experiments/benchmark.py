@@ -13,6 +13,9 @@
     python -m experiments.benchmark decode --pair NAME [--policy RUN_DIR] --out FILE.json
         end-to-end tokens/s of target-only, transformers' assisted generation (fixed k and
         dynamic), SpecGym at each static k and learned DraftVerify policies, interleaved.
+    python -m experiments.benchmark headroom --pair NAME [--width W] [--policy RUN_DIR] --out FILE.json
+        DraftVerify under the cost model: the oracle, the depth-only oracle, the best static
+        k, train-tuned rules and a learned policy; also with a faster draft (what-if).
 
 Each subcommand lives in ``experiments/benchmarks/<name>.py``.
 """
@@ -24,7 +27,7 @@ import importlib
 
 from experiments.cli import run_main, write_json
 
-SUBCOMMANDS = ("engine", "cost", "pair", "env", "decode")
+SUBCOMMANDS = ("engine", "cost", "pair", "env", "decode", "headroom")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -90,11 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
-    kwargs = {**config["env_kwargs"], "pair": args.pair, "backend": args.backend, "cost_model": args.cost_model,
-              "device": args.device}  # fmt: skip
+def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any], env_id: str) -> dict[str, Any]:
+    """DraftVerify kwargs: the registered id's tree shape, then the config's kwargs, then the CLI's."""
+    import inspect
+
+    import gymnasium as gym
+
+    from envs.draft_verify import DraftVerifyEnv
+
+    defaults = inspect.signature(DraftVerifyEnv).parameters
+    shape = {key: gym.spec(env_id).kwargs.get(key, defaults[key].default) for key in ("width", "max_depth")}
+    kwargs = {**shape, **config["env_kwargs"], "pair": args.pair, "backend": args.backend,
+              "cost_model": args.cost_model, "device": args.device}  # fmt: skip
     if args.backend == "replay":
-        kwargs["traces"] = args.traces or str(default_traces(args.pair, "train"))
+        kwargs["traces"] = args.traces or str(default_traces(args.pair, "train", kwargs["width"], kwargs["max_depth"]))
     kwargs.setdefault("split", "train")
     return kwargs
 
@@ -113,7 +122,7 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, 
                 config["n_timesteps"] = args.timesteps
             if args.n_envs:
                 config["n_envs"] = args.n_envs
-            kwargs = {**env_kwargs_for(args, config), "role": role}
+            kwargs = {**env_kwargs_for(args, config, role_id), "role": role}
             other = "verify" if role == "draft" else "draft"
             if partners[other]:
                 kwargs["partner"] = partners[other]

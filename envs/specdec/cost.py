@@ -78,6 +78,21 @@ class AnalyticCost(CostModel):
         return self.verify_base + self.verify_per_token * n_tokens + self.verify_per_context * context_len
 
 
+@dataclass
+class ScaledDraftCost(CostModel):
+    """``base`` with every draft forward ``scale`` times as long: what-if studies of a faster draft."""
+
+    base: CostModel
+    scale: float
+    kind: str = field(default="scaled-draft", init=False)
+
+    def draft_time(self, n_tokens: int, context_len: int) -> float:
+        return self.scale * self.base.draft_time(n_tokens, context_len)
+
+    def verify_time(self, n_tokens: int, context_len: int) -> float:
+        return self.base.verify_time(n_tokens, context_len)
+
+
 def _interp(sizes: list[int], contexts: list[int], table: list[list[float]], n: int, ctx: int) -> float:
     """Linear in context within each measured size, then linear in size (extrapolated past the last)."""
     rows = [np.interp(ctx, contexts, row) for row in table]

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments import benchmark, evaluate, record_traces, report
@@ -55,6 +56,23 @@ def test_run_directory(trained):
     assert [s["role"] for s in results["stages"]] == ["draft", "verify"]
     assert results["stages"][1]["env_kwargs"]["partner"] == results["policies"]["draft"]
     assert list((trained / "wandb").glob("offline-run-*")), "no offline W&B run written"
+    # the held-out evaluation replays the tree shape the policies were trained on
+    evaluation = json.loads((trained / "evaluation.json").read_text())
+    shape = results["stages"][0]["env_kwargs"]
+    assert (evaluation["width"], evaluation["max_depth"]) == (shape["width"], shape["max_depth"]) == (4, 8)
+
+
+def test_env_kwargs_take_the_registered_shape_then_the_config():
+    from experiments.train import build_parser, env_kwargs_for
+
+    args = build_parser().parse_args(["--env", "draft-verify", "--pair", "tiny-random", "--backend", "live"])
+    for env_id, config, shape in [
+        ("SpecGym/DraftVerify-Draft-v0", {}, (4, 8)),
+        ("SpecGym/DraftVerify-Draft-v0", {"width": 1, "max_depth": 6}, (1, 6)),
+        ("SpecGym/DraftVerify-v0", {}, (1, 8)),
+    ]:
+        kwargs = env_kwargs_for(args, {"env_kwargs": config}, env_id)
+        assert (kwargs["width"], kwargs["max_depth"]) == shape
 
 
 def test_evaluate_reports_every_policy(trained, traces, tmp_path):
@@ -85,6 +103,37 @@ def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
     assert data["methods"]["target_only"]["speedup_vs_target_only"] == pytest.approx(1.0)
     assert out.with_suffix(".md").read_text().count("|") > 20
     assert "End-to-end decoding" in report.render(tmp_path)  # the README table reads this JSON
+
+
+def test_headroom_benchmark(trained, traces, tmp_path):
+    out = tmp_path / "headroom.json"
+    benchmark.main(["headroom", "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
+                    "--train-traces", str(traces / "train.npz"), "--cost-model", "analytic",
+                    "--policy", str(trained), "--draft-speedups", "4", "--out", str(out)])  # fmt: skip
+    data = json.loads(out.read_text())
+    slow, fast = data["rows"]
+    assert (slow["draft_speedup"], fast["draft_speedup"]) == (1.0, 4.0)
+    assert "learned" in slow and "learned" not in fast  # the policy observes the real cost model only
+    for row in data["rows"]:
+        assert row["oracle"]["fraction_of_oracle"] == 1.0
+        bound = row["oracle_depth"]["tokens_per_s"] * (1 + 1e-12)
+        assert bound <= row["oracle"]["tokens_per_s"] * (1 + 1e-12)
+        for name in ("best_static", "confidence_tuned", "specdec++_tuned"):
+            assert row[name]["tokens_per_s"] <= bound, name  # every baseline verifies all it drafts
+        assert 0.05 <= row["confidence_tuned"]["threshold"] <= 0.95
+    assert fast["oracle"]["tokens_per_s"] > slow["oracle"]["tokens_per_s"]
+    first = data["first_token_acceptance"]
+    assert 0.0 <= first["auc"] <= 1.0 and 0.0 < first["hit_rate"] < 1.0 and first["n"] > 0
+
+
+def test_auc_matches_pairwise_counting():
+    from experiments.benchmarks.headroom import auc
+
+    rng = np.random.default_rng(0)
+    scores, hits = rng.integers(0, 5, 60) / 4, rng.random(60) < 0.4  # many ties
+    pairs = [(s > t) + 0.5 * (s == t) for s in scores[hits] for t in scores[~hits]]
+    assert auc(scores, hits) == pytest.approx(np.mean(pairs))
+    assert auc(np.arange(4), np.array([0, 0, 1, 1])) == 1.0 and auc(np.arange(4), np.array([1, 1, 0, 0])) == 0.0
 
 
 def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):

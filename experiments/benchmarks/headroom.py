@@ -1,0 +1,153 @@
+"""``headroom``: how much of the DraftVerify oracle's lead a causal policy can take, and why.
+
+    python -m experiments.benchmark headroom --pair NAME [--width W] [--policy RUN_DIR] --out FILE.json
+
+On a held-out trace, under the cost model (replay, no models run), for the draft as profiled
+and as if it were ``--draft-speedups`` times faster:
+
+- ``oracle``: hindsight on both the depth and the verified nodes (the env's upper bound);
+- ``oracle_depth``: hindsight on the depth only, verifying every drafted node, so the gap
+  between the two is what picking the verified nodes in hindsight is worth (it is an upper
+  bound for every baseline, which all verify everything);
+- ``best_static``: the best static k on the held-out trace itself;
+- ``confidence_tuned`` / ``specdec++_tuned``: the known dynamic rules with their threshold
+  tuned on the *train* trace (a grid of 0.05 steps), scored on the held-out one;
+- ``learned`` (with ``--policy``, as profiled only: the policy observes the cost model).
+
+Each with ``tokens_per_s`` and ``fraction_of_oracle``. Also how well the draft's own
+confidence predicts acceptance: the AUC of the best first-level node's draft prob for
+"the target's greedy token is that node" (0.5: no signal, 1: a perfect predictor), the
+information every causal rule here (and the learned policy's probability features) acts on.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timezone
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from agents.baselines import make_policy
+from agents.policy import Policy, rollout
+from envs.specdec.cost import CostModel, ScaledDraftCost, make_cost_model
+from envs.specdec.replay import TraceReplay
+from envs.specdec.trace import Trace
+
+console = Console()
+THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
+RULES = ("confidence", "specdec++")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("headroom", help="oracle gap of DraftVerify policies (replay under the cost model)")
+    p.add_argument("--pair", default="smollm2-135m")
+    p.add_argument("--traces", help="held-out trace .npz (default: the pair's, recorded on first use)")
+    p.add_argument("--train-traces", help="trace the rule thresholds are tuned on (default: the pair's train one)")
+    p.add_argument("--width", type=int, default=4)
+    p.add_argument("--max-depth", type=int, default=8)
+    p.add_argument("--cost-model", default="auto", help="auto (as train's) | analytic | profile .json")
+    p.add_argument("--policy", help="a DraftVerify run directory to score beside the baselines")
+    p.add_argument("--draft-speedups", default="2,4", help="what-if draft speedups, comma-separated")
+    p.add_argument("--out", help="write the results JSON here")
+    p.set_defaults(run=run)
+
+
+def tokens_per_s(policy: Policy, source: TraceReplay) -> float:
+    stats = [rollout(policy, source, i) for i in range(source.n_prompts)]
+    return sum(s.tokens for s in stats) / sum(s.time for s in stats)
+
+
+def acceptance_auc(trace: Trace) -> dict[str, float]:
+    """AUC of the best first-level node's draft prob for "that node is the target's next token"."""
+    scores, hits = [], []
+    for i in range(trace.n_prompts):
+        pt = trace.prompt(i)
+        best = pt.cum_logprobs[:, 0, :].argmax(axis=1)
+        rows = np.arange(len(pt.output))
+        scores.append(pt.probs[rows, 0, best])
+        hits.append(pt.tokens[rows, 0, best] == np.asarray(pt.output))
+    s, y = np.concatenate(scores), np.concatenate(hits)
+    return {"auc": auc(s, y), "hit_rate": float(y.mean()), "n": int(len(s))}
+
+
+def auc(scores: np.ndarray, hits: np.ndarray) -> float:
+    """P(a hit outscores a miss), ties counted half (Mann-Whitney U / (n_hit * n_miss))."""
+    hits = np.asarray(hits, bool)
+    pos, neg = np.asarray(scores)[hits], np.sort(np.asarray(scores)[~hits])
+    below, upto = np.searchsorted(neg, pos, side="left"), np.searchsorted(neg, pos, side="right")
+    return float((below + 0.5 * (upto - below)).sum() / (len(pos) * len(neg)))
+
+
+def _tuned(rule: str, train: TraceReplay, heldout: TraceReplay) -> dict[str, float]:
+    scores = [tokens_per_s(make_policy(f"{rule}-{t:g}"), train) for t in THRESHOLDS]
+    t = float(THRESHOLDS[int(np.argmax(scores))])
+    return {"threshold": t, "train_tokens_per_s": max(scores),
+            "tokens_per_s": tokens_per_s(make_policy(f"{rule}-{t:g}"), heldout)}  # fmt: skip
+
+
+def _row(cost: CostModel, args: argparse.Namespace, learned: Policy | None) -> dict:
+    kw = dict(cost=cost, width=args.width, max_depth=args.max_depth)
+    heldout, train = TraceReplay(args.traces, **kw), TraceReplay(args.train_traces, **kw)
+    statics = {k: tokens_per_s(make_policy(f"static-{k}"), heldout) for k in range(1, args.max_depth + 1)}
+    k = max(statics, key=statics.get)
+    row = {
+        "oracle": {"tokens_per_s": tokens_per_s(make_policy("oracle", source=heldout), heldout)},
+        "oracle_depth": {"tokens_per_s": tokens_per_s(make_policy("oracle-depth", source=heldout), heldout)},
+        "best_static": {"k": k, "tokens_per_s": statics[k]},
+    }
+    row |= {f"{rule}_tuned": _tuned(rule, train, heldout) for rule in RULES}
+    if learned is not None:
+        row["learned"] = {"tokens_per_s": tokens_per_s(learned, heldout)}
+    for entry in row.values():
+        entry["fraction_of_oracle"] = entry["tokens_per_s"] / row["oracle"]["tokens_per_s"]
+    return row
+
+
+def run(args: argparse.Namespace) -> dict:
+    from experiments.evaluate import learned_policy
+    from experiments.training.results import default_cost_model, default_traces
+
+    args.traces = args.traces or str(default_traces(args.pair, "heldout", args.width, args.max_depth))
+    args.train_traces = args.train_traces or str(default_traces(args.pair, "train", args.width, args.max_depth))
+    if args.cost_model == "auto":
+        args.cost_model = default_cost_model(args.pair, "auto")
+    base = make_cost_model(args.cost_model)
+    speedups = [1.0] + [float(x) for x in args.draft_speedups.split(",") if x.strip()]
+    learned = learned_policy(args.policy, None) if args.policy else None
+    rows = []
+    for s in speedups:
+        cost = base if s == 1.0 else ScaledDraftCost(base, 1.0 / s)
+        rows.append({"draft_speedup": s, **_row(cost, args, learned if s == 1.0 else None)})
+    trace = Trace.load(args.traces)
+    info = trace.meta.get("pair_info", {})
+    result = {
+        "benchmark": "headroom",
+        "pair": args.pair,
+        "device": info.get("device"),
+        "dtype": info.get("dtype"),
+        "cost_model": args.cost_model,
+        "traces": args.traces,
+        "train_traces": args.train_traces,
+        "n_prompts": trace.n_prompts,
+        "width": args.width,
+        "max_depth": args.max_depth,
+        "policy": args.policy,
+        "first_token_acceptance": acceptance_auc(trace),
+        "rows": rows,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    table = Table(title=f"DraftVerify headroom: {args.pair}, width {args.width}, {trace.n_prompts} held-out prompts")
+    names = list(rows[0])[1:]
+    table.add_column("draft speedup")
+    for name in names:
+        table.add_column(name)
+    for row in rows:
+        cells = [f"{row[n]['tokens_per_s']:.1f} ({row[n]['fraction_of_oracle']:.0%})" if n in row else ""
+                 for n in names]  # fmt: skip
+        table.add_row(f"{row['draft_speedup']:g}x", *cells)
+    console.print(table)
+    auc = result["first_token_acceptance"]
+    console.print(f"first draft token: hit rate {auc['hit_rate']:.2f}, AUC of its draft prob {auc['auc']:.3f}")
+    return result
