@@ -99,12 +99,12 @@ def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], ar
     return {name: r[0] for name, r in rates.items()}, divergences(pair, prompts, outputs, reference="target_only")
 
 
-def run_cost_model(policy: str) -> str | None:
-    """The cost model a run directory's policies were trained under (None for a bare .zip)."""
+def run_env_kwargs(policy: str) -> dict:
+    """The env kwargs a run directory's policies were trained with (cost model, tree shape); {} for a .zip."""
     results = Path(policy) / "results.json"
     if not results.is_file():
-        return None
-    return json.loads(results.read_text())["stages"][-1]["env_kwargs"].get("cost_model")
+        return {}
+    return json.loads(results.read_text())["stages"][-1]["env_kwargs"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--prompts", help="a .jsonl file or reasoning-gym task names (default: held-out generated)")
     p.add_argument("--n-prompts", type=int, default=20)
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the trace's, or 128 live")
-    p.add_argument("--width", type=int, default=4)
-    p.add_argument("--max-depth", type=int, default=8)
+    p.add_argument("--width", type=int, default=None, help="tree width (default: the run's, else 4)")
+    p.add_argument("--max-depth", type=int, default=None, help="(default: the run's, else 8)")
     p.add_argument("--cost-model", default="auto",
                    help="auto (the run's, else as train's auto) | analytic | profile .json")  # fmt: skip
     p.add_argument("--no-live", action="store_true", help="skip the wall-clock measurement")
@@ -136,10 +136,13 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     pair = pair_from_args(args)
+    trained = run_env_kwargs(args.policy)
+    args.width = args.width or int(trained.get("width", 4))
+    args.max_depth = args.max_depth or int(trained.get("max_depth", 8))
     if args.cost_model == "auto":
         from experiments.training.results import default_cost_model
 
-        args.cost_model = run_cost_model(args.policy) or default_cost_model(pair.name, args.device)
+        args.cost_model = trained.get("cost_model") or default_cost_model(pair.name, args.device)
     cost = make_cost_model(args.cost_model)
     if args.traces:
         source: CycleSource = TraceReplay(args.traces, cost=cost, width=args.width, max_depth=args.max_depth,

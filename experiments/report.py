@@ -123,6 +123,30 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+HEADROOM = ("oracle", "oracle_depth", "best_static", "confidence_tuned", "specdec++_tuned", "learned")
+
+
+def headroom_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "**DraftVerify headroom** (`benchmark headroom`: held-out trace under the cost model, tokens/s (of oracle); "
+        "oracle_depth = hindsight on the depth only, verifying all it drafts; rules tuned on the train trace; "
+        "draft speedup = the same with every draft forward that much faster, a what-if):",
+        "",
+        "| pair | width | draft speedup | " + " | ".join(HEADROOM) + " | first-token AUC (hit rate) | file |",
+        "|---" * (len(HEADROOM) + 5) + "|",
+    ]
+    for r in rows:
+        first = r["first_token_acceptance"]
+        for row in r["rows"]:
+            cells = [f"{row[n]['tokens_per_s']:.1f} ({row[n]['fraction_of_oracle']:.0%})" if n in row else "-"
+                     for n in HEADROOM]  # fmt: skip
+            lines.append(
+                f"| {r['pair']} | {r['width']} | {row['draft_speedup']:g}x | {' | '.join(cells)} "
+                f"| {first['auc']:.3f} ({first['hit_rate']:.0%}) | {r['_file']} |"
+            )
+    return lines
+
+
 def decode_table(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
@@ -249,6 +273,7 @@ def render(results_dir: Path) -> str:
         ("pair", task_pair_table),
         ("decode", decode_table),
         ("evaluate-draft-verify", draft_verify_table),
+        ("headroom", headroom_table),
         ("evaluate-arbitration", arbitration_table),
         ("train-summary", seeds_table),
     ):

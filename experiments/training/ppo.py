@@ -4,10 +4,12 @@ callbacks, W&B, and resumable checkpoints (SIGINT saves one before exiting)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
@@ -41,7 +43,15 @@ def make_envs(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int):
     # one process each; replay steps are microseconds, where subprocess round trips would dominate
     live = env_kwargs.get("backend", "live") == "live"
     vec_cls = SubprocVecEnv if live and n_envs > 1 else DummyVecEnv
-    return make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=vec_cls)
+    # a callable, not the id: given an id, make_vec_env asks for render_mode="rgb_array", which our envs
+    # do not render, and gymnasium warns once per env
+    return make_vec_env(functools.partial(_make, env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
+                        vec_env_cls=vec_cls)  # fmt: skip
+
+
+def _make(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` from this module, so a subprocess unpickling it imports ``envs`` (the ids)."""
+    return gym.make(env_id, **kwargs)
 
 
 def train(

@@ -70,12 +70,11 @@ def evaluate_run(env: str, run_dir: Path, args: argparse.Namespace) -> dict[str,
             return None  # live evaluation: python -m experiments.evaluate --env draft-verify
         from experiments import evaluate
 
-        trained = json.loads((run_dir / "results.json").read_text())["stages"][-1]["env_kwargs"]
-        width, depth = trained["width"], trained["max_depth"]
-        traces = args.eval_traces or default_traces(args.pair, "heldout", width, depth)
+        trained = evaluate.run_env_kwargs(str(run_dir))  # evaluate replays the same tree shape
+        traces = args.eval_traces or default_traces(args.pair, "heldout", trained["width"], trained["max_depth"])
         evaluate.main(["--env", "draft-verify", "--policy", str(run_dir), "--pair", args.pair, "--device", args.device,
-                       "--traces", str(traces), "--cost-model", args.cost_model, "--width", str(width),
-                       "--max-depth", str(depth), "--no-live", "--out", str(out)])  # fmt: skip
+                       "--traces", str(traces), "--cost-model", args.cost_model, "--no-live",
+                       "--out", str(out)])  # fmt: skip
     else:
         if args.eval_items < 2:
             return None
