@@ -68,6 +68,16 @@ cuts the cycle; ``time`` = the cycle's draft forwards + its verification under t
   cycle pays off exactly when its reward is positive). A constant ``rate`` maximises plain
   long-run tokens/s.
 
+``credit="token"`` (replay, ``net_tokens``, draft role; a training aid) pays a cycle's reward as it
+accrues instead of all at the stop: each continue step gets the draft tokens its forward adds to
+the accepted run if the tree were verified whole (the trace knows) minus ``rate`` times that
+forward's time, and the stop step the rest of the cycle's reward. Every cycle's rewards sum to
+the same total as under the default ``credit="cycle"``, so undiscounted returns and the best
+policy are unchanged, and the policy never observes the outcome (observations are the same); but
+each decision's consequence shows in its own step's reward instead of several steps later, mixed
+with the rest of the cycle's luck. The live engine cannot know acceptance before verifying, so it
+has only ``cycle``.
+
 ## Starting State
 
 A prompt is drawn uniformly with the env's RNG (or ``reset(options={"prompt_index": i})``),
@@ -99,6 +109,7 @@ All JSON-serialisable, so ``env.spec.to_json()`` works:
 - ``split``: ``heldout`` (default) | ``train``: which seed generated prompts come from.
 - ``max_new_tokens`` (live default 128; replay default the trace's), ``width`` (1 = chain), ``max_depth``.
 - ``reward``: ``throughput`` | ``net_tokens``; ``rate``: tokens/s for ``net_tokens`` (default above).
+- ``credit``: ``cycle`` (default) | ``token`` (see Rewards).
 - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
 - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
   ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``oracle`` or ``oracle-depth`` (replay) or a saved
@@ -138,6 +149,7 @@ from envs.specdec.trace import Trace
 ROLES = ("draft", "verify", "joint")
 BACKENDS = ("live", "replay")
 REWARDS = ("throughput", "net_tokens")
+CREDITS = ("cycle", "token")
 SPLITS = ("heldout", "train")
 CONTINUE, STOP = 0, 1
 DEFAULT_PARTNER = "static-4"
@@ -176,6 +188,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         max_depth: int = 8,
         reward: str = "throughput",
         rate: float | None = None,
+        credit: str = "cycle",
         cost_model: str = "analytic",
         partner: str | None = None,
         device: str = "auto",
@@ -188,8 +201,15 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             ("backend", backend, BACKENDS),
             ("reward", reward, REWARDS),
             ("split", split, SPLITS),
+            ("credit", credit, CREDITS),
         ):
             _choice(name, value, allowed)
+        if credit == "token" and (backend, reward, role) != ("replay", "net_tokens", "draft"):
+            raise SpecGymError(
+                "credit='token' needs backend='replay', reward='net_tokens' and role='draft' (it pays draft "
+                "steps by the trace's outcome, additively); use credit='cycle' otherwise"
+            )
+        self.credit, self._paid, self._run = credit, 0.0, 0  # paid so far this cycle, accepted run so far
         self.role, self.reward_kind, self.rate = role, reward, rate
         cost = make_cost_model(cost_model)
         if reward == "net_tokens" and rate is None and isinstance(cost, MeasuredCost):
@@ -299,7 +319,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
                     "tokens_generated": src.position,
                     "prompt_index": src.prompt_index,
                 }
-                return src.observation(), 0.0, False, False, info
+                return src.observation(), self._accrued(), False, False, info
             return self._finish(self.partner.verify_size(src))
         if self.role == "verify":
             return self._finish(a)
@@ -323,9 +343,21 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             return
         src.begin_cycle()
         src.draft_step()
+        if self.credit == "token":  # the first forward is not a decision: its token is paid at the stop
+            self._run = src.hindsight_level()[0]
         if self.role == "verify":
             while src.depth < src.cap and partner.keep_drafting(src):
                 src.draft_step()
+
+    def _accrued(self) -> float:
+        """A continue step's reward: 0, or under ``credit="token"`` what its draft forward added."""
+        if self.credit == "cycle":
+            return 0.0
+        accepted, draft_time, step_time = self.source.hindsight_level()
+        rate = self.rate if self.rate is not None else 1.0 / step_time
+        reward = (accepted - self._run) - rate * draft_time
+        self._paid, self._run = self._paid + reward, accepted
+        return reward
 
     def _finish(self, n_verify: int):
         src = self.source
@@ -336,7 +368,8 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             reward = result.new_tokens / result.time
         else:
             rate = self.rate if self.rate is not None else 1.0 / result.target_step_time
-            reward = result.new_tokens - rate * result.time
+            reward = result.new_tokens - rate * result.time - self._paid
+        self._paid = 0.0
         done = src.done
         if not done:
             self._to_decision()

@@ -234,6 +234,15 @@ class TraceReplay(CycleSource):
         self._push_history(result.accepted_len, d)
         return result
 
+    def hindsight_level(self) -> tuple[int, float, float]:
+        """After a draft forward at depth >= 2: (draft tokens the tree so far would get accepted if
+        verified whole, that forward's seconds, one target-only step's seconds). Only a trace knows
+        the first number before verification (DraftVerify's ``credit="token"``)."""
+        d = self.depth
+        return int(self.t.acc[self.pos, d - 1, d * self.width]), float(self.t.draft_level[self.pos]), float(
+            self.t.verify[self.pos, 0]
+        )
+
     @property
     def done(self) -> bool:
         return self.pos >= self.t.n

@@ -207,6 +207,47 @@ def test_throughput_reward_and_info(trace_path):
         assert info["accepted_len"] <= info["depth"] and info["new_tokens"] <= info["accepted_len"] + 1
 
 
+@pytest.mark.parametrize(("width", "partner"), [(1, "static-4"), (3, "static-4"), (3, "oracle")])
+def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_path):
+    """Same actions: every cycle's rewards sum to the cycle-credit reward; continue steps are paid
+    by the hindsight run (accepted tokens their forward adds, minus its time at the target rate)."""
+    kw = dict(role="draft", reward="net_tokens", width=width, partner=partner)
+    cycle, token = replay_env(trace_path, **kw), replay_env(trace_path, credit="token", **kw)
+    for index in range(len(PROMPTS)):
+        _, by_cycle, infos = play(cycle, np.random.default_rng(index), index=index)
+        obs_c, by_token, infos_t = play(token, np.random.default_rng(index), index=index)
+        assert [i.get("cycle_time") for i in infos] == [i.get("cycle_time") for i in infos_t]
+        ends = [k for k, i in enumerate(infos[1:]) if "cycle_time" in i]
+        start = 0
+        for end in ends:
+            assert sum(by_token[start : end + 1]) == pytest.approx(by_cycle[end], abs=1e-9)
+            assert all(r == 0.0 for r in by_cycle[start:end])
+            start = end + 1
+        assert sum(by_token) == pytest.approx(sum(by_cycle), abs=1e-9)
+    # a continue step's reward: + its token if the trace accepts it, - its forward at the target rate
+    # (the first forward is no decision: its token is paid at the stop, not to the first continue)
+    src, first_accepted = token.unwrapped.source, 0
+    for index in range(len(PROMPTS)):
+        token.reset(options={"prompt_index": index})
+        t, pos = src.t, src.position
+        _, reward, *_ = token.step(CONTINUE)
+        first_accepted += int(t.acc[pos, 0, width])
+        gained = int(t.acc[pos, 1, 2 * width]) - int(t.acc[pos, 0, width])
+        assert reward == pytest.approx(gained - t.draft_level[pos] / t.verify[pos, 0])
+    assert first_accepted > 0  # the check above can tell the two apart
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"reward": "throughput"}, {"role": "verify"}, {"role": "joint"}, {"backend": "live"}]
+)
+def test_token_credit_needs_replay_net_tokens_and_the_draft_role(kwargs, trace_path, live_kwargs):
+    base = {"backend": "replay", "traces": trace_path(1), "reward": "net_tokens", "credit": "token"}
+    if kwargs.get("backend") == "live":
+        base = {**live_kwargs, "reward": "net_tokens", "credit": "token"}
+    with pytest.raises(SpecGymError, match="credit='token' needs"):
+        gym.make("SpecGym/DraftVerify-v0", **{**base, **kwargs})
+
+
 # -- bad input ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("kwargs", "message"),
@@ -215,6 +256,7 @@ def test_throughput_reward_and_info(trace_path):
         ({"backend": "gpu"}, "unknown backend 'gpu'"),
         ({"reward": "speed"}, "unknown reward 'speed'"),
         ({"split": "test"}, "unknown split 'test'"),
+        ({"credit": "step"}, "unknown credit 'step'"),
         ({"backend": "replay"}, "needs traces=FILE.npz"),
         ({"backend": "replay", "traces": "/nonexistent/t.npz"}, "not found; record one"),
         ({"cost_model": "fast"}, "unknown cost model"),
