@@ -68,14 +68,15 @@ cuts the cycle; ``time`` = the cycle's draft forwards + its verification under t
   cycle pays off exactly when its reward is positive). A constant ``rate`` maximises plain
   long-run tokens/s.
 
-``credit="token"`` (replay, ``net_tokens``, draft role; a training aid) pays a cycle's reward as it
+``credit="token"`` (replay, ``net_tokens``; a training aid for the draft role) pays a cycle's reward as it
 accrues instead of all at the stop: each continue step gets the draft tokens its forward adds to
 the accepted run if the tree were verified whole (the trace knows) minus ``rate`` times that
 forward's time, and the stop step the rest of the cycle's reward. Every cycle's rewards sum to
 the same total as under the default ``credit="cycle"``, so undiscounted returns and the best
 policy are unchanged, and the policy never observes the outcome (observations are the same); but
 each decision's consequence shows in its own step's reward instead of several steps later, mixed
-with the rest of the cycle's luck. The live engine cannot know acceptance before verifying, so it
+with the rest of the cycle's luck. In the verify and joint roles every step ends a cycle, so the
+two credits are the same there. The live engine cannot know acceptance before verifying, so it
 has only ``cycle``.
 
 ## Starting State
@@ -204,10 +205,10 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             ("credit", credit, CREDITS),
         ):
             _choice(name, value, allowed)
-        if credit == "token" and (backend, reward, role) != ("replay", "net_tokens", "draft"):
+        if credit == "token" and (backend, reward) != ("replay", "net_tokens"):
             raise SpecGymError(
-                "credit='token' needs backend='replay', reward='net_tokens' and role='draft' (it pays draft "
-                "steps by the trace's outcome, additively); use credit='cycle' otherwise"
+                "credit='token' needs backend='replay' and reward='net_tokens' (it pays draft steps by the "
+                "trace's outcome, additively); use credit='cycle' otherwise"
             )
         self.credit, self._paid, self._run = credit, 0.0, 0  # paid so far this cycle, accepted run so far
         self.role, self.reward_kind, self.rate = role, reward, rate
@@ -343,7 +344,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             return
         src.begin_cycle()
         src.draft_step()
-        if self.credit == "token":  # the first forward is not a decision: its token is paid at the stop
+        if self.credit == "token" and self.role == "draft":  # the first forward is no decision: paid at the stop
             self._run = src.hindsight_level()[0]
         if self.role == "verify":
             while src.depth < src.cap and partner.keep_drafting(src):

@@ -237,10 +237,18 @@ def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_pat
     assert first_accepted > 0  # the check above can tell the two apart
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"reward": "throughput"}, {"role": "verify"}, {"role": "joint"}, {"backend": "live"}]
-)
-def test_token_credit_needs_replay_net_tokens_and_the_draft_role(kwargs, trace_path, live_kwargs):
+@pytest.mark.parametrize("role", ["verify", "joint"])
+def test_token_credit_is_cycle_credit_where_every_step_ends_a_cycle(role, trace_path):
+    kw = dict(role=role, reward="net_tokens", width=3)
+    cycle, token = replay_env(trace_path, **kw), replay_env(trace_path, credit="token", **kw)
+    for index in range(len(PROMPTS)):
+        assert play(cycle, np.random.default_rng(index), index=index)[1] == pytest.approx(
+            play(token, np.random.default_rng(index), index=index)[1], abs=1e-12
+        )
+
+
+@pytest.mark.parametrize("kwargs", [{"reward": "throughput"}, {"backend": "live"}])
+def test_token_credit_needs_replay_and_net_tokens(kwargs, trace_path, live_kwargs):
     base = {"backend": "replay", "traces": trace_path(1), "reward": "net_tokens", "credit": "token"}
     if kwargs.get("backend") == "live":
         base = {**live_kwargs, "reward": "net_tokens", "credit": "token"}
