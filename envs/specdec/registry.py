@@ -96,6 +96,12 @@ PAIRS: dict[str, PairSpec] = {
 }
 
 
+def default_dtype(name: str) -> str | None:
+    """The dtype a registered pair loads in when none is asked for (None: the per-device default)."""
+    spec = PAIRS.get(name)
+    return spec.dtype if spec else None
+
+
 def load_pair(
     name: str | None = None,
     *,
@@ -112,7 +118,7 @@ def load_pair(
     if name not in PAIRS:
         known = ", ".join(sorted(PAIRS))
         raise SpecGymError(f"unknown pair {name!r}; known pairs: {known} (or pass --target/--draft)")
-    return PAIRS[name].loader(device, dtype or PAIRS[name].dtype)
+    return PAIRS[name].loader(device, dtype or default_dtype(name))
 
 
 @lru_cache(maxsize=4)

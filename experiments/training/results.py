@@ -34,12 +34,11 @@ def default_cost_model(pair: str, device: str = "auto") -> str:
         return "analytic"
     from envs.specdec.cost import calibrate
     from envs.specdec.pair import resolve_device, resolve_dtype
-    from envs.specdec.registry import PAIRS, shared_pair
+    from envs.specdec.registry import default_dtype, shared_pair
     from experiments.benchmarks.cost import default_profile_path
 
     dev = resolve_device(device)
-    spec = PAIRS.get(pair)
-    path = default_profile_path(pair, dev, resolve_dtype(spec.dtype if spec else None, dev))
+    path = default_profile_path(pair, dev, resolve_dtype(default_dtype(pair), dev))
     if not path.is_file():
         print(f"calibrating the cost model of {pair} on {dev} (once; saved to {path})")
         calibrate(shared_pair(pair, str(dev)), repeats=5).save(path)

@@ -13,7 +13,7 @@ import torch
 
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.pair import native_bf16_cpu, resolve_dtype
-from envs.specdec.registry import PAIRS, load_pair
+from envs.specdec.registry import PAIRS, default_dtype, load_pair
 from envs.specdec.tiny import tiny_random_pair
 from experiments.benchmarks.common import divergences
 
@@ -33,6 +33,7 @@ def test_pair_default_dtype_reaches_the_loader(monkeypatch) -> None:
     load_pair("smollm2-135m", device="cpu")
     load_pair("smollm2-135m", device="cpu", dtype="float32")  # an explicit dtype wins
     assert seen == ["fast", "float32"]
+    assert (default_dtype("smollm2-135m"), default_dtype("gsm"), default_dtype("my-pair")) == ("fast", None, None)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
