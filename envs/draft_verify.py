@@ -295,6 +295,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             seed = self._seed
         super().reset(seed=seed)
         self._seeded = True
+        self._paid = 0.0  # an episode left mid-cycle must not charge the next one
         options = options or {}
         index = options.get("prompt_index")
         if index is None:

@@ -55,8 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def tokens_per_s(policy: Policy, source: TraceReplay) -> float:
-    stats = [rollout(policy, source, i) for i in range(source.n_prompts)]
-    return sum(s.tokens for s in stats) / sum(s.time for s in stats)
+    from experiments.evaluate import summarise
+
+    return summarise([rollout(policy, source, i) for i in range(source.n_prompts)])["tokens_per_s"]
 
 
 def acceptance_auc(trace: Trace) -> dict[str, float]:

@@ -213,6 +213,8 @@ def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_pat
     by the hindsight run (accepted tokens their forward adds, minus its time at the target rate)."""
     kw = dict(role="draft", reward="net_tokens", width=width, partner=partner)
     cycle, token = replay_env(trace_path, **kw), replay_env(trace_path, credit="token", **kw)
+    token.reset(options={"prompt_index": 0})
+    token.step(CONTINUE)  # an episode abandoned mid-cycle leaves nothing owed to the next
     for index in range(len(PROMPTS)):
         _, by_cycle, infos = play(cycle, np.random.default_rng(index), index=index)
         obs_c, by_token, infos_t = play(token, np.random.default_rng(index), index=index)
