@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
@@ -56,6 +57,17 @@ def interleaved(
     return rates, outputs
 
 
+@contextmanager
+def float32_target(pair) -> Iterator[None]:
+    """The pair's target in float32 inside the block, back in its own dtype after (errors too)."""
+    dtype = pair.target.dtype
+    pair.target.float()
+    try:
+        yield
+    finally:
+        pair.target.to(dtype)
+
+
 @torch.inference_mode()
 def divergences(
     pair, prompts: Sequence[Sequence[int]], outputs: dict[str, list[list[int]]], reference: str = "target_ar"
@@ -68,14 +80,18 @@ def divergences(
     (|logit| / 128 each) shows a tie, a larger one an engine bug. Float32 runs are expected to
     have none.
     """
+    differing = [
+        (method, i, ref, out)
+        for method, outs in outputs.items()
+        if method != reference
+        for i, (ref, out) in enumerate(zip(outputs[reference], outs, strict=True))
+        if out != ref
+    ]
+    if not differing:
+        return []  # no float32 copy of the target needed
     found = []
-    dtype = pair.target.dtype
-    for method, outs in outputs.items():
-        for i, (ref, out) in enumerate(zip(outputs[reference], outs, strict=True)):
-            if method == reference or out == ref:
-                continue
-            if dtype != torch.float32 and not found:
-                pair.target.float()
+    with float32_target(pair):
+        for method, i, ref, out in differing:
             pos = next((j for j, (a, b) in enumerate(zip(ref, out, strict=False)) if a != b), min(len(ref), len(out)))
             prefix = torch.tensor([list(prompts[i]) + ref[:pos]], device=pair.device)
             logits = pair.target(input_ids=prefix).logits[0, -1].float()
@@ -84,7 +100,6 @@ def divergences(
             gap, logit = (float((logits[a] - logits[b]).abs()), float(logits[a])) if both else (math.nan, math.nan)
             found.append({"method": method, "prompt": i, "position": pos, "target_token": a, "spd_token": b,
                           "float32_logit_gap": gap, "float32_logit": logit})  # fmt: skip
-    pair.target.to(dtype)
     return found
 
 
@@ -92,14 +107,12 @@ def divergences(
 def top2_gaps(pair, prompts: Sequence[Sequence[int]], outputs: list[list[int]]) -> dict[str, float]:
     """Quantiles of the float32 target's top-1 minus top-2 logit over every generated position:
     what a divergence's gap is to be compared with (a tie is a gap far below the median)."""
-    dtype = pair.target.dtype
-    pair.target.float()
     gaps = []
-    for prompt, out in zip(prompts, outputs, strict=True):
-        ids = torch.tensor([list(prompt) + out], device=pair.device)
-        logits = pair.target(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
-        top = logits.topk(2, dim=-1).values
-        gaps.append(top[:, 0] - top[:, 1])
-    pair.target.to(dtype)
+    with float32_target(pair):
+        for prompt, out in zip(prompts, outputs, strict=True):
+            ids = torch.tensor([list(prompt) + out], device=pair.device)
+            logits = pair.target(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
+            top = logits.topk(2, dim=-1).values
+            gaps.append(top[:, 0] - top[:, 1])
     gap = torch.cat(gaps).cpu().numpy()
     return {f"p{q}": float(np.percentile(gap, q)) for q in (1, 5, 25, 50)} | {"n_positions": int(gap.size)}
