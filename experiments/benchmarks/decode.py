@@ -10,7 +10,6 @@ JSON and, beside it, a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,10 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def learned_method(pair, prompts: list[list[int]], run_dir: str, max_new: int):
     """Live decoding with a run's co-adaptive policies, on its training tree shape and cost model."""
     from agents.policy import rollout
-    from experiments.evaluate import learned_policy
+    from experiments.evaluate import learned_policy, run_env_kwargs
 
-    results = json.loads((Path(run_dir) / "results.json").read_text())
-    kwargs = results["stages"][-1]["env_kwargs"]
+    kwargs = run_env_kwargs(run_dir)
     source = LiveCycles(pair, prompts, cost=make_cost_model(kwargs.get("cost_model", "analytic")),
                         width=int(kwargs.get("width", 4)), max_depth=int(kwargs.get("max_depth", 8)),
                         max_new_tokens=max_new)  # fmt: skip
