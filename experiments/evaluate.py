@@ -6,11 +6,13 @@ what follows is DraftVerify's.
     python -m experiments.evaluate --env draft-verify --policy RUN_DIR_OR_ZIP --pair NAME \
         [--traces HELDOUT.npz | --prompts FILE.jsonl] --out FILE.json
 
-Every policy decodes the same prompts. Under the cost model (replay of a held-out trace, or
-the live engine): ``tokens_per_s``, ``mean_accepted_length`` and ``fraction_of_oracle`` for
-``learned``, ``oracle`` (replay only), ``target_only``, ``static_k1`` .. ``static_kN`` and the
-dynamic baselines. Then live decoding with the wall clock (``measured_tokens_per_s``) for
-``learned``, the best static k and ``target_only``, interleaved per prompt in one run.
+Every policy decodes the same prompts. Under the cost model, by replaying a trace (``--traces``,
+or one recorded here for ``--prompts``: greedy output never depends on the policy, so replay
+gives exactly what live decoding would, and the oracle needs the trace): ``tokens_per_s``,
+``mean_accepted_length`` and ``fraction_of_oracle`` for ``learned``, ``oracle``,
+``target_only``, ``static_k1`` .. ``static_kN`` and the dynamic baselines. Then live decoding
+with the wall clock (``measured_tokens_per_s``) for ``learned``, the best static k and
+``target_only``, interleaved per prompt in one run.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from agents.baselines import make_policy
 from agents.policy import Composite, EpisodeStats, Policy, SB3Policy, rollout
 from envs.specdec import SpecGymError, SpeculativeDecoder
 from envs.specdec.cost import device_name, make_cost_model
-from envs.specdec.cycles import CycleSource, LiveCycles
+from envs.specdec.cycles import LiveCycles
 from envs.specdec.replay import TraceReplay
+from envs.specdec.trace import Trace, record_trace
 from envs.tasks import load_prompts
 from experiments.benchmarks.common import divergences, interleaved
 from experiments.cli import add_pair_args, pair_from_args, run_main, write_json
@@ -62,7 +65,7 @@ def summarise(stats: list[EpisodeStats]) -> dict:
     }
 
 
-def evaluate_cost_model(source: CycleSource, policies: dict[str, Policy]) -> dict[str, dict]:
+def evaluate_cost_model(source: TraceReplay, policies: dict[str, Policy]) -> dict[str, dict]:
     out = {}
     for name, policy in tqdm(policies.items(), desc="policies (cost model)"):
         out[name] = summarise([rollout(policy, source, i) for i in range(source.n_prompts)])
@@ -72,7 +75,7 @@ def evaluate_cost_model(source: CycleSource, policies: dict[str, Policy]) -> dic
         "mean_accepted_length": 1.0,
         "speedup_vs_target_only": 1.0,
     }
-    best = out.get("oracle", max(out.values(), key=lambda r: r["tokens_per_s"]))["tokens_per_s"]
+    best = out["oracle"]["tokens_per_s"]
     for row in out.values():
         row["fraction_of_oracle"] = row["tokens_per_s"] / best
     return out
@@ -123,10 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--policy", required=True, help="a run directory, or a depth-policy .zip")
     p.add_argument("--verify-policy", help="a size-policy .zip to pair with a depth-policy .zip")
     add_pair_args(p, default="tiny-random")
-    p.add_argument("--traces", help="held-out trace .npz (replay under the cost model)")
+    p.add_argument("--traces", help="held-out trace .npz to replay (default: record one for --prompts)")
     p.add_argument("--prompts", help="a .jsonl file or reasoning-gym task names (default: held-out generated)")
     p.add_argument("--n-prompts", type=int, default=20)
-    p.add_argument("--max-new-tokens", type=int, default=None, help="default: the trace's, or 128 live")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default: the trace's, or 128 when recording")
     p.add_argument("--width", type=int, default=None, help="tree width (default: the run's, else 4)")
     p.add_argument("--max-depth", type=int, default=None, help="(default: the run's, else 8)")
     p.add_argument("--cost-model", default="auto",
@@ -144,20 +147,20 @@ def main(argv: list[str] | None = None) -> None:
 
         args.cost_model = trained.get("cost_model") or default_cost_model(pair.name, args.device)
     cost = make_cost_model(args.cost_model)
+    if args.traces and args.prompts:
+        raise SpecGymError("pass --traces (a recorded trace) or --prompts (recorded here), not both")
     if args.traces:
-        source: CycleSource = TraceReplay(args.traces, cost=cost, width=args.width, max_depth=args.max_depth,
-                                          max_new_tokens=args.max_new_tokens)  # fmt: skip
-        prompts = [source.trace.prompt(i).prompt.tolist() for i in range(source.n_prompts)]
-        args.max_new_tokens = source.max_new_tokens
+        trace: Trace | str = args.traces
     else:
-        args.max_new_tokens = args.max_new_tokens or 128
         prompts = [pair.encode(t) for t in load_prompts(args.prompts, args.n_prompts)]
-        source = LiveCycles(pair, prompts, cost=cost, width=args.width, max_depth=args.max_depth,
-                            max_new_tokens=args.max_new_tokens)  # fmt: skip
+        trace = record_trace(pair, prompts, max_new_tokens=args.max_new_tokens or 128, width=args.width,
+                             max_depth=args.max_depth, meta={"prompts": args.prompts})  # fmt: skip
+    source = TraceReplay(trace, cost=cost, width=args.width, max_depth=args.max_depth,
+                         max_new_tokens=args.max_new_tokens)  # fmt: skip
+    prompts = [source.trace.prompt(i).prompt.tolist() for i in range(source.n_prompts)]
+    args.max_new_tokens = source.max_new_tokens
     learned = learned_policy(args.policy, args.verify_policy)
-    policies: dict[str, Policy] = {"learned": learned}
-    if isinstance(source, TraceReplay):
-        policies["oracle"] = make_policy("oracle", source=source)
+    policies: dict[str, Policy] = {"learned": learned, "oracle": make_policy("oracle", source=source)}
     policies |= {f"static_k{k}": make_policy(f"static-{k}") for k in range(1, args.max_depth + 1)}
     policies |= {name: make_policy(name) for name in DYNAMIC}
     results = evaluate_cost_model(source, policies)
@@ -174,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         "device": device_name(pair.device),
         "dtype": pair.dtype_name,
         "cost_model": args.cost_model,
-        "backend": "replay" if args.traces else "live",
+        "backend": "replay",
+        "traces": args.traces or "recorded for the prompts",
         "n_prompts": len(prompts),
         "width": args.width,
         "max_depth": args.max_depth,

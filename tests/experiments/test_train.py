@@ -91,6 +91,31 @@ def test_evaluate_reports_every_policy(trained, traces, tmp_path):
     assert "DraftVerify policies" in report.render(tmp_path)  # the README table reads this JSON
 
 
+def test_evaluate_on_a_prompts_file_records_a_trace_and_measures_live(trained, tmp_path):
+    """--prompts (MT-Bench style ``turns``): the oracle still comes from a trace recorded here."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"turns": [f"Question {i}: what is {i} + {i}?"]}) + "\n" for i in range(3)))
+    out = tmp_path / "eval.json"
+    evaluate.main(["--policy", str(trained), "--pair", "tiny-random", "--prompts", str(prompts), "--n-prompts", "2",
+                   "--max-new-tokens", "12", "--threads", "1", "--out", str(out)])  # fmt: skip
+    data = json.loads(out.read_text())
+    assert data["n_prompts"] == 2 and data["traces"] == "recorded for the prompts"
+    assert data["policies"]["oracle"]["fraction_of_oracle"] == pytest.approx(1.0)
+    assert max(row["fraction_of_oracle"] for row in data["policies"].values()) <= 1.0 + 1e-9
+    best = f"static_k{data['best_static_k']}"
+    for name in ("learned", best, "target_only"):
+        assert data["policies"][name]["measured_tokens_per_s"] > 0, name
+    assert data["measured_identical_outputs"], data["measured_divergences"]  # float32: SpD == target greedy
+
+
+def test_evaluate_refuses_traces_and_prompts_together(trained, traces, tmp_path):
+    from envs.specdec import SpecGymError
+
+    with pytest.raises(SpecGymError, match="not both"):
+        evaluate.main(["--policy", str(trained), "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
+                       "--prompts", str(tmp_path / "p.jsonl"), "--no-live"])  # fmt: skip
+
+
 def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
     out = tmp_path / "decode.json"
     benchmark.main(["decode", "--pair", "tiny-random", "--threads", "1", "--n-prompts", "2", "--max-new-tokens", "16",
