@@ -51,8 +51,9 @@ each other), computed identically by both backends:
 | next 4 | accepted length / D of the last 4 cycles, newest first |
 | next 4 | draft depth / D of the last 4 cycles, newest first |
 
-Log-probs are divided by 20 and clipped to [-1, 0]; slots with no node or no past cycle are
--1. Under ``cost_model="measured"`` indices 3 and 4 are 0 (wall clock does not predict).
+Log-probs are divided by 5 and clipped to [-1, 0] (a node below e^-5 reads like an empty slot);
+slots with no node or no past cycle are -1. Under ``cost_model="measured"`` indices 3 and 4
+are 0 (wall clock does not predict).
 
 ## Rewards
 
