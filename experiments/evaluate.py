@@ -102,6 +102,11 @@ def measure_live(pair, prompts: list[list[int]], policies: dict[str, Policy], ar
     return {name: r[0] for name, r in rates.items()}, divergences(pair, prompts, outputs, reference="target_only")
 
 
+def prompt_source(meta: dict) -> str:
+    """Where a trace's prompts came from: the file or task names given, else the seeded default mix."""
+    return meta.get("prompts") or f"default mix ({meta.get('split', 'heldout')})"
+
+
 def run_env_kwargs(policy: str) -> dict:
     """The env kwargs a run directory's policies were trained with (cost model, tree shape); {} for a .zip."""
     results = Path(policy) / "results.json"
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         "cost_model": args.cost_model,
         "backend": "replay",
         "traces": args.traces or "recorded for the prompts",
+        "prompts": prompt_source(source.trace.meta),
         "n_prompts": len(prompts),
         "width": args.width,
         "max_depth": args.max_depth,

@@ -102,19 +102,20 @@ def pair_table(rows: list[dict]) -> list[str]:
 
 def draft_verify_table(rows: list[dict]) -> list[str]:
     lines = [
-        "**DraftVerify policies** (`evaluate --env draft-verify`: held-out trace replayed under the cost model; "
+        "**DraftVerify policies** (`evaluate --env draft-verify`: a held-out trace, or one recorded for a prompt "
+        "file, replayed under the cost model; "
         "measured = live decoding, wall clock, interleaved):",
         "",
-        "| pair | cost model | prompts | learned / best static (k) | learned of oracle | best static of oracle "
+        "| pair | cost model | prompts | n | learned / best static (k) | learned of oracle | best static of oracle "
         "| measured learned / best static | identical (live) | file |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pol = r["policies"]
         best = pol[f"static_k{r['best_static_k']}"]
         measured = r.get("measured_learned_over_best_static")
         lines.append(
-            f"| {r['pair']} | {Path(r['cost_model']).name} | {r['n_prompts']} "
+            f"| {r['pair']} | {Path(r['cost_model']).name} | {Path(r.get('prompts', '-')).name} | {r['n_prompts']} "
             f"| {r['learned_over_best_static']:.3f} ({r['best_static_k']}) "
             f"| {pol['learned']['fraction_of_oracle']:.1%} "
             f"| {best['fraction_of_oracle']:.1%} | {f'{measured:.3f}' if measured else '-'} "

@@ -88,6 +88,7 @@ def test_evaluate_reports_every_policy(trained, traces, tmp_path):
         assert row["fraction_of_oracle"] <= 1.0 + 1e-9  # nothing beats the oracle under the cost model
     assert data["policies"]["oracle"]["fraction_of_oracle"] == pytest.approx(1.0)
     assert data["n_prompts"] == 4 and 1 <= data["best_static_k"] <= 8
+    assert data["prompts"] == "default mix (heldout)"
     assert "DraftVerify policies" in report.render(tmp_path)  # the README table reads this JSON
 
 
@@ -100,6 +101,7 @@ def test_evaluate_on_a_prompts_file_records_a_trace_and_measures_live(trained, t
                    "--max-new-tokens", "12", "--threads", "1", "--out", str(out)])  # fmt: skip
     data = json.loads(out.read_text())
     assert data["n_prompts"] == 2 and data["traces"] == "recorded for the prompts"
+    assert data["prompts"] == str(prompts)
     assert data["policies"]["oracle"]["fraction_of_oracle"] == pytest.approx(1.0)
     assert max(row["fraction_of_oracle"] for row in data["policies"].values()) <= 1.0 + 1e-9
     best = f"static_k{data['best_static_k']}"
