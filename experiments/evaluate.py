@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--width", type=int, default=None, help="tree width (default: the run's, else 4)")
     p.add_argument("--max-depth", type=int, default=None, help="(default: the run's, else 8)")
     p.add_argument("--cost-model", default="auto",
-                   help="auto (the run's, else as train's auto) | analytic | profile .json")  # fmt: skip
+                   help="auto (the run's unless measured, else train's auto) | analytic | profile .json")  # fmt: skip
     p.add_argument("--no-live", action="store_true", help="skip the wall-clock measurement")
     p.add_argument("--out", help="write the results JSON here")
     args = p.parse_args(argv)
@@ -147,13 +147,17 @@ def main(argv: list[str] | None = None) -> None:
     trained = run_env_kwargs(args.policy)
     args.width = args.width or int(trained.get("width", 4))
     args.max_depth = args.max_depth or int(trained.get("max_depth", 8))
+    if args.traces and args.prompts:
+        raise SpecGymError("pass --traces (a recorded trace) or --prompts (recorded here), not both")
+    if args.cost_model == "measured":
+        raise SpecGymError("the wall clock is measured separately (measured_tokens_per_s); pass --cost-model "
+                           "auto, analytic or a profile .json for the replayed comparison")  # fmt: skip
     if args.cost_model == "auto":
         from experiments.training.results import default_cost_model
 
-        args.cost_model = trained.get("cost_model") or default_cost_model(pair.name, args.device)
+        run_cost = trained.get("cost_model")  # a run trained on the wall clock is scored on the profile
+        args.cost_model = run_cost if run_cost not in (None, "measured") else default_cost_model(pair.name, args.device)
     cost = make_cost_model(args.cost_model)
-    if args.traces and args.prompts:
-        raise SpecGymError("pass --traces (a recorded trace) or --prompts (recorded here), not both")
     if args.traces:
         trace: Trace | str = args.traces
     else:

@@ -110,12 +110,14 @@ def test_evaluate_on_a_prompts_file_records_a_trace_and_measures_live(trained, t
     assert data["measured_identical_outputs"], data["measured_divergences"]  # float32: SpD == target greedy
 
 
-def test_evaluate_refuses_traces_and_prompts_together(trained, traces, tmp_path):
+def test_evaluate_refuses_traces_and_prompts_together_and_the_wall_clock_as_cost(trained, traces, tmp_path):
     from envs.specdec import SpecGymError
 
+    held_out = ["--policy", str(trained), "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"), "--no-live"]
     with pytest.raises(SpecGymError, match="not both"):
-        evaluate.main(["--policy", str(trained), "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
-                       "--prompts", str(tmp_path / "p.jsonl"), "--no-live"])  # fmt: skip
+        evaluate.main([*held_out, "--prompts", str(tmp_path / "p.jsonl")])
+    with pytest.raises(SpecGymError, match="measured separately"):
+        evaluate.main([*held_out, "--cost-model", "measured"])
 
 
 def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
