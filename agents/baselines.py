@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from agents.policy import Policy, SB3Policy
+from agents.policy import Policy, SB3Policy, rollout
 from envs.specdec.cycles import CycleResult, CycleSource, joint_actions
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import PromptTables, TraceReplay
@@ -146,6 +146,17 @@ class Oracle(Policy):
         nxt = i + np.minimum(acc + 1, t.n - i)
         cost = t.verify[i, n] + total[nxt, (acc == d).astype(np.int64)]
         return int(n[np.argmin(cost)])
+
+
+def best_static_rate(source: CycleSource, n_prompts: int | None = None) -> float:
+    """The best static k's tokens/s over the first ``n_prompts`` of ``source`` (all by default):
+    the throughput to beat, and DraftVerify's ``rate="best_static"``."""
+    n = source.n_prompts if n_prompts is None else n_prompts
+    best = 0.0
+    for k in range(1, source.max_depth + 1):
+        runs = [rollout(StaticDepth(k), source, i) for i in range(n)]
+        best = max(best, sum(r.tokens for r in runs) / sum(r.time for r in runs))
+    return best
 
 
 def make_policy(spec: str, *, source: CycleSource | None = None, role: str = "joint") -> Policy:

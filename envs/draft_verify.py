@@ -67,12 +67,17 @@ cuts the cycle; ``time`` = the cycle's draft forwards + its verification under t
   the total tokens) is fixed, so maximising the return minimises total time measured in
   target-only steps: it maximises long-run tokens/s relative to target-only decoding (a
   cycle pays off exactly when its reward is positive). A constant ``rate`` maximises plain
-  long-run tokens/s.
+  long-run tokens/s. ``rate="best_static"`` (replay) takes the best static k's tokens/s on the
+  env's trace: a learner that discounts (gamma < 1) weighs each cycle nearly alone, and a cycle's
+  tokens - rate * time is the right thing to maximise alone when ``rate`` is the throughput to
+  beat (Dinkelbach's method for ratios); at the target-only rate tokens are overpriced against
+  time and such a learner over-drafts.
 
 ``credit="token"`` (replay, ``net_tokens``; a training aid for the draft role) pays a cycle's reward as it
 accrues instead of all at the stop: each continue step gets the draft tokens its forward adds to
-the accepted run if the tree were verified whole (the trace knows) minus ``rate`` times that
-forward's time, and the stop step the rest of the cycle's reward. Every cycle's rewards sum to
+the accepted run if the tree were verified whole (the trace knows) minus ``rate`` times the time
+it adds (the forward, and verifying its level with the rest), and the stop step the rest of the
+cycle's reward. Every cycle's rewards sum to
 the same total as under the default ``credit="cycle"``, so undiscounted returns and the best
 policy are unchanged, and the policy never observes the outcome (observations are the same); but
 each decision's consequence shows in its own step's reward instead of several steps later, mixed
@@ -110,7 +115,8 @@ All JSON-serialisable, so ``env.spec.to_json()`` works:
 - ``n_prompts``: how many (live default 20; replay default all in the trace).
 - ``split``: ``heldout`` (default) | ``train``: which seed generated prompts come from.
 - ``max_new_tokens`` (live default 128; replay default the trace's), ``width`` (1 = chain), ``max_depth``.
-- ``reward``: ``throughput`` | ``net_tokens``; ``rate``: tokens/s for ``net_tokens`` (default above).
+- ``reward``: ``throughput`` | ``net_tokens``; ``rate``: tokens/s for ``net_tokens`` (default above),
+  or ``"best_static"`` (replay; see Rewards).
 - ``credit``: ``cycle`` (default) | ``token`` (see Rewards).
 - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
 - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
@@ -189,7 +195,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         width: int = 1,
         max_depth: int = 8,
         reward: str = "throughput",
-        rate: float | None = None,
+        rate: float | str | None = None,
         credit: str = "cycle",
         cost_model: str = "analytic",
         partner: str | None = None,
@@ -212,18 +218,26 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
                 "trace's outcome, additively); use credit='cycle' otherwise"
             )
         self.credit, self._paid, self._run = credit, 0.0, 0  # paid so far this cycle, accepted run so far
-        self.role, self.reward_kind, self.rate = role, reward, rate
+        self.role, self.reward_kind = role, reward
         cost = make_cost_model(cost_model)
         if reward == "net_tokens" and rate is None and isinstance(cost, MeasuredCost):
             raise SpecGymError("net_tokens under the measured cost model needs an explicit rate= (tokens/s)")
-        if rate is not None and not rate > 0:
-            raise SpecGymError(f"rate must be > 0 tokens/s, got {rate!r}")
+        if rate == "best_static" and backend != "replay":
+            raise SpecGymError("rate='best_static' replays static schedules on the trace: it needs backend='replay'; "
+                               "pass a number of tokens/s otherwise")  # fmt: skip
+        if rate != "best_static" and rate is not None and not (isinstance(rate, int | float) and rate > 0):
+            raise SpecGymError(f"rate must be > 0 tokens/s or 'best_static', got {rate!r}")
         if backend == "live":
             self.source: CycleSource = self._live(pair, prompts, n_prompts, split, cost, device, dtype)
         else:
             self.source = self._replay(pair, traces, prompts, n_prompts, split, cost)
         src = self.source
         self.n_prompts = src.n_prompts if n_prompts is None or backend == "live" else n_prompts
+        if rate == "best_static":
+            from agents.baselines import best_static_rate
+
+            rate = best_static_rate(src, self.n_prompts)
+        self.rate: float | None = rate
         self.partner = self._make_partner(partner)
         low, high = obs_bounds(src.max_depth, src.width)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
@@ -356,9 +370,9 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         """A continue step's reward: 0, or under ``credit="token"`` what its draft forward added."""
         if self.credit == "cycle":
             return 0.0
-        accepted, draft_time, step_time = self.source.hindsight_level()
+        accepted, added_time, step_time = self.source.hindsight_level()
         rate = self.rate if self.rate is not None else 1.0 / step_time
-        reward = (accepted - self._run) - rate * draft_time
+        reward = (accepted - self._run) - rate * added_time
         self._paid, self._run = self._paid + reward, accepted
         return reward
 

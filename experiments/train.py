@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+REPLAY_ONLY = {"credit": "token", "rate": "best_static"}  # DraftVerify kwargs that need a trace
+
+
 def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any], env_id: str) -> dict[str, Any]:
     """DraftVerify kwargs: the registered id's tree shape, then the config's kwargs, then the CLI's."""
     import inspect
@@ -104,6 +107,10 @@ def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any], env_id: str
               "cost_model": args.cost_model, "device": args.device}  # fmt: skip
     if args.backend == "replay":
         kwargs["traces"] = args.traces or str(default_traces(args.pair, "train", kwargs["width"], kwargs["max_depth"]))
+    else:  # the config's replay-only training aids read the trace; live training pays by cycle, target rate
+        for key, value in REPLAY_ONLY.items():
+            if kwargs.get(key) == value:
+                del kwargs[key]
     kwargs.setdefault("split", "train")
     return kwargs
 

@@ -226,8 +226,9 @@ def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_pat
             assert all(r == 0.0 for r in by_cycle[start:end])
             start = end + 1
         assert sum(by_token) == pytest.approx(sum(by_cycle), abs=1e-9)
-    # a continue step's reward: + its token if the trace accepts it, - its forward at the target rate
-    # (the first forward is no decision: its token is paid at the stop, not to the first continue)
+    # a continue step's reward: + its token if the trace accepts it, - the time it adds at the target
+    # rate: its forward and its level's share of verifying the whole tree (the first forward is no
+    # decision: its token is paid at the stop, not to the first continue)
     src, first_accepted = token.unwrapped.source, 0
     for index in range(len(PROMPTS)):
         token.reset(options={"prompt_index": index})
@@ -235,8 +236,28 @@ def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_pat
         _, reward, *_ = token.step(CONTINUE)
         first_accepted += int(t.acc[pos, 0, width])
         gained = int(t.acc[pos, 1, 2 * width]) - int(t.acc[pos, 0, width])
-        assert reward == pytest.approx(gained - t.draft_level[pos] / t.verify[pos, 0])
+        added = t.draft_level[pos] + t.verify[pos, 2 * width] - t.verify[pos, width]
+        assert t.verify[pos, 2 * width] > t.verify[pos, width]  # so the check tells the time terms apart
+        assert reward == pytest.approx(gained - added / t.verify[pos, 0])
     assert first_accepted > 0  # the check above can tell the two apart
+
+
+def test_best_static_rate_is_the_best_static_throughput_on_the_trace(trace_path):
+    from agents.baselines import best_static_rate, make_policy
+    from agents.policy import rollout
+
+    env = replay_env(trace_path, reward="net_tokens", rate="best_static", width=3)
+    src = env.unwrapped.source
+    rates = []
+    for k in range(1, src.max_depth + 1):
+        runs = [rollout(make_policy(f"static-{k}"), src, i) for i in range(src.n_prompts)]
+        rates.append(sum(r.tokens for r in runs) / sum(r.time for r in runs))
+    assert env.unwrapped.rate == pytest.approx(max(rates)) == pytest.approx(best_static_rate(src))
+    assert len(set(np.round(rates, 6))) > 1  # the maximum is a real choice on this trace
+    assert env.spec.to_json() and pickle.loads(pickle.dumps(env)).unwrapped.rate == env.unwrapped.rate
+    _, rewards, infos = play(env, np.random.default_rng(0), index=0)
+    ends = [(r, i) for r, i in zip(rewards, infos[1:], strict=True) if "cycle_time" in i]
+    assert [r for r, _ in ends] == pytest.approx([i["new_tokens"] - max(rates) * i["cycle_time"] for _, i in ends])
 
 
 @pytest.mark.parametrize("role", ["verify", "joint"])
@@ -276,6 +297,8 @@ def test_token_credit_needs_replay_and_net_tokens(kwargs, trace_path, live_kwarg
         ({"role": "joint", "partner": "static-2"}, "leave partner unset"),
         ({"reward": "net_tokens", "cost_model": "measured"}, "needs an explicit rate"),
         ({"rate": -1.0, "reward": "net_tokens"}, "rate must be > 0"),
+        ({"rate": "fast", "reward": "net_tokens"}, "rate must be > 0 tokens/s or 'best_static'"),
+        ({"rate": "best_static", "reward": "net_tokens"}, "rate='best_static' .* needs backend='replay'"),
         ({"max_depth": 0}, "draft length / tree depth must be"),
     ],
 )

@@ -73,6 +73,13 @@ def test_env_kwargs_take_the_registered_shape_then_the_config():
     ]:
         kwargs = env_kwargs_for(args, {"env_kwargs": config}, env_id)
         assert (kwargs["width"], kwargs["max_depth"]) == shape
+    # the config's replay-only training aids are left out of live training, other kwargs kept
+    aids = {"credit": "token", "rate": "best_static", "reward": "net_tokens"}
+    kwargs = env_kwargs_for(args, {"env_kwargs": aids}, "SpecGym/DraftVerify-Draft-v0")
+    assert "credit" not in kwargs and "rate" not in kwargs and kwargs["reward"] == "net_tokens"
+    import gymnasium as gym
+
+    gym.make("SpecGym/DraftVerify-Draft-v0", **{**kwargs, "cost_model": "analytic"})  # valid as it stands
 
 
 def test_evaluate_reports_every_policy(trained, traces, tmp_path):
