@@ -73,17 +73,17 @@ cuts the cycle; ``time`` = the cycle's draft forwards + its verification under t
   beat (Dinkelbach's method for ratios); at the target-only rate tokens are overpriced against
   time and such a learner over-drafts.
 
-``credit="token"`` (replay, ``net_tokens``; a training aid for the draft role) pays a cycle's reward as it
-accrues instead of all at the stop: each continue step gets the draft tokens its forward adds to
-the accepted run if the tree were verified whole (the trace knows) minus ``rate`` times the time
-it adds (the forward, and verifying its level with the rest), and the stop step the rest of the
-cycle's reward. Every cycle's rewards sum to
-the same total as under the default ``credit="cycle"``, so undiscounted returns and the best
-policy are unchanged, and the policy never observes the outcome (observations are the same); but
-each decision's consequence shows in its own step's reward instead of several steps later, mixed
-with the rest of the cycle's luck. In the verify and joint roles every step ends a cycle, so the
-two credits are the same there. The live engine cannot know acceptance before verifying, so it
-has only ``cycle``.
+``credit="token"`` (replay, ``net_tokens``; a training aid for the draft role) pays a cycle's
+reward as it accrues instead of all at the stop: each continue step gets the draft tokens its
+forward adds to the accepted run if the tree were verified whole (the trace knows) minus
+``rate`` times the time it adds (the forward, and verifying its level with the rest), and the
+stop step the rest of the cycle's reward. Every cycle's rewards sum to the same total as under
+the default ``credit="cycle"``, so undiscounted returns and the best policy are unchanged, and
+the policy never observes the outcome (observations are the same); but each decision's
+consequence shows in its own step's reward instead of several steps later, mixed with the rest
+of the cycle's luck. In the verify and joint roles every step ends a cycle, so the two credits
+are the same there. The live engine cannot know acceptance before verifying, so it has only
+``cycle``.
 
 ## Starting State
 
