@@ -43,19 +43,22 @@ def _identical(r: dict, key: str = "identical_outputs", divergences: str = "dive
     return f"no, at near-ties: {len(gaps)} outputs, float32 gap <= {max(gaps):.2f}{context}"
 
 
+def _head(caption: str, columns: list[str]) -> list[str]:
+    """A table's caption, blank line, header row and separator row."""
+    return [caption, "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+
+
 def _ms(mean_sd: dict) -> str:
     return f"{mean_sd['mean']:.1f} ± {mean_sd['std']:.1f}"
 
 
 def engine_table(rows: list[dict]) -> list[str]:
-    lines = [
+    lines = _head(
         "**Engine vs transformers' assisted generation** (`benchmark engine`, greedy, fixed k; tokens/s "
         "mean ± sd over interleaved repeats; ratio = SpecGym / assisted per repeat):",
-        "",
-        "| pair | device | k | prompts x tokens | repeats | target-only | SpecGym | HF assisted "
-        "| SpecGym / HF (min) | identical | file |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+        ["pair", "device", "k", "prompts x tokens", "repeats", "target-only", "SpecGym", "HF assisted",
+         "SpecGym / HF (min)", "identical", "file"],
+    )
     for r in rows:
         t = r["tokens_per_s"]
         ratio = r["specgym_over_hf_assisted"]
@@ -68,13 +71,11 @@ def engine_table(rows: list[dict]) -> list[str]:
 
 
 def cost_table(rows: list[dict]) -> list[str]:
-    lines = [
+    lines = _head(
         "**Profiled cost model** (`benchmark cost`: calibrated, saved, reloaded, then scored on fresh "
         "decoding at several k):",
-        "",
-        "| pair | device | cycles | median abs. error per cycle | p90 | per generation | file |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        ["pair", "device", "cycles", "median abs. error per cycle", "p90", "per generation", "file"],
+    )
     for r in rows:
         lines.append(
             f"| {r['pair']} | {_device(r)} | {r['n_cycles']} | {r['cycle_median_abs_rel_error']:.1%} "
@@ -84,13 +85,11 @@ def cost_table(rows: list[dict]) -> list[str]:
 
 
 def pair_table(rows: list[dict]) -> list[str]:
-    lines = [
+    lines = _head(
         "**Pairs** (`benchmark pair`: greedy, held-out prompts, target-only and every k interleaved in one run):",
-        "",
-        "| pair | device | prompts x tokens | mean accepted length (k) | acceptance rate | best static k "
-        "| speedup at best k | identical | file |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        ["pair", "device", "prompts x tokens", "mean accepted length (k)", "acceptance rate", "best static k",
+         "speedup at best k", "identical", "file"],
+    )
     for r in rows:
         lines.append(
             f"| {r['pair']} | {_device(r)} | {r['n_prompts']} x {r['max_new_tokens']} "
@@ -101,15 +100,12 @@ def pair_table(rows: list[dict]) -> list[str]:
 
 
 def draft_verify_table(rows: list[dict]) -> list[str]:
-    lines = [
+    lines = _head(
         "**DraftVerify policies** (`evaluate --env draft-verify`: a held-out trace, or one recorded for a prompt "
-        "file, replayed under the cost model; "
-        "measured = live decoding, wall clock, interleaved):",
-        "",
-        "| pair | cost model | prompts | n | learned / best static (k) | learned of oracle | best static of oracle "
-        "| measured learned / best static | identical (live) | file |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+        "file, replayed under the cost model; measured = live decoding, wall clock, interleaved):",
+        ["pair", "cost model", "prompts", "n", "learned / best static (k)", "learned of oracle",
+         "best static of oracle", "measured learned / best static", "identical (live)", "file"],
+    )
     for r in rows:
         pol = r["policies"]
         best = pol[f"static_k{r['best_static_k']}"]
@@ -128,14 +124,12 @@ HEADROOM = ("oracle", "oracle_depth", "best_static", "confidence_tuned", "specde
 
 
 def headroom_table(rows: list[dict]) -> list[str]:
-    lines = [
+    lines = _head(
         "**DraftVerify headroom** (`benchmark headroom`: held-out trace under the cost model, tokens/s (of oracle); "
         "oracle_depth = hindsight on the depth only, verifying all it drafts; rules tuned on the train trace; "
         "draft speedup = the same with every draft forward that much faster, a what-if):",
-        "",
-        "| pair | width | draft speedup | " + " | ".join(HEADROOM) + " | first-token AUC (hit rate) | file |",
-        "|---" * (len(HEADROOM) + 5) + "|",
-    ]
+        ["pair", "width", "draft speedup", *HEADROOM, "first-token AUC (hit rate)", "file"],
+    )
     for r in rows:
         first = r["first_token_acceptance"]
         for row in r["rows"]:
@@ -151,14 +145,12 @@ def headroom_table(rows: list[dict]) -> list[str]:
 def decode_table(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
-        lines += [
+        lines += _head(
             f"**End-to-end decoding** (`benchmark decode`: {r['pair']}, {r['n_prompts']} prompts x "
             f"{r['max_new_tokens']} tokens, {r['repeats']} interleaved repeats, {_device(r)}; identical outputs: "
             f"{_identical(r)}; `{r['_file']}`):",
-            "",
-            "| method | tokens/s (mean ± sd) | vs target-only |",
-            "|---|---|---|",
-        ]
+            ["method", "tokens/s (mean ± sd)", "vs target-only"],
+        )
         for name, m in sorted(r["methods"].items(), key=lambda kv: -kv[1]["speedup_vs_target_only"]):
             t = m["tokens_per_s"]
             lines.append(f"| {name} | {_ms(t)} | {m['speedup_vs_target_only']:.2f}x |")
@@ -170,13 +162,11 @@ def task_pair_table(rows: list[dict]) -> list[str]:
     rows = [r for r in rows if "target_accuracy" in r]
     if not rows:
         return []
-    lines = [
+    lines = _head(
         "**Task pairs** (`benchmark pair`, greedy, held-out items: each model alone, and the items only "
         "the draft answers correctly):",
-        "",
-        "| pair | task | items | target accuracy | draft accuracy | draft right, target wrong | file |",
-        "|---|---|---|---|---|---|---|",
-    ]
+        ["pair", "task", "items", "target accuracy", "draft accuracy", "draft right, target wrong", "file"],
+    )
     for r in rows:
         lines.append(
             f"| {r['pair']} | {r['task']} | {r['n_items']} | {r['target_accuracy']:.1%} | {r['draft_accuracy']:.1%} "
@@ -189,16 +179,14 @@ def arbitration_table(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
         d = r["paired_diff_vs_target_only"]
-        lines += [
+        lines += _head(
             f"**Arbitration policies** (`evaluate --env arbitration`: {r['pair']} pair, {r['task']}, {r['n_items']} "
             f"held-out items, k={r['k']}, {r['device']}; accuracy with 95% Wilson interval; tokens/s = wall clock "
             f"of drafting + verification, policies interleaved per item; `{r['_file']}`). Learned minus "
             f"target-only on the same items: {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}].",
-            "",
-            "| policy | accuracy | 95% CI | vs target-only, paired (95% CI) | mean accepted length | tokens/s "
-            "| draft kept at mismatches |",
-            "|---|---|---|---|---|---|---|",
-        ]
+            ["policy", "accuracy", "95% CI", "vs target-only, paired (95% CI)", "mean accepted length", "tokens/s",
+             "draft kept at mismatches"],
+        )
         for name, p in sorted(r["policies"].items(), key=lambda kv: -kv[1]["accuracy"]):
             label = f"{name} ({p['n_items']} items)" if p["n_items"] != r["n_items"] else name
             if "target_only_accuracy_same_items" in p:
@@ -228,13 +216,11 @@ def _metric(key: str, x: float) -> str:
 
 
 def seeds_table(rows: list[dict]) -> list[str]:
-    lines = [
+    lines = _head(
         "**Training runs** (`report --summarise` over run directories: each run evaluated on the same held-out "
         "data; mean ± sd, min, max over the runs listed; wall minutes = training + evaluation):",
-        "",
-        "| env | pair | seeds | metric | mean ± sd | min | max | file |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+        ["env", "pair", "seeds", "metric", "mean ± sd", "min", "max", "file"],
+    )
     for r in rows:
         for env, summary in r["summary"].items():
             seeds = ", ".join(str(s) for s in summary["seeds"])
