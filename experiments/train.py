@@ -108,9 +108,12 @@ def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any], env_id: str
     if args.backend == "replay":
         kwargs["traces"] = args.traces or str(default_traces(args.pair, "train", kwargs["width"], kwargs["max_depth"]))
     else:  # the config's replay-only training aids read the trace; live training pays by cycle, target rate
-        for key, value in REPLAY_ONLY.items():
-            if kwargs.get(key) == value:
-                del kwargs[key]
+        dropped = [key for key, value in REPLAY_ONLY.items() if kwargs.get(key) == value]
+        for key in dropped:
+            del kwargs[key]
+        if dropped and env_id.endswith("Draft-v0"):
+            print(f"live backend: training without {', '.join(dropped)} (they need a trace); the depth role's "
+                  "rewards then arrive at each cycle's end, so give it gamma 0.995 in --config")  # fmt: skip
     kwargs.setdefault("split", "train")
     return kwargs
 
