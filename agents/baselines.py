@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from agents.policy import Policy, SB3Policy, rollout
+from agents.policy import Policy, SB3Policy, tokens_per_s
 from envs.specdec.cycles import CycleResult, CycleSource, joint_actions
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import PromptTables, TraceReplay
@@ -151,12 +151,7 @@ class Oracle(Policy):
 def best_static_rate(source: CycleSource, n_prompts: int | None = None) -> float:
     """The best static k's tokens/s over the first ``n_prompts`` of ``source`` (all by default):
     the throughput to beat, and DraftVerify's ``rate="best_static"``."""
-    n = source.n_prompts if n_prompts is None else n_prompts
-    best = 0.0
-    for k in range(1, source.max_depth + 1):
-        runs = [rollout(StaticDepth(k), source, i) for i in range(n)]
-        best = max(best, sum(r.tokens for r in runs) / sum(r.time for r in runs))
-    return best
+    return max(tokens_per_s(StaticDepth(k), source, n_prompts) for k in range(1, source.max_depth + 1))
 
 
 def make_policy(spec: str, *, source: CycleSource | None = None, role: str = "joint") -> Policy:

@@ -101,6 +101,13 @@ def rollout(policy: Policy, source: CycleSource, prompt_index: int) -> EpisodeSt
     return stats
 
 
+def tokens_per_s(policy: Policy, source: CycleSource, n_prompts: int | None = None) -> float:
+    """Long-run tokens/s of ``policy`` over the first ``n_prompts`` of ``source`` (all by default):
+    total tokens over total time, so long generations weigh more than in a mean of rates."""
+    runs = [rollout(policy, source, i) for i in range(source.n_prompts if n_prompts is None else n_prompts)]
+    return sum(r.tokens for r in runs) / sum(r.time for r in runs)
+
+
 class SB3Policy(Policy):
     """A saved Stable-Baselines3 policy (``PPO`` or sb3-contrib ``MaskablePPO`` .zip) in one role.
 

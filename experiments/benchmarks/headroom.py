@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.baselines import make_policy
-from agents.policy import Policy, rollout
+from agents.policy import Policy, tokens_per_s
 from envs.specdec.cost import CostModel, ScaledDraftCost, make_cost_model
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
@@ -52,12 +52,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--draft-speedups", default="2,4", help="what-if draft speedups, comma-separated")
     p.add_argument("--out", help="write the results JSON here")
     p.set_defaults(run=run)
-
-
-def tokens_per_s(policy: Policy, source: TraceReplay) -> float:
-    from experiments.evaluate import summarise
-
-    return summarise([rollout(policy, source, i) for i in range(source.n_prompts)])["tokens_per_s"]
 
 
 def acceptance_auc(trace: Trace) -> dict[str, float]:
