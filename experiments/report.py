@@ -120,14 +120,17 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-HEADROOM = ("oracle", "oracle_depth", "best_static", "confidence_tuned", "specdec++_tuned", "learned")
+HEADROOM = ("oracle", "oracle_depth", "best_static", "confidence_tuned", "specdec++_tuned", "learned",
+            "learned_depth_hindsight_size", "hindsight_depth_learned_size")  # fmt: skip
 
 
 def headroom_table(rows: list[dict]) -> list[str]:
     lines = _head(
         "**DraftVerify headroom** (`benchmark headroom`: held-out trace under the cost model, tokens/s (of oracle); "
         "oracle_depth = hindsight on the depth only, verifying all it drafts; rules tuned on the train trace; "
-        "draft speedup = the same with every draft forward that much faster, a what-if):",
+        "the last two: the learned pair with one role in hindsight; draft speedup = the same with every draft "
+        "forward that much faster, a what-if; first-token AUC: of the draft's top probability / of a logistic "
+        "fit on every draft-side feature):",
         ["pair", "width", "draft speedup", *HEADROOM, "first-token AUC (hit rate)", "file"],
     )
     for r in rows:
@@ -137,7 +140,8 @@ def headroom_table(rows: list[dict]) -> list[str]:
                      for n in HEADROOM]  # fmt: skip
             lines.append(
                 f"| {r['pair']} | {r['width']} | {row['draft_speedup']:g}x | {' | '.join(cells)} "
-                f"| {first['auc']:.3f} ({first['hit_rate']:.0%}) | {r['_file']} |"
+                f"| {first['auc']:.3f} / {first.get('auc_fitted', float('nan')):.3f} ({first['hit_rate']:.0%}) "
+                f"| {r['_file']} |"
             )
     return lines
 

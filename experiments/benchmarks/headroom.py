@@ -12,12 +12,19 @@ and as if it were ``--draft-speedups`` times faster:
 - ``best_static``: the best static k on the held-out trace itself;
 - ``confidence_tuned`` / ``specdec++_tuned``: the known dynamic rules with their threshold
   tuned on the *train* trace (a grid of 0.05 steps), scored on the held-out one;
-- ``learned`` (with ``--policy``, as profiled only: the policy observes the cost model).
+- ``learned`` (with ``--policy``, as profiled only: the policy observes the cost model), and
+  the learned pair with one role given hindsight, which splits the oracle's lead between the
+  roles: ``learned_depth_hindsight_size`` (the oracle picks the verified nodes of whatever the
+  learned depth policy drafts) and ``hindsight_depth_learned_size`` (the oracle's depths,
+  the learned size policy).
 
 Each with ``tokens_per_s`` and ``fraction_of_oracle``. Also how well the draft's own
 confidence predicts acceptance: the AUC of the best first-level node's draft prob for
 "the target's greedy token is that node" (0.5: no signal, 1: a perfect predictor), the
-information every causal rule here (and the learned policy's probability features) acts on.
+information every causal rule here (and the learned policy's probability features) acts on;
+and ``auc_fitted``, the held-out AUC of a logistic regression fitted on the train trace over
+everything the draft side knows there (``FEATURES``), to tell whether a better use of the
+draft's outputs would predict acceptance better than its top probability alone.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.baselines import make_policy
-from agents.policy import Policy, tokens_per_s
+from agents.policy import Composite, tokens_per_s
 from envs.specdec.cost import CostModel, ScaledDraftCost, make_cost_model
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
@@ -54,17 +61,68 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def acceptance_auc(trace: Trace) -> dict[str, float]:
-    """AUC of the best first-level node's draft prob for "that node is the target's next token"."""
-    scores, hits = [], []
+FEATURES = (
+    "first-level top prob (log)", "first-level second prob (log)", "first-level entropy",
+    "second-level best prob (log)", "second-level entropy", "hit at the previous position",
+    "hit two positions back", "position in the output",
+)  # fmt: skip
+
+
+def first_token(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """Per output position: ([n, len(FEATURES)] features, [n] hits: the best first-level node is
+    the target's token). The previous positions' hits are what a decoder learns by verifying
+    (a little more: it verifies only some positions' first proposals)."""
+    feats, hits = [], []
     for i in range(trace.n_prompts):
         pt = trace.prompt(i)
+        n = len(pt.output)
+        rows = np.arange(n)
         best = pt.cum_logprobs[:, 0, :].argmax(axis=1)
-        rows = np.arange(len(pt.output))
-        scores.append(pt.probs[rows, 0, best])
-        hits.append(pt.tokens[rows, 0, best] == np.asarray(pt.output))
-    s, y = np.concatenate(scores), np.concatenate(hits)
-    return {"auc": auc(s, y), "hit_rate": float(y.mean()), "n": int(len(s))}
+        hit = (pt.tokens[rows, 0, best] == np.asarray(pt.output)).astype(float)
+        top = np.sort(pt.probs[:, 0, :], axis=1)[:, ::-1]
+        second = top[:, 1] if top.shape[1] > 1 else np.zeros(n)
+        level = min(1, trace.max_depth - 1)  # the second level (the first again in a depth-1 trace)
+        best2 = pt.cum_logprobs[:, level, :].argmax(axis=1)
+        past = np.concatenate([[-1.0, -1.0], hit])  # -1: no such position
+        feats.append(np.stack([
+            np.log(top[:, 0]), np.log(np.maximum(second, 1e-12)), pt.entropies[rows, 0, best],
+            np.log(pt.probs[rows, level, best2]), pt.entropies[rows, level, best2],
+            past[1 : n + 1], past[:n], rows / int(trace.meta["max_new_tokens"]),
+        ], axis=1))  # fmt: skip
+        hits.append(hit.astype(bool))
+    return np.concatenate(feats), np.concatenate(hits)
+
+
+def acceptance_auc(trace: Trace, train: Trace | None = None) -> dict[str, float]:
+    """AUC of the best first-level node's draft prob for "that node is the target's next token";
+    with ``train``, also ``auc_fitted`` (see the module docstring)."""
+    x, y = first_token(trace)
+    out = {"auc": auc(np.exp(x[:, 0]), y), "hit_rate": float(y.mean()), "n": int(len(y))}
+    if train is not None:
+        out["auc_fitted"] = auc(logistic_scores(*first_token(train), x), y)
+    return out
+
+
+def logistic_scores(x: np.ndarray, y: np.ndarray, x_new: np.ndarray) -> np.ndarray:
+    """Logits for ``x_new`` of an L2-regularised logistic regression fitted on (x, y) by L-BFGS
+    (torch: the project's dependencies have no scikit-learn for a few thousand rows)."""
+    import torch
+
+    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-9
+    xt, yt = torch.tensor((x - mu) / sd), torch.tensor(y, dtype=torch.float64)
+    w = torch.zeros(x.shape[1] + 1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe")
+
+    def loss():
+        opt.zero_grad()
+        z = xt @ w[:-1] + w[-1]
+        value = torch.nn.functional.binary_cross_entropy_with_logits(z, yt) + 1e-4 * (w[:-1] ** 2).sum()
+        value.backward()
+        return value
+
+    opt.step(loss)
+    with torch.no_grad():
+        return (torch.tensor((x_new - mu) / sd) @ w[:-1] + w[-1]).numpy()
 
 
 def auc(scores: np.ndarray, hits: np.ndarray) -> float:
@@ -82,7 +140,7 @@ def _tuned(rule: str, train: TraceReplay, heldout: TraceReplay) -> dict[str, flo
             "tokens_per_s": tokens_per_s(make_policy(f"{rule}-{t:g}"), heldout)}  # fmt: skip
 
 
-def _row(cost: CostModel, args: argparse.Namespace, learned: Policy | None) -> dict:
+def _row(cost: CostModel, args: argparse.Namespace, learned: Composite | None) -> dict:
     kw = dict(cost=cost, width=args.width, max_depth=args.max_depth)
     heldout, train = TraceReplay(args.traces, **kw), TraceReplay(args.train_traces, **kw)
     statics = {k: tokens_per_s(make_policy(f"static-{k}"), heldout) for k in range(1, args.max_depth + 1)}
@@ -94,7 +152,11 @@ def _row(cost: CostModel, args: argparse.Namespace, learned: Policy | None) -> d
     }
     row |= {f"{rule}_tuned": _tuned(rule, train, heldout) for rule in RULES}
     if learned is not None:
+        hindsight = make_policy("oracle", source=heldout)
         row["learned"] = {"tokens_per_s": tokens_per_s(learned, heldout)}
+        for name, pair in (("learned_depth_hindsight_size", Composite(learned.depth, hindsight)),
+                           ("hindsight_depth_learned_size", Composite(hindsight, learned.size))):  # fmt: skip
+            row[name] = {"tokens_per_s": tokens_per_s(pair, heldout)}
     for entry in row.values():
         entry["fraction_of_oracle"] = entry["tokens_per_s"] / row["oracle"]["tokens_per_s"]
     return row
@@ -129,7 +191,7 @@ def run(args: argparse.Namespace) -> dict:
         "width": args.width,
         "max_depth": args.max_depth,
         "policy": args.policy,
-        "first_token_acceptance": acceptance_auc(trace),
+        "first_token_acceptance": acceptance_auc(trace, Trace.load(args.train_traces)),
         "rows": rows,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -144,5 +206,6 @@ def run(args: argparse.Namespace) -> dict:
         table.add_row(f"{row['draft_speedup']:g}x", *cells)
     console.print(table)
     auc = result["first_token_acceptance"]
-    console.print(f"first draft token: hit rate {auc['hit_rate']:.2f}, AUC of its draft prob {auc['auc']:.3f}")
+    console.print(f"first draft token: hit rate {auc['hit_rate']:.2f}, AUC of its draft prob {auc['auc']:.3f}, "
+                  f"of a logistic fit on every draft-side feature {auc['auc_fitted']:.3f}")
     return result

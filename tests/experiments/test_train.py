@@ -158,8 +158,23 @@ def test_headroom_benchmark(trained, traces, tmp_path):
             assert row[name]["tokens_per_s"] <= bound, name  # every baseline verifies all it drafts
         assert 0.05 <= row["confidence_tuned"]["threshold"] <= 0.95
     assert fast["oracle"]["tokens_per_s"] > slow["oracle"]["tokens_per_s"]
+    for name in ("learned", "learned_depth_hindsight_size", "hindsight_depth_learned_size"):
+        assert 0 < slow[name]["tokens_per_s"] <= slow["oracle"]["tokens_per_s"] * (1 + 1e-12), name
+    # hindsight on the depth with the learned sizes is not the oracle itself (unless they agree)
+    assert slow["hindsight_depth_learned_size"]["tokens_per_s"] != slow["learned"]["tokens_per_s"]
     first = data["first_token_acceptance"]
     assert 0.0 <= first["auc"] <= 1.0 and 0.0 < first["hit_rate"] < 1.0 and first["n"] > 0
+    assert 0.0 <= first["auc_fitted"] <= 1.0
+
+
+def test_logistic_fit_combines_features_on_held_out_rows():
+    from experiments.benchmarks.headroom import auc, logistic_scores
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 3))
+    y = x[:, 0] - 2 * x[:, 1] + 0.3 * rng.normal(size=2000) > 0  # the third feature is noise
+    scores = logistic_scores(x[:1500], y[:1500], x[1500:])
+    assert auc(scores, y[1500:]) > 0.97 > 0.75 > auc(x[1500:, 0], y[1500:])
 
 
 def test_auc_matches_pairwise_counting():
