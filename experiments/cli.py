@@ -29,7 +29,9 @@ def add_pair_args(parser: argparse.ArgumentParser, default: str = "smollm2-135m"
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 
-def add_prompt_args(parser: argparse.ArgumentParser, n: int = 20, max_new: int = 128) -> None:
+def add_prompt_args(
+    parser: argparse.ArgumentParser, n: int = 20, max_new: int | None = 128, max_new_help: str | None = None
+) -> None:
     group = parser.add_argument_group("prompts")
     group.add_argument(
         "--prompts",
@@ -38,7 +40,7 @@ def add_prompt_args(parser: argparse.ArgumentParser, n: int = 20, max_new: int =
         "default: held-out generated questions",
     )
     group.add_argument("--n-prompts", type=int, default=n, help=f"number of prompts (default: {n})")
-    group.add_argument("--max-new-tokens", type=int, default=max_new, help=f"(default: {max_new})")
+    group.add_argument("--max-new-tokens", type=int, default=max_new, help=max_new_help or f"(default: {max_new})")
 
 
 def pair_from_args(args: argparse.Namespace) -> ModelPair:

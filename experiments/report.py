@@ -146,6 +146,25 @@ def headroom_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def env_table(rows: list[dict]) -> list[str]:
+    lines = _head(
+        "**Env speed** (`benchmark env`: steps/s in one process, inside `env.step`/`reset` / with the policy's "
+        "choice too; the replay target is 20,000):",
+        ["env", "backend", "role", "pair", "width x depth", "reward", "cost model", "policy", "steps/s",
+         "with policy", "device", "file"],
+    )  # fmt: skip
+    for r in rows:
+        reward = r.get("reward", {"reward": "throughput", "credit": "cycle", "rate": None})
+        rate = f", rate {reward['rate']}" if reward["rate"] is not None else ""
+        cost = Path(r["cost_model"]).stem if r["cost_model"].endswith(".json") else r["cost_model"]
+        lines.append(
+            f"| {r['env']} | {r['backend']} | {r['role']} | {r['pair']} | {r['width']} x {r['max_depth']} "
+            f"| {reward['reward']}, {reward['credit']}{rate} | {cost} | {r['policy']} | {r['steps_per_s']:,.0f} "
+            f"| {r['loop_steps_per_s']:,.0f} | {r['device']} | {r['_file']} |"
+        )
+    return lines
+
+
 def decode_table(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
@@ -263,6 +282,7 @@ def render(results_dir: Path) -> str:
         ("pair", pair_table),
         ("pair", task_pair_table),
         ("decode", decode_table),
+        ("env", env_table),
         ("evaluate-draft-verify", draft_verify_table),
         ("headroom", headroom_table),
         ("evaluate-arbitration", arbitration_table),

@@ -31,6 +31,7 @@ from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
 console = Console()
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0"}
+MAX_NEW = 128  # tokens per prompt when no trace is given
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -38,17 +39,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     env.add_argument("--env", choices=sorted(ENVS), default="draft-verify")
     env.add_argument("--backend", choices=("replay", "live"), default="replay")
     add_pair_args(env, default="tiny-random")
-    add_prompt_args(env, n=8, max_new=128)
+    add_prompt_args(env, n=8, max_new=None, max_new_help=f"(default: the trace's with --traces, else {MAX_NEW})")
     env.add_argument("--role", choices=("draft", "verify", "joint"), default="draft")
     env.add_argument("--width", type=int, default=1)
     env.add_argument("--max-depth", type=int, default=8)
     env.add_argument("--cost-model", default="analytic", help="analytic | profile .json (| measured, live)")
     env.add_argument("--traces", help="replay: a recorded .npz (default: record one now)")
     env.add_argument("--policy", default="random", help="random (masked) | static-K")
+    # the reward options change what a step computes (credit="token" looks up each draft step's outcome)
+    env.add_argument("--reward", choices=("throughput", "net_tokens"), default="throughput")
+    env.add_argument("--credit", choices=("cycle", "token"), default="cycle", help="token: replay + net_tokens")
+    env.add_argument("--rate", type=_rate, default=None, help="net_tokens rate: tokens/s or best_static (replay)")
     env.add_argument("--steps", type=int, default=None, help="env steps (default: 50000 replay, 1000 live)")
     env.add_argument("--seed", type=int, default=0)
     env.add_argument("--out", help="write the results JSON here")
     env.set_defaults(run=run)
+
+
+def _rate(text: str) -> float | str:
+    return text if text == "best_static" else float(text)
 
 
 def _chooser(policy: str, env: gym.Env, rng: np.random.Generator):
@@ -77,6 +86,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     n_steps = args.steps or (50_000 if args.backend == "replay" else 1_000)
+    if args.max_new_tokens is None and not (args.backend == "replay" and args.traces):
+        args.max_new_tokens = MAX_NEW
     kwargs = dict(
         pair=args.pair,
         role=args.role,
@@ -85,6 +96,9 @@ def run(args: argparse.Namespace) -> dict:
         max_depth=args.max_depth,
         max_new_tokens=args.max_new_tokens,
         cost_model=args.cost_model,
+        reward=args.reward,
+        credit=args.credit,
+        rate=args.rate,
     )
     record_s, tmp = None, None
     if args.backend == "replay":
@@ -135,6 +149,7 @@ def run(args: argparse.Namespace) -> dict:
         "max_depth": args.max_depth,
         "cost_model": args.cost_model,
         "policy": args.policy,
+        "reward": {"reward": args.reward, "credit": args.credit, "rate": args.rate},
         "n_steps": n_steps,
         "episodes": episodes,
         "steps_per_s": n_steps / inside,

@@ -444,3 +444,10 @@ def test_record_traces_cli_and_env_benchmark(prompt_file, tmp_path):
         )
         result = args.run(args)
         assert result["backend"] == backend and result["n_steps"] == 50 and result["steps_per_s"] > 0
+    # the training reward options, and the trace's own max_new_tokens when none is given
+    training = ["--reward", "net_tokens", "--credit", "token", "--rate", "best_static"]
+    shape = ["--width", "2", "--max-depth", "3", "--steps", "50"]
+    args = parser.parse_args(["env", "--pair", "tiny-random", "--traces", str(out), *shape, *training])
+    result = args.run(args)
+    assert result["reward"] == {"reward": "net_tokens", "credit": "token", "rate": "best_static"}
+    assert result["steps_per_s"] > 0
