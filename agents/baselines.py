@@ -13,7 +13,7 @@ Names (what ``make_policy``, DraftVerify's ``partner`` and evaluation accept):
   for this; we use the draft's own probabilities as the per-token acceptance estimate, so
   P(reject) = 1 - prod_j p_draft(x_j) = 1 - exp(cumulative log-prob of the best newest node).
 - ``oracle``: the best schedule for a recorded trace (dynamic programming under the same cost
-  model and the same action constraints as the env); needs a replay source.
+  model over every (depth, size) any of the env's roles may choose); needs a replay source.
 - ``oracle-depth``: the oracle restricted to verifying every node it drafted: hindsight on the
   depth only, so its gap to ``oracle`` is what choosing the verified nodes in hindsight is worth.
 - ``PATH.zip``: a saved SB3 ``PPO`` / ``MaskablePPO`` policy (:class:`~agents.policy.SB3Policy`).
@@ -85,18 +85,23 @@ class Oracle(Policy):
     """Minimum total time to produce the trace's known output, by dynamic programming.
 
     State: (position i, pending tokens p in {1, 2}); action: (depth d, verify size n) with
-    d <= the env's cap at i and 1 <= n <= d * W. T[i, p] = min cost(i, p, d, n) +
-    T[i + new(i, d, n), p'], with new = accepted + 1 (fewer at the end) and p' = 2 when the
-    whole depth was accepted. As the depth partner it follows the plan for the cycle's start
-    state; as the size partner it picks the best size for whatever depth was drafted.
-    ``verify_all`` restricts every cycle to n = d * W (hindsight on the depth only).
+    d <= the env's cap at i and 0 <= n <= d * W (n = 0, sending no node, is the verify role's;
+    the joint role's sizes start at 1, so the oracle bounds every role). T[i, p] = min
+    cost(i, p, d, n) + T[i + new(i, d, n), p'], with new = accepted + 1 (fewer at the end) and
+    p' = 2 when the whole depth was accepted. As the depth partner it follows the plan for the
+    cycle's start state; as the size partner it picks the best size for whatever depth was
+    drafted. ``verify_all`` restricts every cycle to n = d * W (hindsight on the depth only).
     """
 
     def __init__(self, replay: TraceReplay, verify_all: bool = False):
         self.replay, self.verify_all = replay, verify_all
         self.name = "oracle-depth" if verify_all else "oracle"
         actions = joint_actions(replay.max_depth, replay.width)
-        self.actions = actions[actions[:, 1] == actions[:, 0] * replay.width] if verify_all else actions
+        if verify_all:
+            self.actions = actions[actions[:, 1] == actions[:, 0] * replay.width]
+        else:
+            none = np.stack([np.arange(1, replay.max_depth + 1), np.zeros(replay.max_depth, np.int64)], axis=1)
+            self.actions = np.concatenate([none, actions])
         self._solved: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._depth = 1
 
@@ -111,16 +116,19 @@ class Oracle(Policy):
         total = np.zeros((t.n + 1, 2))
         best = np.zeros((t.n, 2), np.int64)
         for i in range(t.n - 1, -1, -1):
-            acc = t.acc[i, d - 1, n].astype(np.int64)
-            nxt = i + np.minimum(acc + 1, t.n - i)
-            tail = total[nxt, (acc == d).astype(np.int64)]
-            rest = (d - 1) * t.draft_level[i] + t.verify[i, n] + tail
+            rest = (d - 1) * t.draft_level[i] + t.verify[i, n] + self._after(t, total, i, d, n)
             rest = np.where(d <= t.cap[i], rest, np.inf)
             for p in (0, 1):
                 cost = t.draft_first[i, p] + rest
                 best[i, p] = int(np.argmin(cost))
                 total[i, p] = cost[best[i, p]]
         return total, best
+
+    @staticmethod
+    def _after(t: PromptTables, total: np.ndarray, i: int, d, n) -> np.ndarray:
+        """Seconds to finish from the state a cycle at ``i`` with depth ``d`` and size ``n`` leads to."""
+        acc = t.acc[i, d - 1, n].astype(np.int64)
+        return total[i + np.minimum(acc + 1, t.n - i), (acc == d).astype(np.int64)]
 
     def _check(self, source: CycleSource) -> PromptTables:
         if source is not self.replay:
@@ -137,15 +145,10 @@ class Oracle(Policy):
 
     def verify_size(self, source: CycleSource) -> int:
         t = self._check(source)
-        if self.verify_all:
-            return source.n_nodes
         total, _ = self.solve(source.prompt_index)
         i, d = source.position, source.depth
-        n = np.arange(1, d * source.width + 1)
-        acc = t.acc[i, d - 1, n].astype(np.int64)
-        nxt = i + np.minimum(acc + 1, t.n - i)
-        cost = t.verify[i, n] + total[nxt, (acc == d).astype(np.int64)]
-        return int(n[np.argmin(cost)])
+        n = self.actions[self.actions[:, 0] == d, 1]  # the sizes it may send at this depth
+        return int(n[np.argmin(t.verify[i, n] + self._after(t, total, i, d, n))])
 
 
 def best_static_rate(source: CycleSource, n_prompts: int | None = None) -> float:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +157,7 @@ class SB3Policy(Policy):
         return source.n_nodes
 
 
-def load_sb3(path: str | Path):
+def load_sb3(path: str | Path) -> tuple[Any, bool]:
     """``MaskablePPO.load`` when the file holds a maskable policy, else ``PPO.load``; (model, maskable)."""
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import PPO

@@ -225,6 +225,9 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         if rate == "best_static" and backend != "replay":
             raise SpecGymError("rate='best_static' replays static schedules on the trace: it needs backend='replay'; "
                                "pass a number of tokens/s otherwise")  # fmt: skip
+        if rate is not None and reward != "net_tokens":
+            raise SpecGymError(f"rate= prices time in reward='net_tokens'; reward={reward!r} has none: drop rate "
+                               "or pass reward='net_tokens'")  # fmt: skip
         if rate != "best_static" and rate is not None and not (isinstance(rate, int | float) and rate > 0):
             raise SpecGymError(f"rate must be > 0 tokens/s or 'best_static', got {rate!r}")
         if backend == "live":
@@ -305,7 +308,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         return make_policy(partner or DEFAULT_PARTNER, source=self.source, role=other)
 
     # -- Gymnasium API ----------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
         if seed is None and not self._seeded:
             seed = self._seed
         super().reset(seed=seed)
@@ -324,7 +327,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         self._active = True
         return self.source.observation(), {"prompt_index": int(index), "tokens_generated": 0}
 
-    def step(self, action):
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self._active:
             raise SpecGymError("call reset() before step() (the episode has ended or never started)")
         src, a = self.source, int(action)

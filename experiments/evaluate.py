@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     add_pair_args(p, default="tiny-random")
     p.add_argument("--traces", help="held-out trace .npz to replay (default: record one for --prompts)")
     p.add_argument("--prompts", help="a .jsonl file or reasoning-gym task names (default: held-out generated)")
-    p.add_argument("--n-prompts", type=int, default=20)
+    p.add_argument("--n-prompts", type=int, default=None, help="prompts to record (default: 20; a trace's: all)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the trace's, or 128 when recording")
     p.add_argument("--width", type=int, default=None, help="tree width (default: the run's, else 4)")
     p.add_argument("--max-depth", type=int, default=None, help="(default: the run's, else 8)")
@@ -147,8 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     trained = run_env_kwargs(args.policy)
     args.width = args.width or int(trained.get("width", 4))
     args.max_depth = args.max_depth or int(trained.get("max_depth", 8))
-    if args.traces and args.prompts:
-        raise SpecGymError("pass --traces (a recorded trace) or --prompts (recorded here), not both")
+    if args.traces and (args.prompts or args.n_prompts):
+        raise SpecGymError("pass --traces (a recorded trace, all its prompts scored) or --prompts/--n-prompts "
+                           "(recorded here), not both")  # fmt: skip
+    if args.verify_policy and Path(args.policy).is_dir():
+        raise SpecGymError("a run directory brings its own size policy; pass --verify-policy with a depth-policy .zip")
     if args.cost_model == "measured":
         raise SpecGymError("the wall clock is measured separately (measured_tokens_per_s); pass --cost-model "
                            "auto, analytic or a profile .json for the replayed comparison")  # fmt: skip
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.traces:
         trace: Trace | str = args.traces
     else:
-        prompts = [pair.encode(t) for t in load_prompts(args.prompts, args.n_prompts)]
+        prompts = [pair.encode(t) for t in load_prompts(args.prompts, args.n_prompts or 20)]
         trace = record_trace(pair, prompts, max_new_tokens=args.max_new_tokens or 128, width=args.width,
                              max_depth=args.max_depth, meta={"prompts": args.prompts})  # fmt: skip
     source = TraceReplay(trace, cost=cost, width=args.width, max_depth=args.max_depth,

@@ -289,9 +289,10 @@ def render(results_dir: Path) -> str:
         ("train-summary", seeds_table),
     ):
         rows = _load(results_dir, kind)
-        if rows and table(rows):
+        lines = table(rows) if rows else []
+        if lines:
             dates = sorted({r.get("date", "?")[:10] for r in rows})
-            parts.append("\n".join([*table(rows), "", f"Measured {', '.join(dates)}; raw JSON in `{results_dir}/`."]))
+            parts.append("\n".join([*lines, "", f"Measured {', '.join(dates)}; raw JSON in `{results_dir}/`."]))
     return "\n\n".join(parts) if parts else "No results recorded yet."
 
 

@@ -118,6 +118,12 @@ def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any], env_id: str
     return kwargs
 
 
+def stage_seed(seed: int, round_: int) -> int:
+    """PPO's seed for a round of run ``seed``: seed + round would give run 0's round 2 the seed of
+    run 1's round 1; spaced by 1000, the runs' seeds never meet."""
+    return 1000 * seed + round_
+
+
 def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, Any]:
     base = load_config(args.config, ENVS[args.env], args.pair)
     rounds = args.rounds or int(base.get("rounds", 2))
@@ -138,7 +144,7 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, 
                 kwargs["partner"] = partners[other]
             start = time.perf_counter()
             # the role-specific registered ids share width and depth, so the saved policies fit each other
-            path = train(role_id, kwargs, config, run_dir, name=f"{role}_round{r}", seed=seed + r,
+            path = train(role_id, kwargs, config, run_dir, name=f"{role}_round{r}", seed=stage_seed(seed, r),
                          resume=bool(args.resume), tracking=tracking, progress=not args.no_progress)  # fmt: skip
             partners[role] = str(path)
             stages.append({"round": r, "role": role, "policy": str(path), "env_kwargs": kwargs,
@@ -177,7 +183,8 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.runs_dir) / f"{env}__{args.exp}__{seed}__{stamp}"
         run_dir.mkdir(parents=True, exist_ok=False)
-        (run_dir / "run.json").write_text(json.dumps({"argv": sys.argv[1:], "env": env, "args": vars(args)}, indent=2))
+        saved = {"argv": sys.argv[1:], "env": env, "seed": seed, "args": vars(args)}
+        (run_dir / "run.json").write_text(json.dumps(saved, indent=2))
     tracker = None
     if args.wandb_mode != "disabled":
         from experiments.training.tracking import start_run
@@ -234,6 +241,27 @@ def print_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def check_trace_splits(args: argparse.Namespace) -> None:
+    """Training on a held-out trace, or scoring on the training one, is refused before any work."""
+    from envs.specdec.trace import Trace
+
+    for flag, path, split in (("--traces", args.traces, "train"), ("--eval-traces", args.eval_traces, "heldout")):
+        held = Trace.load(path).meta.get("split", split) if path else split
+        if held != split:
+            raise SpecGymError(
+                f"{flag} {path} holds the {held!r} split, {flag} wants {split!r}; record one with "
+                f"python -m experiments.record_traces --pair {args.pair} --split {split} --out FILE.npz"
+            )
+
+
+def explicit_args(argv: list[str] | None) -> dict[str, Any]:
+    """The options ``argv`` sets itself (no defaults), to lay over a resumed run's saved ones."""
+    parser = build_parser()
+    for action in parser._actions:  # argparse has no public switch; set_defaults would store the marker itself
+        action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
+
+
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -246,13 +274,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if not run_json.is_file():
             raise SpecGymError(f"{args.resume} is not a run directory (no run.json); pass one from --runs-dir")
         saved = json.loads(run_json.read_text())
-        args.env = saved.get("env") or saved.get("args", {}).get("env", "draft-verify")
+        # the run's own settings, then whatever this command line sets explicitly (e.g. --timesteps)
+        args = argparse.Namespace(**{**saved["args"], **explicit_args(argv), "resume": args.resume})
+        args.seeds = [saved["seed"] if "seed" in saved else int(Path(args.resume).name.split("__")[2])]
     if args.env != "all" and args.env not in ENVS:
         raise SpecGymError(f"unknown env {args.env!r}; choose all or one of {', '.join(ENVS)}")
     envs = list(ENVS) if args.env == "all" else [args.env]
+    check_trace_splits(args)
     if args.cost_model == "auto" and "draft-verify" in envs:
         args.cost_model = default_cost_model(args.pair, args.device)
-    rows = [run_one(args, env, seed) for env in envs for seed in (args.seeds[:1] if args.resume else args.seeds)]
+    rows = [run_one(args, env, seed) for env in envs for seed in args.seeds]
     table = print_table(rows)
     if len(rows) > 1:
         stamp = time.strftime("%Y%m%d-%H%M%S")

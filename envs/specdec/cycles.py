@@ -27,7 +27,6 @@ from envs.specdec.pair import ModelPair
 LOGP_SCALE = 5.0
 HISTORY = 4  # past cycles in the observation
 COST_RATIO_MAX = 100.0  # clip for the cost-ratio features
-N_SCALARS = 5  # depth, context, remaining, draft-cost ratio, verify-cost ratio
 
 
 def obs_layout(max_depth: int, width: int) -> dict[str, slice]:
@@ -67,7 +66,9 @@ def scale_logprobs(x: np.ndarray) -> np.ndarray:
     return np.clip(x / LOGP_SCALE, -1.0, 0.0)
 
 
-def tree_features(cum: np.ndarray, probs: np.ndarray, ents: np.ndarray, n_slots: int, log_vocab: float):
+def tree_features(
+    cum: np.ndarray, probs: np.ndarray, ents: np.ndarray, n_slots: int, log_vocab: float
+) -> np.ndarray:
     """Tree part of the observation for ``n`` trees of ``d`` levels of width ``W``.
 
     ``cum``: [n, d, W] cumulative log-probs in creation order; ``probs``/``ents``: [n, W] of the
@@ -197,15 +198,6 @@ class CycleSource(ABC):
     def cap(self) -> int:
         """Deepest allowed draft this cycle: max_depth, and no deeper than the tokens left need."""
         return max(1, min(self.max_depth, self.remaining - 1))
-
-    @property
-    def last_accepted(self) -> int:
-        """Previous cycle's accepted length (-1 before the first cycle)."""
-        return -1 if self.hist[0] < 0 else round(float(self.hist[0]) * self.max_depth)
-
-    @property
-    def last_depth(self) -> int:
-        return -1 if self.hist[HISTORY] < 0 else round(float(self.hist[HISTORY]) * self.max_depth)
 
     def _push_history(self, accepted: int, depth: int) -> None:
         h, hist = HISTORY, self.hist

@@ -235,10 +235,10 @@ class TraceReplay(CycleSource):
         return result
 
     def hindsight_level(self) -> tuple[int, float, float]:
-        """After a draft forward at depth >= 2: (draft tokens the tree so far would get accepted if
-        verified whole, the seconds that forward adds to the cycle: its own and its level's share of
-        verifying the whole tree, one target-only step's seconds). Only a trace knows the first
-        number before verification (DraftVerify's ``credit="token"``)."""
+        """After a draft forward: (draft tokens the tree so far would get accepted if verified whole,
+        the seconds that forward adds to the cycle: its own and its level's share of verifying the
+        whole tree, one target-only step's seconds); the seconds mean something from depth 2 on.
+        Only a trace knows the first number before verification (DraftVerify's ``credit="token"``)."""
         t, i, d, w = self.t, self.pos, self.depth, self.width
         added = t.draft_level[i] + t.verify[i, d * w] - t.verify[i, (d - 1) * w]
         return int(t.acc[i, d - 1, d * w]), float(added), float(t.verify[i, 0])

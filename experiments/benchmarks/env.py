@@ -61,7 +61,8 @@ def _rate(text: str) -> float | str:
 
 
 def _chooser(policy: str, env: gym.Env, rng: np.random.Generator):
-    """Action function: masked uniform random, or a static depth K (verify everything)."""
+    """Action function: masked uniform random, or static-K: depth K, every node verified (in the
+    verify role K is the partner's business, so it only means "verify every node")."""
     inner = env.unwrapped
     if policy == "random":
 
@@ -117,7 +118,6 @@ def run(args: argparse.Namespace) -> dict:
         device = device_name(torch.device("cpu"))
     else:
         kwargs.update(prompts=args.prompts, n_prompts=args.n_prompts, device=args.device, dtype=args.dtype)
-        device = device_name(torch.device(args.device if args.device != "auto" else "cpu"))
     env = gym.make(ENVS[args.env], **kwargs)
     if args.backend == "live":
         device = device_name(env.unwrapped.source.dec.pair.device)

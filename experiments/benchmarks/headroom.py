@@ -126,9 +126,12 @@ def logistic_scores(x: np.ndarray, y: np.ndarray, x_new: np.ndarray) -> np.ndarr
 
 
 def auc(scores: np.ndarray, hits: np.ndarray) -> float:
-    """P(a hit outscores a miss), ties counted half (Mann-Whitney U / (n_hit * n_miss))."""
+    """P(a hit outscores a miss), ties counted half (Mann-Whitney U / (n_hit * n_miss)); nan
+    without both hits and misses."""
     hits = np.asarray(hits, bool)
     pos, neg = np.asarray(scores)[hits], np.sort(np.asarray(scores)[~hits])
+    if not len(pos) or not len(neg):
+        return float("nan")
     below, upto = np.searchsorted(neg, pos, side="left"), np.searchsorted(neg, pos, side="right")
     return float((below + 0.5 * (upto - below)).sum() / (len(pos) * len(neg)))
 

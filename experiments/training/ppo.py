@@ -38,7 +38,7 @@ def latest_checkpoint(directory: Path, prefix: str) -> tuple[Path | None, int]:
     return best
 
 
-def make_envs(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int):
+def make_envs(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int) -> DummyVecEnv | SubprocVecEnv:
     # live envs (DraftVerify's live backend, Arbitration) hold models and spend their time in torch:
     # one process each; replay steps are microseconds, where subprocess round trips would dominate
     live = env_kwargs.get("backend", "live") == "live"

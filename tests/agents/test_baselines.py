@@ -11,7 +11,7 @@ import pytest
 
 import envs  # noqa: F401 - registers the ids
 from agents.baselines import Confidence, Heuristic, Oracle, SpecDecPP, StaticDepth, make_policy
-from agents.policy import Policy, SB3Policy, rollout, run_cycle
+from agents.policy import Composite, Policy, SB3Policy, rollout, run_cycle
 from envs.specdec import SpecGymError
 from envs.specdec.cost import AnalyticCost
 from envs.specdec.cycles import CycleResult, LiveCycles
@@ -146,6 +146,28 @@ def test_oracle_bounds_every_baseline(width, trace_path):
             assert stats.tokens == best.tokens
             assert depth_only.tokens_per_s >= stats.tokens_per_s * (1 - 1e-12), name
         assert best.speedup > 1.0
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_oracle_bounds_sending_no_node(width, trace_path):
+    """The verify role may send no node (a plain target step). An oracle that always sends some,
+    except where all it would send is rejected, beats itself; the oracle covers that choice."""
+    src = replay(trace_path, width)
+    oracle, some = Oracle(src), Oracle(src)
+    some.actions = some.actions[some.actions[:, 1] > 0]
+
+    class NoneIfRejected(Policy):
+        def verify_size(self, source):
+            n = some.verify_size(source)
+            return 0 if source.t.acc[source.position, source.depth - 1, n] == 0 else n
+
+    gained = 0.0
+    for i in range(len(PROMPTS)):
+        best, plain = rollout(oracle, src, i), rollout(some, src, i)
+        other = rollout(Composite(some, NoneIfRejected()), src, i)
+        gained += plain.time - other.time
+        assert best.time <= other.time * (1 + 1e-12) and best.time <= plain.time * (1 + 1e-12)
+    assert gained > 0  # sending none where all is rejected does save time on this trace
 
 
 def test_oracle_as_size_partner_picks_the_best_size(trace_path):

@@ -299,6 +299,7 @@ def test_token_credit_needs_replay_and_net_tokens(kwargs, trace_path, live_kwarg
         ({"rate": -1.0, "reward": "net_tokens"}, "rate must be > 0"),
         ({"rate": "fast", "reward": "net_tokens"}, "rate must be > 0 tokens/s or 'best_static'"),
         ({"rate": "best_static", "reward": "net_tokens"}, "rate='best_static' .* needs backend='replay'"),
+        ({"rate": 50.0}, "rate= prices time in reward='net_tokens'"),
         ({"max_depth": 0}, "draft length / tree depth must be"),
     ],
 )

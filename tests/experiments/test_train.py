@@ -62,6 +62,17 @@ def test_run_directory(trained):
     assert (evaluation["width"], evaluation["max_depth"]) == (shape["width"], shape["max_depth"]) == (4, 8)
 
 
+def test_train_refuses_swapped_trace_splits(traces):
+    from envs.specdec import SpecGymError
+    from experiments.train import main
+
+    base = ["--env", "draft-verify", "--pair", "tiny-random", "--wandb-mode", "disabled"]
+    with pytest.raises(SpecGymError, match="holds the 'heldout' split.*--split train"):
+        main([*base, "--traces", str(traces / "heldout.npz")])
+    with pytest.raises(SpecGymError, match="holds the 'train' split.*--split heldout"):
+        main([*base, "--traces", str(traces / "train.npz"), "--eval-traces", str(traces / "train.npz")])
+
+
 def test_env_kwargs_take_the_registered_shape_then_the_config():
     from experiments.train import build_parser, env_kwargs_for
 
@@ -123,8 +134,12 @@ def test_evaluate_refuses_traces_and_prompts_together_and_the_wall_clock_as_cost
     held_out = ["--policy", str(trained), "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"), "--no-live"]
     with pytest.raises(SpecGymError, match="not both"):
         evaluate.main([*held_out, "--prompts", str(tmp_path / "p.jsonl")])
+    with pytest.raises(SpecGymError, match="not both"):
+        evaluate.main([*held_out, "--n-prompts", "2"])  # a trace's prompts are all scored
     with pytest.raises(SpecGymError, match="measured separately"):
         evaluate.main([*held_out, "--cost-model", "measured"])
+    with pytest.raises(SpecGymError, match="brings its own size policy"):
+        evaluate.main([*held_out, "--verify-policy", str(trained / "verify_round1.zip")])
 
 
 def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
@@ -203,8 +218,13 @@ def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):
     assert checkpoints and f"--resume {run}" in err
     steps = int(checkpoints[0].name.split("_")[-2])
     assert steps > 0
-    # resume with a budget just past the checkpoint: it continues (not restarts) and finishes
-    cmd = [*train_cmd(traces, runs, steps + 256), "--resume", str(run)]
+    # resume, naming only the run and a budget just past the checkpoint: it continues (not restarts)
+    # with the run's own pair, traces and seed, and finishes
+    cmd = [sys.executable, "-m", "experiments.train", "--resume", str(run), "--timesteps", str(steps + 256)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (run / "draft_round1.zip").is_file() and (run / "results.json").is_file()
+    results = json.loads((run / "results.json").read_text())
+    assert (results["pair"], results["seed"]) == ("tiny-random", 0)
+    assert results["stages"][0]["env_kwargs"]["traces"] == str(traces / "train.npz")
+    assert results["stages"][0]["n_timesteps"] == steps + 256
