@@ -12,6 +12,13 @@ Names (what ``make_policy``, DraftVerify's ``partner`` and evaluation accept):
   path is rejected somewhere exceeds T (default 0.5). SpecDec++ trains an acceptance head
   for this; we use the draft's own probabilities as the per-token acceptance estimate, so
   P(reject) = 1 - prod_j p_draft(x_j) = 1 - exp(cumulative log-prob of the best newest node).
+- ``expected``: a size rule (EAGLE-2 / Sequoia style): verify the top-n nodes that maximise
+  the cycle's throughput as the draft itself expects it, (1 + the sum of their path
+  probabilities) / the cycle's predicted seconds; exp(cumulative log-prob) is the draft's
+  P(that node's path is the target's), so the sum is its expected count of accepted nodes.
+  n = 0 (a plain target step) when nothing is worth its verification. Alone it drafts one level.
+- ``DEPTH+SIZE``: any depth policy above with a size policy (``expected``, ``oracle`` or a saved
+  size policy's ``.zip``), e.g. ``confidence-0.6+expected``.
 - ``oracle``: the best schedule for a recorded trace (dynamic programming under the same cost
   model over every (depth, size) any of the env's roles may choose); needs a replay source.
 - ``oracle-depth``: the oracle restricted to verifying every node it drafted: hindsight on the
@@ -28,12 +35,13 @@ import re
 
 import numpy as np
 
-from agents.policy import Policy, SB3Policy, tokens_per_s
+from agents.policy import Composite, Policy, SB3Policy, tokens_per_s
 from envs.specdec.cycles import CycleResult, CycleSource, joint_actions
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import PromptTables, TraceReplay
 
-BASELINES = ("static-K", "heuristic", "confidence[-T]", "specdec++[-T]", "oracle", "oracle-depth", "PATH.zip")
+BASELINES = ("static-K", "heuristic", "confidence[-T]", "specdec++[-T]", "expected", "DEPTH+SIZE", "oracle",
+             "oracle-depth", "PATH.zip")  # fmt: skip
 
 
 class StaticDepth(Policy):
@@ -79,6 +87,17 @@ class SpecDecPP(Policy):
 
     def keep_drafting(self, source: CycleSource) -> bool:
         return 1.0 - math.exp(source.best_logprob) <= self.threshold
+
+
+class ExpectedSize(Policy):
+    """See ``expected`` in the module docstring."""
+
+    name = "expected"
+
+    def verify_size(self, source: CycleSource) -> int:
+        ranked = np.sort(source.node_logprobs())[::-1]
+        tokens = 1.0 + np.concatenate([[0.0], np.cumsum(np.exp(ranked))])
+        return int(np.argmax(tokens / source.cycle_times()))
 
 
 class Oracle(Policy):
@@ -160,6 +179,11 @@ def best_static_rate(source: CycleSource, n_prompts: int | None = None) -> float
 def make_policy(spec: str, *, source: CycleSource | None = None, role: str = "joint") -> Policy:
     """A policy by name (see the module docstring); ``role`` only matters for saved SB3 policies."""
     spec = str(spec)
+    if m := re.fullmatch(r"(.+?)\+(expected|oracle|[^+]+\.zip)", spec):  # lazy: specdec++ has pluses of its own
+        depth = make_policy(m.group(1), source=source, role="draft")
+        return Composite(depth, make_policy(m.group(2), source=source, role="verify"), spec)
+    if spec == "expected":
+        return ExpectedSize()
     if spec.endswith(".zip"):
         return SB3Policy(spec, role)
     if m := re.fullmatch(r"static-(\d+)", spec):

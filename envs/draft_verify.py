@@ -120,8 +120,9 @@ All JSON-serialisable, so ``env.spec.to_json()`` works:
 - ``credit``: ``cycle`` (default) | ``token`` (see Rewards).
 - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
 - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
-  ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``oracle`` or ``oracle-depth`` (replay) or a saved
-  SB3 ``.zip``; default ``static-4`` (drafts 4, and like every baseline verifies everything).
+  ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
+  ``oracle-depth`` (replay) or a saved SB3 ``.zip`` (see ``agents.baselines``); default
+  ``static-4`` (drafts 4 and, as every depth rule, verifies everything).
 - ``device``, ``dtype``: for the live models (default: per device).
 - ``seed``: seed of the first ``reset()`` called without one.
 

@@ -120,14 +120,17 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-HEADROOM = ("oracle", "oracle_depth", "best_static", "confidence_tuned", "specdec++_tuned", "learned",
-            "learned_depth_hindsight_size", "hindsight_depth_learned_size")  # fmt: skip
+HEADROOM = (
+    "oracle", "oracle_depth", "best_static", "confidence_tuned", "specdec++_tuned", "confidence_expected_tuned",
+    "specdec++_expected_tuned", "learned", "learned_depth_hindsight_size", "hindsight_depth_learned_size",
+)  # fmt: skip
 
 
 def headroom_table(rows: list[dict]) -> list[str]:
     lines = _head(
         "**DraftVerify headroom** (`benchmark headroom`: held-out trace under the cost model, tokens/s (of oracle); "
-        "oracle_depth = hindsight on the depth only, verifying all it drafts; rules tuned on the train trace; "
+        "oracle_depth = hindsight on the depth only, verifying all it drafts; rules tuned on the train trace, "
+        "_expected: with the expected-value size rule; "
         "the last two: the learned pair with one role in hindsight; draft speedup = the same with every draft "
         "forward that much faster, a what-if; first-token AUC: of the draft's top probability / of a logistic "
         "fit on every draft-side feature):",

@@ -186,6 +186,14 @@ class CycleSource(ABC):
     @abstractmethod
     def observation(self) -> np.ndarray: ...
 
+    @abstractmethod
+    def node_logprobs(self) -> np.ndarray:
+        """Cumulative draft log-probs of the nodes drafted this cycle, in creation order."""
+
+    @abstractmethod
+    def cycle_times(self) -> np.ndarray:
+        """Predicted seconds of this cycle if it verified n = 0, 1, ..., ``n_nodes`` nodes now."""
+
     @property
     def context_len(self) -> int:
         return self.prompt_len + self.position
@@ -318,6 +326,16 @@ class LiveCycles(CycleSource):
     @property
     def best_logprob(self) -> float:
         return self.drafter.tree.cum_logprobs[self._best()] if self.depth else 0.0
+
+    def node_logprobs(self) -> np.ndarray:
+        return np.array(self.drafter.tree.cum_logprobs) if self.depth else np.zeros(0)
+
+    def cycle_times(self) -> np.ndarray:
+        if not self.predicts:
+            raise SpecGymError("the measured cost model cannot predict a cycle's time; use a profiled or analytic one")
+        ctx, c = self.context_len, self.cost
+        drafted = sum(c.draft_time(n, ctx) for n in self.drafter.tokens_fed)
+        return np.array([drafted + c.verify_time(1 + n, ctx) for n in range(self.n_nodes + 1)])
 
     def observation(self) -> np.ndarray:
         lay, d, ctx = self.layout, self.depth, self.context_len

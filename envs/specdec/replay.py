@@ -43,6 +43,7 @@ class PromptTables:
     feat: np.ndarray  # [n + 1, D + 1, F] observation without history (float32)
     best_prob: np.ndarray  # [n, D] newest level's best node: draft prob
     best_cum: np.ndarray  # [n, D] ... and cumulative log-prob
+    cum: np.ndarray  # [n, D, W] every node's cumulative log-prob, creation order
     draft_first: np.ndarray  # [n, 2] draft forward feeding 1 or 2 pending tokens
     draft_level: np.ndarray  # [n] draft forward feeding a level of W nodes
     verify: np.ndarray  # [n + 1, D*W + 1] target forward: pending token + n nodes
@@ -184,6 +185,7 @@ class TraceReplay(CycleSource):
             feat=feat.astype(np.float32),
             best_prob=best_prob,
             best_cum=best_cum,
+            cum=cum,
             draft_first=first[:n],
             draft_level=level[:n],
             verify=verify,
@@ -213,9 +215,7 @@ class TraceReplay(CycleSource):
         left = t.n - pos
         new = a + 1 if a < left else left
         fed = [self._pending] + [w] * (d - 1)
-        # the cost model's cycle_time, term for term (sum order included)
-        draft = [float(t.draft_first[pos, self._pending - 1])] + [float(t.draft_level[pos])] * (d - 1)
-        time = sum(draft) + float(t.verify[pos, n])
+        time = self._drafted() + float(t.verify[pos, n])
         result = CycleResult(
             context_len=t.prompt_len + pos,
             depth=d,
@@ -233,6 +233,18 @@ class TraceReplay(CycleSource):
         self.depth = 0
         self._push_history(result.accepted_len, d)
         return result
+
+    def _drafted(self) -> float:
+        """Seconds of this cycle's draft forwards: the cost model's cycle_time term for term (sum order
+        included), so rewards match live ones bit for bit."""
+        t, pos = self.t, self.pos
+        return sum([float(t.draft_first[pos, self._pending - 1])] + [float(t.draft_level[pos])] * (self.depth - 1))
+
+    def node_logprobs(self) -> np.ndarray:
+        return self.t.cum[self.pos, : self.depth].reshape(-1)
+
+    def cycle_times(self) -> np.ndarray:
+        return self._drafted() + self.t.verify[self.pos, : self.n_nodes + 1]
 
     def hindsight_level(self) -> tuple[int, float, float]:
         """After a draft forward: (draft tokens the tree so far would get accepted if verified whole,

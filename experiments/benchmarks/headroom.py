@@ -8,10 +8,12 @@ and as if it were ``--draft-speedups`` times faster:
 - ``oracle``: hindsight on both the depth and the verified nodes (the env's upper bound);
 - ``oracle_depth``: hindsight on the depth only, verifying every drafted node, so the gap
   between the two is what picking the verified nodes in hindsight is worth (it is an upper
-  bound for every baseline, which all verify everything);
+  bound for every rule verifying everything it drafts);
 - ``best_static``: the best static k on the held-out trace itself;
 - ``confidence_tuned`` / ``specdec++_tuned``: the known dynamic rules with their threshold
-  tuned on the *train* trace (a grid of 0.05 steps), scored on the held-out one;
+  tuned on the *train* trace (a grid of 0.05 steps), scored on the held-out one; and
+  ``confidence_expected_tuned`` / ``specdec++_expected_tuned``: the same with the ``expected``
+  size rule choosing the verified nodes (the best rule pairs we know);
 - ``learned`` (with ``--policy``, as profiled only: the policy observes the cost model), and
   the learned pair with one role given hindsight, which splits the oracle's lead between the
   roles: ``learned_depth_hindsight_size`` (the oracle picks the verified nodes of whatever the
@@ -136,11 +138,12 @@ def auc(scores: np.ndarray, hits: np.ndarray) -> float:
     return float((below + 0.5 * (upto - below)).sum() / (len(pos) * len(neg)))
 
 
-def _tuned(rule: str, train: TraceReplay, heldout: TraceReplay) -> dict[str, float]:
-    scores = [tokens_per_s(make_policy(f"{rule}-{t:g}"), train) for t in THRESHOLDS]
+def _tuned(rule: str, train: TraceReplay, heldout: TraceReplay, size: str = "") -> dict[str, float]:
+    """``rule``'s threshold tuned on ``train``, scored on ``heldout``; ``size``: e.g. ``"+expected"``."""
+    scores = [tokens_per_s(make_policy(f"{rule}-{t:g}{size}"), train) for t in THRESHOLDS]
     t = float(THRESHOLDS[int(np.argmax(scores))])
     return {"threshold": t, "train_tokens_per_s": max(scores),
-            "tokens_per_s": tokens_per_s(make_policy(f"{rule}-{t:g}"), heldout)}  # fmt: skip
+            "tokens_per_s": tokens_per_s(make_policy(f"{rule}-{t:g}{size}"), heldout)}  # fmt: skip
 
 
 def _row(cost: CostModel, args: argparse.Namespace, learned: Composite | None) -> dict:
@@ -154,6 +157,7 @@ def _row(cost: CostModel, args: argparse.Namespace, learned: Composite | None) -
         "best_static": {"k": k, "tokens_per_s": statics[k]},
     }
     row |= {f"{rule}_tuned": _tuned(rule, train, heldout) for rule in RULES}
+    row |= {f"{rule}_expected_tuned": _tuned(rule, train, heldout, "+expected") for rule in RULES}
     if learned is not None:
         hindsight = make_policy("oracle", source=heldout)
         row["learned"] = {"tokens_per_s": tokens_per_s(learned, heldout)}

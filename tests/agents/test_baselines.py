@@ -114,12 +114,31 @@ def test_threshold_policies_stop_where_specified(name, trace_path):
     assert stats.tokens == src.tables(2).n
 
 
+def test_cycle_times_predict_what_each_size_costs_and_expected_maximises_its_estimate(trace_path):
+    src = replay(trace_path, 3)
+    expected = make_policy("expected")
+    for n_verify in range(10):
+        src.start(1)
+        src.begin_cycle()
+        for _ in range(3):
+            src.draft_step()
+        times, cum = src.cycle_times(), src.node_logprobs()
+        assert len(times) == len(cum) + 1 == 10
+        if n_verify == 0:
+            ranked = np.sort(cum)[::-1]
+            gain = (1 + np.concatenate([[0], np.cumsum(np.exp(ranked))])) / times
+            assert expected.verify_size(src) == int(np.argmax(gain))
+        assert src.finish_cycle(n_verify).time == pytest.approx(times[n_verify], rel=1e-12)
+
+
 def test_make_policy_names():
     assert make_policy("static-3").k == 3
     assert make_policy("confidence-0.25").threshold == 0.25
     assert make_policy("specdec++-0.7").threshold == 0.7
     assert make_policy("confidence").threshold == 0.4
     assert isinstance(make_policy("heuristic"), Heuristic)
+    pair = make_policy("specdec++-0.7+expected")  # the depth rule's own pluses are not the separator
+    assert (pair.depth.threshold, pair.size.name, pair.name) == (0.7, "expected", "specdec++-0.7+expected")
     with pytest.raises(SpecGymError, match="unknown policy 'greedy'"):
         make_policy("greedy")
     with pytest.raises(SpecGymError, match="needs a recorded trace"):
@@ -187,7 +206,7 @@ def test_rollout_live_equals_replay(f64_pair, trace_path):
     src_replay = replay(trace_path, 3)
     ids = [src_replay.trace.prompt(i).prompt.tolist() for i in range(len(PROMPTS))]
     src_live = LiveCycles(f64_pair, ids, cost=AnalyticCost(), width=3, max_depth=MAX_DEPTH, max_new_tokens=40)
-    for name in ("static-3", "heuristic", "specdec++"):
+    for name in ("static-3", "heuristic", "specdec++", "specdec+++expected"):
         for i in range(len(PROMPTS)):
             assert rollout(make_policy(name), src_live, i) == rollout(make_policy(name), src_replay, i)
 
