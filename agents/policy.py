@@ -21,10 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.specdec.cycles import CycleResult, CycleSource
+from envs.specdec.cycles import ROLES, CycleResult, CycleSource
 from envs.specdec.errors import SpecGymError
-
-ROLES = ("draft", "verify", "joint")
 
 
 class Policy:

@@ -149,13 +149,12 @@ from gymnasium import spaces
 
 from envs.base import PickleByConfig
 from envs.specdec.cost import MeasuredCost, make_cost_model
-from envs.specdec.cycles import CycleSource, LiveCycles, obs_bounds
+from envs.specdec.cycles import ROLES, CycleSource, LiveCycles, obs_bounds
 from envs.specdec.errors import SpecGymError
 from envs.specdec.registry import shared_pair
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
 
-ROLES = ("draft", "verify", "joint")
 BACKENDS = ("live", "replay")
 REWARDS = ("throughput", "net_tokens")
 CREDITS = ("cycle", "token")

@@ -50,7 +50,7 @@ from experiments.training.results import (
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0", "arbitration": "SpecGym/Arbitration-v0"}
 CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml"}
 DEFAULT_PAIR = "gsm"  # bundled with the repository: the default experiment needs no build
-ROLES = ("draft", "verify")
+TRAINED_ROLES = ("draft", "verify")  # the co-adaptive ones (joint decides both at once)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-model", default="auto",
                    help="auto (analytic for the toy pairs gsm and tiny-random, else the pair's profile on this device, "
                    "calibrated on first use) | analytic | measured | profile .json")  # fmt: skip
-    p.add_argument("--roles", nargs="+", default=list(ROLES), choices=ROLES, help="roles to train, in order")
+    p.add_argument("--roles", nargs="+", default=list(TRAINED_ROLES), choices=TRAINED_ROLES,
+                   help="roles to train, in order")
     p.add_argument("--rounds", type=int, help="co-adaptive rounds (default: from the config)")
     p.add_argument("--timesteps", type=int, help="timesteps per role per round (default: from the config)")
     p.add_argument("--n-envs", type=int, help="parallel environments (default: from the config)")

@@ -25,6 +25,7 @@ from envs.specdec.pair import ModelPair
 # act (about -0.3 to -1.5) spans a third of the input; at 20 it was squeezed into [-0.075, 0] and
 # PPO's smollm2 policies were 0.7-2.5% slower (held-out, widths 4 / 2 / 1; see the #4 notes).
 LOGP_SCALE = 5.0
+ROLES = ("draft", "verify", "joint")  # DraftVerify's deciders: depth, verification size, both
 HISTORY = 4  # past cycles in the observation
 COST_RATIO_MAX = 100.0  # clip for the cost-ratio features
 
