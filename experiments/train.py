@@ -265,7 +265,6 @@ def explicit_args(argv: list[str] | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(args.threads)
     # Ctrl-C and kill (SIGTERM) both stop at a checkpoint, also in a background job, where SIGINT
     # starts out ignored and Python would install no handler of its own
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -278,6 +277,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         # the run's own settings, then whatever this command line sets explicitly (e.g. --timesteps)
         args = argparse.Namespace(**{**saved["args"], **explicit_args(argv), "resume": args.resume})
         args.seeds = [saved["seed"] if "seed" in saved else int(Path(args.resume).name.split("__")[2])]
+    torch.set_num_threads(args.threads)  # after a resume restored the run's own
     if args.env != "all" and args.env not in ENVS:
         raise SpecGymError(f"unknown env {args.env!r}; choose all or one of {', '.join(ENVS)}")
     envs = list(ENVS) if args.env == "all" else [args.env]
