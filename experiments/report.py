@@ -131,16 +131,21 @@ def headroom_table(rows: list[dict]) -> list[str]:
         "**DraftVerify headroom** (`benchmark headroom`: held-out trace under the cost model, tokens/s (of oracle); "
         "oracle_depth = hindsight on the depth only, verifying all it drafts; rules tuned on the train trace, "
         "_expected: with the expected-value size rule; "
-        "the last two: the learned pair with one role in hindsight; draft speedup = the same with every draft "
+        "the last two: the learned pair with one role in hindsight; per prompt: confidence_expected with its "
+        "threshold picked per prompt in hindsight; draft speedup = the same with every draft "
         "forward that much faster, a what-if; first-token AUC: of the draft's top probability / of a logistic "
         "fit on every draft-side feature):",
-        ["pair", "width", "draft speedup", *HEADROOM, "first-token AUC (hit rate)", "file"],
+        ["pair", "width", "draft speedup", *HEADROOM, "per prompt", "first-token AUC (hit rate)", "file"],
     )
+
+    def cell(entry: dict | None) -> str:
+        return f"{entry['tokens_per_s']:.1f} ({entry['fraction_of_oracle']:.0%})" if entry else "-"
+
     for r in rows:
         first = r["first_token_acceptance"]
+        per_prompt = r.get("by_prompt", {}).get("confidence_expected_per_prompt_hindsight")
         for row in r["rows"]:
-            cells = [f"{row[n]['tokens_per_s']:.1f} ({row[n]['fraction_of_oracle']:.0%})" if n in row else "-"
-                     for n in HEADROOM]  # fmt: skip
+            cells = [cell(row.get(n)) for n in HEADROOM] + [cell(per_prompt if row["draft_speedup"] == 1 else None)]
             lines.append(
                 f"| {r['pair']} | {r['width']} | {row['draft_speedup']:g}x | {' | '.join(cells)} "
                 f"| {first['auc']:.3f} / {first.get('auc_fitted', float('nan')):.3f} ({first['hit_rate']:.0%}) "

@@ -20,7 +20,13 @@ and as if it were ``--draft-speedups`` times faster:
   learned depth policy drafts) and ``hindsight_depth_learned_size`` (the oracle's depths,
   the learned size policy).
 
-Each with ``tokens_per_s`` and ``fraction_of_oracle``. Also how well the draft's own
+Each with ``tokens_per_s`` and ``fraction_of_oracle``. ``by_prompt`` (the profiled draft) splits
+the held-out score by prompt: the best static k's accepted length there, the oracle's, and each
+causal policy's fraction of the oracle, with ``correlation`` (Pearson, over prompts) of those
+fractions with the static accepted length: whether the oracle's lead shrinks where the draft is
+better, i.e. whether a better draft would bring a causal policy nearer the oracle; and
+``confidence_expected_per_prompt_hindsight``, the tuned rule pair with its threshold picked per
+prompt in hindsight, a bound on what adapting the operating point to each prompt is worth. Also how well the draft's own
 confidence predicts acceptance: the AUC of the best first-level node's draft prob for
 "the target's greedy token is that node" (0.5: no signal, 1: a perfect predictor), the
 information every causal rule here (and the learned policy's probability features) acts on;
@@ -39,7 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.baselines import make_policy
-from agents.policy import Composite, tokens_per_s
+from agents.policy import Composite, Policy, rollout, tokens_per_s
 from envs.specdec.cost import CostModel, ScaledDraftCost, make_cost_model
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
@@ -170,6 +176,35 @@ def _row(cost: CostModel, args: argparse.Namespace, traces: tuple[Trace, Trace],
     return row
 
 
+def by_prompt(heldout: TraceReplay, row: dict, learned: Composite | None) -> dict:
+    """``by_prompt`` of the module docstring, for the policies of ``row`` (a speedup-1 row)."""
+    k, t = row["best_static"]["k"], row["confidence_expected_tuned"]["threshold"]
+    causal: dict[str, Policy] = {"confidence_expected_tuned": make_policy(f"confidence-{t:g}+expected")}
+    if learned is not None:
+        causal["learned"] = learned
+    oracle, static = make_policy("oracle", source=heldout), make_policy(f"static-{k}")
+    prompts = []
+    for i in range(heldout.n_prompts):
+        best, base = rollout(oracle, heldout, i), rollout(static, heldout, i)
+        entry = {"prompt": i, "tokens": best.tokens, "static_accepted_length": base.mean_accepted_length,
+                 "oracle_accepted_length": best.mean_accepted_length,
+                 "oracle_tokens_per_s": best.tokens_per_s}  # fmt: skip
+        for name, policy in causal.items():
+            entry[f"{name}_fraction"] = rollout(policy, heldout, i).tokens_per_s / best.tokens_per_s
+        prompts.append(entry)
+    x = np.array([p["static_accepted_length"] for p in prompts])
+    corr = {name: float(np.corrcoef(x, [p[f"{name}_fraction"] for p in prompts])[0, 1]) for name in causal}
+    # the same rule pair with its threshold picked per prompt in hindsight: what adapting the
+    # operating point to each prompt could be worth at most
+    seconds = [[rollout(make_policy(f"confidence-{u:g}+expected"), heldout, i).time for u in THRESHOLDS]
+               for i in range(heldout.n_prompts)]  # fmt: skip
+    rate = sum(p["tokens"] for p in prompts) / float(np.min(seconds, axis=1).sum())
+    oracle_rate = row["oracle"]["tokens_per_s"]
+    per_prompt = {"tokens_per_s": rate, "fraction_of_oracle": rate / oracle_rate}
+    return {"static_k": k, "correlation": corr, "confidence_expected_per_prompt_hindsight": per_prompt,
+            "prompts": prompts}  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> dict:
     from experiments.evaluate import learned_policy
     from experiments.training.results import default_cost_model, default_traces
@@ -201,6 +236,8 @@ def run(args: argparse.Namespace) -> dict:
         "policy": args.policy,
         "first_token_acceptance": acceptance_auc(trace, train),
         "rows": rows,
+        "by_prompt": by_prompt(TraceReplay(trace, cost=base, width=args.width, max_depth=args.max_depth), rows[0],
+                               learned),  # fmt: skip
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     table = Table(title=f"DraftVerify headroom: {args.pair}, width {args.width}, {trace.n_prompts} held-out prompts")
@@ -216,4 +253,9 @@ def run(args: argparse.Namespace) -> dict:
     auc = result["first_token_acceptance"]
     console.print(f"first draft token: hit rate {auc['hit_rate']:.2f}, AUC of its draft prob {auc['auc']:.3f}, "
                   f"of a logistic fit on every draft-side feature {auc['auc_fitted']:.3f}")
+    corr = ", ".join(f"{k} {v:+.2f}" for k, v in result["by_prompt"]["correlation"].items())
+    console.print(f"over prompts, correlation of the fraction of the oracle with the static accepted length: {corr}")
+    hind = result["by_prompt"]["confidence_expected_per_prompt_hindsight"]
+    console.print(f"confidence+expected, threshold per prompt in hindsight: {hind['tokens_per_s']:.1f} tok/s "
+                  f"({hind['fraction_of_oracle']:.1%} of the oracle)")
     return result

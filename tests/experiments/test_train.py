@@ -182,6 +182,20 @@ def test_headroom_benchmark(trained, traces, tmp_path):
     first = data["first_token_acceptance"]
     assert 0.0 <= first["auc"] <= 1.0 and 0.0 < first["hit_rate"] < 1.0 and first["n"] > 0
     assert 0.0 <= first["auc_fitted"] <= 1.0
+    per = data["by_prompt"]
+    assert per["static_k"] == slow["best_static"]["k"]
+    assert set(per["correlation"]) == {"confidence_expected_tuned", "learned"}
+    assert [p["prompt"] for p in per["prompts"]] == list(range(data["n_prompts"]))
+    for p in per["prompts"]:
+        assert 0 < p["learned_fraction"] <= 1 + 1e-12 and p["oracle_accepted_length"] >= 1
+    # per prompt, the oracle's time over all prompts adds up to the headline oracle's rate
+    seconds = sum(p["tokens"] / p["oracle_tokens_per_s"] for p in per["prompts"])
+    total = sum(p["tokens"] for p in per["prompts"]) / seconds
+    assert total == pytest.approx(slow["oracle"]["tokens_per_s"])
+    # picking the threshold per prompt in hindsight can only beat one threshold for all prompts
+    hind = per["confidence_expected_per_prompt_hindsight"]
+    heldout_best = max(slow["confidence_expected_tuned"]["tokens_per_s"], hind["tokens_per_s"])
+    assert hind["tokens_per_s"] == heldout_best <= slow["oracle"]["tokens_per_s"] * (1 + 1e-12)
 
 
 def test_logistic_fit_combines_features_on_held_out_rows():
