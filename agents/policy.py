@@ -114,14 +114,20 @@ class SB3Policy(Policy):
     policy trained with ``role="draft"`` can be the partner of a size policy and vice versa.
     """
 
-    def __init__(self, path: str | Path, role: str):
+    def __init__(self, path: str | Path | Any, role: str):
+        """``path``: a saved .zip, or a model in memory (e.g. one just trained)."""
         if role not in ROLES:
             raise SpecGymError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-        path = Path(path)
-        if not path.is_file():
-            raise SpecGymError(f"saved policy {str(path)!r} not found; pass the .zip a training run saved")
-        self.model, self.maskable = load_sb3(path)
-        self.role, self.name = role, f"sb3:{path.name}"
+        if isinstance(path, str | Path):
+            path = Path(path)
+            if not path.is_file():
+                raise SpecGymError(f"saved policy {str(path)!r} not found; pass the .zip a training run saved")
+            (self.model, self.maskable), self.name = load_sb3(path), f"sb3:{path.name}"
+        else:
+            from sb3_contrib import MaskablePPO
+
+            self.model, self.maskable, self.name = path, isinstance(path, MaskablePPO), "sb3"
+        self.role = role
         self._planned: tuple[int, int] | None = None
 
     def _act(self, source: CycleSource) -> int:

@@ -141,6 +141,7 @@ Pickling keeps the configuration, not an episode in progress: call ``reset()`` a
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -170,6 +171,22 @@ def _prompt_texts(source: str | None, n: int, split: str) -> tuple[str, ...]:
     from envs.tasks.prompts import HELDOUT_SEED, TRAIN_SEED, load_prompts
 
     return tuple(load_prompts(source, n, TRAIN_SEED if split == "train" else HELDOUT_SEED))
+
+
+# rate="best_static" per replay setting: every env of a training run (its vectorised copies, the
+# eval env, each stage) replays the same static schedules on the same trace
+_BEST_STATIC: dict[tuple, float] = {}
+
+
+def _best_static_rate(source: TraceReplay, traces: str, cost_model: str, n_prompts: int) -> float:
+    from agents.baselines import best_static_rate
+
+    path = Path(traces)
+    key = (str(path.resolve()), path.stat().st_mtime_ns, str(cost_model), source.width, source.max_depth,
+           source.max_new_tokens, n_prompts)  # fmt: skip
+    if key not in _BEST_STATIC:
+        _BEST_STATIC[key] = best_static_rate(source, n_prompts)
+    return _BEST_STATIC[key]
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -237,9 +254,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         src = self.source
         self.n_prompts = src.n_prompts if n_prompts is None or backend == "live" else n_prompts
         if rate == "best_static":
-            from agents.baselines import best_static_rate
-
-            rate = best_static_rate(src, self.n_prompts)
+            rate = _best_static_rate(src, traces, cost_model, self.n_prompts)
         self.rate: float | None = rate
         self.partner = self._make_partner(partner)
         low, high = obs_bounds(src.max_depth, src.width)

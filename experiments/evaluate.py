@@ -55,7 +55,7 @@ def learned_policy(path: str, verify: str | None) -> Policy:
     return Composite(SB3Policy(p, "draft"), SB3Policy(verify, "verify") if verify else Policy(), "learned")
 
 
-def summarise(stats: list[EpisodeStats]) -> dict:
+def summarise_episodes(stats: list[EpisodeStats]) -> dict:
     tokens = sum(s.tokens for s in stats)
     return {
         "tokens_per_s": tokens / sum(s.time for s in stats),
@@ -68,7 +68,7 @@ def summarise(stats: list[EpisodeStats]) -> dict:
 def evaluate_cost_model(source: TraceReplay, policies: dict[str, Policy]) -> dict[str, dict]:
     out = {}
     for name, policy in tqdm(policies.items(), desc="policies (cost model)"):
-        out[name] = summarise([rollout(policy, source, i) for i in range(source.n_prompts)])
+        out[name] = summarise_episodes([rollout(policy, source, i) for i in range(source.n_prompts)])
     first = next(iter(out.values()))
     out["target_only"] = {
         "tokens_per_s": first["tokens_per_s"] / first["speedup_vs_target_only"],

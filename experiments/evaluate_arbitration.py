@@ -81,7 +81,7 @@ def paired_diff(a: list[float], b: list[float], z: float = 1.96) -> dict:
     }
 
 
-def summarise(results: list[ItemResult]) -> dict:
+def summarise_items(results: list[ItemResult]) -> dict:
     n, correct = len(results), sum(r.correct for r in results)
     mismatches = sum(r.mismatches for r in results)
     return {
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in ("target-only", "always-draft", "random", *RULES):
         arbiters[key(name)] = make_arbiter(name, seed=args.seed)
     runs = run_interleaved(env, arbiters, range(len(env.items)))
-    policies = {name: summarise(results) for name, results in runs.items()}
+    policies = {name: summarise_items(results) for name, results in runs.items()}
     correct = {name: [float(r.correct) for r in results] for name, results in runs.items()}
     for name, row in policies.items():
         row["diff_vs_target_only"] = paired_diff(correct[name], correct["target_only"])
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
         subset = range(min(args.oracle_items, len(env.items)))
         oracle = [run_item(env, make_arbiter("oracle"), i) for i in tqdm(subset, desc="oracle", unit="item")]
         oracle_correct = [float(r.correct) for r in oracle]
-        policies["oracle"] = summarise(oracle) | {
+        policies["oracle"] = summarise_items(oracle) | {
             "diff_vs_target_only": paired_diff(oracle_correct, [correct["target_only"][i] for i in subset]),
             "target_only_accuracy_same_items": statistics.fmean(correct["target_only"][i] for i in subset),
             "learned_accuracy_same_items": statistics.fmean(correct["learned"][i] for i in subset),

@@ -246,6 +246,25 @@ def _metric(key: str, x: float) -> str:
     return f"{x:.3f}"
 
 
+def ablation_table(rows: list[dict]) -> list[str]:
+    lines = _head(
+        "**DraftVerify ablations** (`python -m experiments.ablations`: one role trained alone on the train trace "
+        "beside a rule partner, the pair scored on the held-out trace under the cost model; fraction of the "
+        "oracle per seed, against the pair of rules):",
+        ["pair", "width", "ablation (role)", "variant", "seeds", "tokens/s", "of oracle", "rule pair", "file"],
+    )
+    for r in rows:
+        ref = r["reference"]
+        for variant, v in r["variants"].items():
+            rates = ", ".join(f"{x:.2f}" for x in v["tokens_per_s"])
+            fractions = ", ".join(f"{x:.1%}" for x in v["fraction_of_oracle"])
+            lines.append(f"| {r['pair']} | {r['width']} | {r['ablation']} ({r['role']}) | {variant} "
+                         f"| {', '.join(map(str, v['seeds']))} | {rates} | {fractions} "
+                         f"| {ref['policy']}: {ref['tokens_per_s']:.2f} ({ref['fraction_of_oracle']:.1%}) "
+                         f"| {r['_file']} |")  # fmt: skip
+    return lines
+
+
 def seeds_table(rows: list[dict]) -> list[str]:
     lines = _head(
         "**Training runs** (`report --summarise` over run directories: each run evaluated on the same held-out "
@@ -293,6 +312,7 @@ def render(results_dir: Path) -> str:
         ("env", env_table),
         ("evaluate-draft-verify", draft_verify_table),
         ("headroom", headroom_table),
+        ("ablation", ablation_table),
         ("evaluate-arbitration", arbitration_table),
         ("train-summary", seeds_table),
     ):

@@ -247,7 +247,7 @@ def check_trace_splits(args: argparse.Namespace) -> None:
     from envs.specdec.trace import Trace
 
     for flag, path, split in (("--traces", args.traces, "train"), ("--eval-traces", args.eval_traces, "heldout")):
-        held = Trace.load(path).meta.get("split", split) if path else split
+        held = Trace.load_meta(path).get("split", split) if path else split
         if held != split:
             raise SpecGymError(
                 f"{flag} {path} holds the {held!r} split, {flag} wants {split!r}; record one with "

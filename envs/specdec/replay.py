@@ -246,6 +246,13 @@ class TraceReplay(CycleSource):
     def cycle_times(self) -> np.ndarray:
         return self._drafted() + self.t.verify[self.pos, : self.n_nodes + 1]
 
+    def new_tokens_by_size(self) -> np.ndarray:
+        """After drafting: the tokens verifying the top n nodes would yield this cycle, for n =
+        0..n_nodes (hindsight, so only a trace knows; ``finish_cycle`` yields entry n)."""
+        t, left = self.t, self.t.n - self.pos
+        accepted = t.acc[self.pos, self.depth - 1, : self.n_nodes + 1]
+        return np.where(accepted < left, accepted + 1, left)
+
     def hindsight_level(self) -> tuple[int, float, float]:
         """After a draft forward: (draft tokens the tree so far would get accepted if verified whole,
         the seconds that forward adds to the cycle: its own and its level's share of verifying the

@@ -115,6 +115,16 @@ class Trace:
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:
+        meta, arrays = cls._read(path, ARRAYS)
+        return cls(meta=meta, **arrays)
+
+    @classmethod
+    def load_meta(cls, path: str | Path) -> dict:
+        """A saved trace's meta, checked as ``load`` checks it, without reading its arrays."""
+        return cls._read(path, ())[0]
+
+    @staticmethod
+    def _read(path: str | Path, names: tuple[str, ...]) -> tuple[dict, dict[str, np.ndarray]]:
         path = Path(path)
         if not path.is_file():
             raise SpecGymError(
@@ -124,7 +134,7 @@ class Trace:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                arrays = {name: data[name] for name in ARRAYS}
+                arrays = {name: data[name] for name in names}
         except (OSError, ValueError, KeyError) as exc:
             raise SpecGymError(
                 f"cannot read trace {str(path)!r} ({exc}); re-record it with "
@@ -135,7 +145,7 @@ class Trace:
                 f"trace {str(path)!r} has format version {meta.get('version')}, this SpecGym reads "
                 f"{TRACE_VERSION}; re-record it with python -m experiments.record_traces"
             )
-        return cls(meta=meta, **arrays)
+        return meta, arrays
 
 
 def _expand(logp: torch.Tensor, base: torch.Tensor, width: int):

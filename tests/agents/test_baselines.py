@@ -122,13 +122,16 @@ def test_cycle_times_predict_what_each_size_costs_and_expected_maximises_its_est
         src.begin_cycle()
         for _ in range(3):
             src.draft_step()
-        times, cum = src.cycle_times(), src.node_logprobs()
-        assert len(times) == len(cum) + 1 == 10
+        times, cum, tokens = src.cycle_times(), src.node_logprobs(), src.new_tokens_by_size()
+        assert len(times) == len(cum) + 1 == len(tokens) == 10
         if n_verify == 0:
             ranked = np.sort(cum)[::-1]
             gain = (1 + np.concatenate([[0], np.cumsum(np.exp(ranked))])) / times
             assert expected.verify_size(src) == int(np.argmax(gain))
-        assert src.finish_cycle(n_verify).time == pytest.approx(times[n_verify], rel=1e-12)
+        result = src.finish_cycle(n_verify)
+        assert result.time == pytest.approx(times[n_verify], rel=1e-12)
+        assert result.new_tokens == tokens[n_verify]
+    assert len(set(tokens.tolist())) > 1  # the sizes' outcomes differ, so the check above can fail
 
 
 def test_make_policy_names():

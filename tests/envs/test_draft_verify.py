@@ -385,9 +385,11 @@ def test_trace_file_round_trip(trace_path, tmp_path):
     )
     with pytest.raises(SpecGymError, match="must end in .npz"):
         trace.save(tmp_path / "copy.bin")
+    assert Trace.load_meta(tmp_path / "copy.npz") == trace.meta
     (tmp_path / "bad.npz").write_bytes(b"junk")
-    with pytest.raises(SpecGymError, match="cannot read trace"):
-        Trace.load(tmp_path / "bad.npz")
+    for load in (Trace.load, Trace.load_meta):
+        with pytest.raises(SpecGymError, match="cannot read trace"):
+            load(tmp_path / "bad.npz")
 
 
 def test_record_traces_cli_and_env_benchmark(prompt_file, tmp_path):

@@ -13,17 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments import benchmark, evaluate, record_traces, report
-
-TRACE = ["--pair", "tiny-random", "--width", "4", "--max-depth", "8", "--max-new-tokens", "32", "--threads", "1"]
-
-
-@pytest.fixture(scope="module")
-def traces(tmp_path_factory):
-    out = tmp_path_factory.mktemp("traces")
-    record_traces.main([*TRACE, "--split", "train", "--n-prompts", "6", "--out", str(out / "train.npz")])
-    record_traces.main([*TRACE, "--split", "heldout", "--n-prompts", "4", "--out", str(out / "heldout.npz")])
-    return out
+from experiments import benchmark, evaluate, report
 
 
 def train_cmd(traces: Path, runs: Path, timesteps: int) -> list[str]:

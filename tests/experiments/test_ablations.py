@@ -1,0 +1,94 @@
+"""python -m experiments.ablations on tiny-random replay traces: the wrappers, their policy
+adapters and the JSON."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from sb3_contrib import MaskablePPO
+
+from agents.baselines import ExpectedSize, make_policy
+from agents.policy import Composite, rollout
+from envs.specdec.cost import make_cost_model
+from envs.specdec.replay import TraceReplay
+from envs.specdec.trace import Trace
+from experiments import ablations
+
+KW = dict(pair="tiny-random", backend="replay", cost_model="analytic", width=4, max_depth=8, split="heldout",
+          reward="net_tokens", rate="best_static")  # fmt: skip
+
+
+def play(env: gym.Env, model: MaskablePPO, prompt: int) -> tuple[float, int]:
+    """(return, tokens) of one episode with the model's deterministic actions."""
+    obs, _ = env.reset(seed=0, options={"prompt_index": prompt})
+    total, done, info = 0.0, False, {}
+    while not done:
+        action, _ = model.predict(obs, action_masks=env.action_masks(), deterministic=True)
+        obs, reward, done, _, info = env.step(int(action))
+        total += reward
+    return total, info["tokens_generated"]
+
+
+@pytest.mark.parametrize("variant", ["residual", "generation_stats"])
+def test_policy_adapters_act_as_in_the_wrapped_env(traces, variant):
+    heldout = str(traces / "heldout.npz")
+    if variant == "residual":
+        env = ablations.ResidualSize(gym.make("SpecGym/DraftVerify-Verify-v0", traces=heldout, partner="confidence-0.6",
+                                              **KW), radius=2)  # fmt: skip
+    else:
+        env = ablations.GenerationStatsObs(gym.make("SpecGym/DraftVerify-Draft-v0", traces=heldout, partner="expected",
+                                                    **KW))  # fmt: skip
+    model = MaskablePPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0).learn(128)
+    src = TraceReplay(Trace.load(heldout), cost=make_cost_model("analytic"), width=4, max_depth=8)
+    if variant == "residual":
+        policy = Composite(make_policy("confidence-0.6"), ablations.LearnedResidual(model, 2))
+    else:
+        policy = Composite(ablations.LearnedWithStats(model, 8), ExpectedSize())
+    rate = env.unwrapped.rate
+    for prompt in range(src.n_prompts):
+        stats = rollout(policy, src, prompt)
+        reward, tokens = play(env, model, prompt)
+        assert tokens == stats.tokens
+        assert reward == pytest.approx(stats.tokens - rate * stats.time, rel=1e-9, abs=1e-9)
+
+
+def test_residual_masks_and_counterfactual_baseline(traces):
+    assert ablations.residual_mask(1, 5, 2).tolist() == [False, True, True, True, True]
+    assert ablations.residual_mask(4, 5, 2).tolist() == [True, True, True, True, False]
+    kw = {**KW, "traces": str(traces / "heldout.npz"), "partner": "static-3"}
+    plain = ablations.ResidualSize(gym.make("SpecGym/DraftVerify-Verify-v0", **kw), radius=1)
+    baseline = ablations.ResidualSize(gym.make("SpecGym/DraftVerify-Verify-v0", **kw), radius=1, counterfactual=True)
+    diffs = []
+    for env in (plain, baseline):
+        env.reset(seed=0, options={"prompt_index": 0})
+    for _ in range(5):
+        src, rate = baseline.unwrapped.source, baseline.unwrapped.rate
+        mean = float(np.mean(src.new_tokens_by_size() - rate * src.cycle_times()))
+        (_, r_plain, done, _, _), (_, r_base, _, _, _) = plain.step(1), baseline.step(1)
+        diffs.append(r_plain - r_base - mean)
+        if done:
+            break
+    assert np.allclose(diffs, 0.0)
+
+
+def test_ablation_json(traces, tmp_path):
+    out = tmp_path / "ablation.json"
+    ablations.main(["residual-size", "--pair", "tiny-random", "--cost-model", "analytic", "--seeds", "0",
+                    "--timesteps", "256", "--traces", str(traces / "heldout.npz"),
+                    "--train-traces", str(traces / "train.npz"), "--out", str(out)])  # fmt: skip
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "ablation" and data["role"] == "verify"
+    assert set(data["variants"]) == {"plain", "residual", "residual_counterfactual"}
+    for entry in [*data["variants"].values(), data["reference"]]:
+        fractions = np.atleast_1d(entry["fraction_of_oracle"])
+        assert ((fractions > 0) & (fractions <= 1 + 1e-12)).all()
+
+
+def test_unknown_ablation_is_refused():
+    from envs.specdec.errors import SpecGymError
+
+    with pytest.raises(SpecGymError, match="unknown ablation 'bogus'; choose one of residual-size"):
+        ablations.main(["bogus"])
