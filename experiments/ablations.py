@@ -12,7 +12,8 @@ cost model, as a fraction of the oracle, beside the pair of rules (``reference``
 - ``residual-size`` (verify role; depth partner ``--depth-rule``, default ``confidence-0.6``):
   ``plain``: the env's own size action; ``residual``: the action is an offset in -R..R around the
   ``expected`` rule's size and the rule's size is appended to the observation, so the policy
-  starts at the rule and learns corrections; ``residual_counterfactual``: the same, each reward
+  starts at the rule and learns corrections (``departs_from_rule``: the share of held-out
+  decisions where it does not keep the rule's size); ``residual_counterfactual``: the same, each reward
   less the mean reward over every size the cycle could have verified (replay knows every
   size's outcome), a baseline that removes the cycle's luck from this contextual bandit.
   Reference: ``{depth rule}+expected``.
@@ -111,12 +112,14 @@ class LearnedResidual(Policy):
 
     def __init__(self, model: MaskablePPO, radius: int):
         self.model, self.radius = model, radius
+        self.decisions = self.changed = 0  # how often it departs from the rule
 
     def verify_size(self, source: CycleSource) -> int:
         rule_n = ExpectedSize().verify_size(source)
         obs = residual_observation(source.observation(), rule_n, source.n_slots)
         mask = residual_mask(rule_n, source.n_nodes, self.radius)
         action, _ = self.model.predict(obs, action_masks=mask, deterministic=True)
+        self.decisions, self.changed = self.decisions + 1, self.changed + (int(action) != self.radius)
         return rule_n + int(action) - self.radius
 
 
@@ -230,16 +233,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     reference = tokens_per_s(make_policy(rule_pair), heldout)
     results: dict[str, dict[str, list[float]]] = {}
     for variant in variants:
-        scores = []
+        scores, changed = [], []
         for seed in args.seeds:
             learned = train_variant(args, variant, seed, cost)
             pair = Composite(make_policy(args.depth_rule), learned) if role == "verify" else \
                 Composite(learned, ExpectedSize())  # fmt: skip
             scores.append(tokens_per_s(pair, heldout))
+            if isinstance(learned, LearnedResidual):
+                changed.append(learned.changed / max(learned.decisions, 1))
             print(f"{args.ablation} {variant} seed {seed}: {scores[-1]:.2f} tok/s ({scores[-1] / oracle:.1%} of the "
                   f"oracle; {rule_pair} {reference / oracle:.1%})", flush=True)  # fmt: skip
         results[variant] = {"seeds": list(args.seeds), "tokens_per_s": scores,
                             "fraction_of_oracle": [s / oracle for s in scores]}  # fmt: skip
+        if changed:  # the held-out decisions where the learned size is not the rule's
+            results[variant]["departs_from_rule"] = changed
     info = heldout.trace.meta.get("pair_info", {})
     return {
         "benchmark": "ablation",

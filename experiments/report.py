@@ -258,6 +258,8 @@ def ablation_table(rows: list[dict]) -> list[str]:
         for variant, v in r["variants"].items():
             rates = ", ".join(f"{x:.2f}" for x in v["tokens_per_s"])
             fractions = ", ".join(f"{x:.1%}" for x in v["fraction_of_oracle"])
+            if "departs_from_rule" in v:
+                fractions += " (departs from the rule at " + ", ".join(f"{x:.1%}" for x in v["departs_from_rule"]) + ")"
             lines.append(f"| {r['pair']} | {r['width']} | {r['ablation']} ({r['role']}) | {variant} "
                          f"| {', '.join(map(str, v['seeds']))} | {rates} | {fractions} "
                          f"| {ref['policy']}: {ref['tokens_per_s']:.2f} ({ref['fraction_of_oracle']:.1%}) "

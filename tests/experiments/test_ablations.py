@@ -82,6 +82,8 @@ def test_ablation_json(traces, tmp_path):
     data = json.loads(out.read_text())
     assert data["benchmark"] == "ablation" and data["role"] == "verify"
     assert set(data["variants"]) == {"plain", "residual", "residual_counterfactual"}
+    for variant in ("residual", "residual_counterfactual"):
+        assert 0 <= data["variants"][variant]["departs_from_rule"][0] <= 1
     for entry in [*data["variants"].values(), data["reference"]]:
         fractions = np.atleast_1d(entry["fraction_of_oracle"])
         assert ((fractions > 0) & (fractions <= 1 + 1e-12)).all()
