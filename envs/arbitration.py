@@ -50,7 +50,10 @@ At the episode's end, the task scorer's value of the finished generation in [0, 
 (reasoning-gym's ``score_answer`` on the text after ``####``, or numeric equality for a
 GSM8K-format JSONL task). With ``speed_weight`` w > 0, each step also earns
 ``w * (drafted tokens accepted since the last step) / max_new_tokens`` (at most w over an
-episode): a bonus for accepted draft tokens, matches or kept. ``info`` carries both parts
+episode): a bonus for accepted draft tokens, matches or kept. The last step's can be slightly
+negative: where EOS or ``max_new_tokens`` cuts the final block, it takes back draft tokens an
+earlier step counted, so that the episode's sum is always w x the accepted draft tokens of the
+output / ``max_new_tokens``. ``info`` carries both parts
 separately: ``speed_reward`` every step, and at the end ``correctness`` (the scorer's value;
 reasoning-gym gives partial credit to near misses), ``correct`` (full marks), ``episode_speed_reward``,
 ``mismatches``, ``draft_kept``, ``mean_accepted_length``, ``tokens_generated``, ``text``.

@@ -10,13 +10,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.console import Console
 
 from envs.specdec import ModelPair, SpecGymError, load_pair
 
 
-def add_pair_args(parser: argparse.ArgumentParser, default: str = "smollm2-135m") -> None:
+def console() -> Console:
+    """Rich's console for result tables; when output goes to a file or CI log (no terminal, where
+    rich assumes 80 columns and cuts cells short) wide enough for every column."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (a count of prompts, items, rounds ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def add_pair_args(
+    parser: argparse.ArgumentParser, default: str | None = "smollm2-135m", default_help: str = ""
+) -> None:
     group = parser.add_argument_group("model pair")
-    group.add_argument("--pair", default=default, help=f"registered pair name (default: {default})")
+    group.add_argument("--pair", default=default, help=f"registered pair name (default: {default_help or default})")
     group.add_argument("--target", help="target model: hub id already cached locally, or a local path")
     group.add_argument("--draft", help="draft model: hub id already cached locally, or a local path")
     group.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
@@ -36,10 +56,10 @@ def add_prompt_args(
     group.add_argument(
         "--prompts",
         default=None,
-        help="a .jsonl file, or reasoning-gym task names (comma-separated); "
-        "default: held-out generated questions",
+        help="a .jsonl file, task:NAME (a reasoning-gym task's own questions), or reasoning-gym task "
+        "names (comma-separated) for generated questions; default: held-out generated questions",
     )
-    group.add_argument("--n-prompts", type=int, default=n, help=f"number of prompts (default: {n})")
+    group.add_argument("--n-prompts", type=positive_int, default=n, help=f"number of prompts (default: {n})")
     group.add_argument("--max-new-tokens", type=int, default=max_new, help=max_new_help or f"(default: {max_new})")
 
 

@@ -3,7 +3,7 @@
 ``--env arbitration`` is handled by ``experiments/evaluate_arbitration.py`` (its own options);
 what follows is DraftVerify's.
 
-    python -m experiments.evaluate --env draft-verify --policy RUN_DIR_OR_ZIP --pair NAME \
+    python -m experiments.evaluate --env draft-verify --policy RUN_DIR_OR_ZIP --pair NAME \\
         [--traces HELDOUT.npz | --prompts FILE.jsonl] --out FILE.json
 
 Every policy decodes the same prompts. Under the cost model, by replaying a trace (``--traces``,
@@ -22,7 +22,6 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 from tqdm.auto import tqdm
 
@@ -34,10 +33,11 @@ from envs.specdec.cycles import LiveCycles
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace, record_trace
 from envs.tasks import load_prompts
+from experiments import cli
 from experiments.benchmarks.common import divergences, interleaved
-from experiments.cli import add_pair_args, pair_from_args, run_main, write_json
+from experiments.cli import add_pair_args, pair_from_args, positive_int, run_main, write_json
 
-console = Console()
+console = cli.console()
 DYNAMIC = ("heuristic", "confidence", "specdec++")
 
 
@@ -48,7 +48,11 @@ def learned_policy(path: str, verify: str | None) -> Policy:
         results = p / "results.json"
         if not results.is_file():
             raise SpecGymError(f"{p} has no results.json; pass a finished run directory or a policy .zip")
-        policies = json.loads(results.read_text())["policies"]
+        run = json.loads(results.read_text())
+        policies = run["policies"]
+        if run.get("env", "draft-verify") != "draft-verify" or not (policies.get("draft") or policies.get("verify")):
+            raise SpecGymError(f"{p} holds no DraftVerify policy (a run of --env {run.get('env')}); pass a run of "
+                               "--env draft-verify, or evaluate this one with --env arbitration")  # fmt: skip
         depth = SB3Policy(policies["draft"], "draft") if policies.get("draft") else make_policy("static-4")
         size = SB3Policy(policies["verify"], "verify") if policies.get("verify") else Policy()
         return Composite(depth, size, "learned")
@@ -108,11 +112,22 @@ def prompt_source(meta: dict) -> str:
 
 
 def run_env_kwargs(policy: str) -> dict:
-    """The env kwargs a run directory's policies were trained with (cost model, tree shape); {} for a .zip."""
+    """The env kwargs a run directory's policies were trained with (cost model, tree shape, pair);
+    {} for a .zip."""
     results = Path(policy) / "results.json"
     if not results.is_file():
         return {}
     return json.loads(results.read_text())["stages"][-1]["env_kwargs"]
+
+
+def resolve_pair_name(args: argparse.Namespace, trained: dict) -> None:
+    """``--pair`` defaults to the pair the run trained on (tiny-random for a bare .zip); another
+    pair is allowed (a transfer test) and said so."""
+    run_pair = trained.get("pair")
+    if args.pair is None:
+        args.pair = run_pair or "tiny-random"
+    elif run_pair and args.pair != run_pair and not (args.target or args.draft):
+        print(f"note: {args.policy} was trained on pair {run_pair!r}; scoring it on {args.pair!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -130,10 +145,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="arbitration: see python -m experiments.evaluate --env arbitration --help")
     p.add_argument("--policy", required=True, help="a run directory, or a depth-policy .zip")
     p.add_argument("--verify-policy", help="a size-policy .zip to pair with a depth-policy .zip")
-    add_pair_args(p, default="tiny-random")
+    add_pair_args(p, default=None, default_help="the run's, else tiny-random")
     p.add_argument("--traces", help="held-out trace .npz to replay (default: record one for --prompts)")
-    p.add_argument("--prompts", help="a .jsonl file or reasoning-gym task names (default: held-out generated)")
-    p.add_argument("--n-prompts", type=int, default=None, help="prompts to record (default: 20; a trace's: all)")
+    p.add_argument("--prompts", help="a .jsonl file, task:NAME or reasoning-gym task names (default: the pair's "
+                   "training prompts' kind, held out: task:NAME for a task pair, else generated questions)")
+    p.add_argument("--n-prompts", type=positive_int, default=None,
+                   help="prompts to record (default: 20; a trace's: all)")  # fmt: skip
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the trace's, or 128 when recording")
     p.add_argument("--width", type=int, default=None, help="tree width (default: the run's, else 4)")
     p.add_argument("--max-depth", type=int, default=None, help="(default: the run's, else 8)")
@@ -143,8 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help="write the results JSON here")
     args = p.parse_args(argv)
 
-    pair = pair_from_args(args)
     trained = run_env_kwargs(args.policy)
+    resolve_pair_name(args, trained)
+    if args.traces and not (args.target or args.draft):
+        recorded = Trace.load_meta(args.traces)["pair"]
+        if recorded != args.pair:
+            raise SpecGymError(f"trace {args.traces} was recorded for pair {recorded!r}, not {args.pair!r}; pass "
+                               f"--pair {recorded} or a trace of {args.pair}")  # fmt: skip
+    pair = pair_from_args(args)
     args.width = args.width or int(trained.get("width", 4))
     args.max_depth = args.max_depth or int(trained.get("max_depth", 8))
     if args.traces and (args.prompts or args.n_prompts):
@@ -164,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.traces:
         trace: Trace | str = args.traces
     else:
+        from experiments.training.results import trace_source
+
+        args.prompts = args.prompts or trace_source(pair.name)  # a task pair's own questions, as train's
         prompts = [pair.encode(t) for t in load_prompts(args.prompts, args.n_prompts or 20)]
         trace = record_trace(pair, prompts, max_new_tokens=args.max_new_tokens or 128, width=args.width,
                              max_depth=args.max_depth, meta={"prompts": args.prompts})  # fmt: skip

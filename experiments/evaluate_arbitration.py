@@ -1,6 +1,6 @@
 """Evaluate a trained Arbitration policy against every baseline on held-out items.
 
-    python -m experiments.evaluate --env arbitration --policy RUN_DIR_OR_ZIP --pair gsm \
+    python -m experiments.evaluate --env arbitration --policy RUN_DIR_OR_ZIP --pair gsm \\
         --task chain_sum|FILE.jsonl --n-items 300 --out FILE.json
 
 Every policy decodes the same held-out items (seeds no training used), interleaved item by
@@ -25,7 +25,6 @@ import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 from tqdm.auto import tqdm
 
@@ -33,9 +32,10 @@ from agents.arbiters import Arbiter, ItemResult, make_arbiter, run_item
 from envs.arbitration import ArbitrationEnv
 from envs.specdec import SpecGymError
 from envs.specdec.cost import device_name
+from experiments import cli
 from experiments.cli import write_json
 
-console = Console()
+console = cli.console()
 RULES = ("target-prob-0.1", "target-prob-0.3", "draft-margin-0", "draft-margin-0.3")
 
 

@@ -327,7 +327,8 @@ def render(results_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", default="docs/results", help="directory of benchmark JSONs")
     parser.add_argument("--readme", default="README.md")
     parser.add_argument("--print", action="store_true", help="print the section, do not edit the README")

@@ -1,7 +1,7 @@
 """Train PPO agents on SpecGym environments and evaluate them against their baselines.
 
     python -m experiments.train                      # the default experiment: both envs, gsm pair
-    python -m experiments.train --env draft-verify --pair smollm2-135m --traces train.npz \
+    python -m experiments.train --env draft-verify --pair smollm2-135m --traces train.npz \\
         --eval-traces heldout.npz --cost-model profile.json
     python -m experiments.train --env arbitration --pair gsm --timesteps 30000 --seeds 0 1 2
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import sys
 import time
@@ -35,7 +36,8 @@ from typing import Any
 import torch
 
 from envs.specdec.errors import SpecGymError
-from experiments.cli import run_main
+from envs.specdec.registry import check_pair_name
+from experiments.cli import positive_int, run_main
 from experiments.training.config import CONFIG_DIR, load_config
 from experiments.training.ppo import TrainingInterrupted, train
 from experiments.training.results import (
@@ -69,9 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "calibrated on first use) | analytic | measured | profile .json")  # fmt: skip
     p.add_argument("--roles", nargs="+", default=list(TRAINED_ROLES), choices=TRAINED_ROLES,
                    help="roles to train, in order")
-    p.add_argument("--rounds", type=int, help="co-adaptive rounds (default: from the config)")
-    p.add_argument("--timesteps", type=int, help="timesteps per role per round (default: from the config)")
-    p.add_argument("--n-envs", type=int, help="parallel environments (default: from the config)")
+    p.add_argument("--rounds", type=positive_int, help="co-adaptive rounds (default: from the config)")
+    p.add_argument("--timesteps", type=positive_int, help="timesteps per role per round (default: from the config)")
+    p.add_argument("--n-envs", type=positive_int, help="parallel environments (default: from the config)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--config", help=f"hyperparameter YAML (default: {CONFIG_DIR}/<env>.yaml)")
     p.add_argument("--exp", help="experiment name (run directory, W&B group; default: coadaptive | ppo)")
@@ -193,6 +195,7 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
         tracker = start_run(project=args.wandb_project, entity=args.wandb_entity, mode=args.wandb_mode,
                             name=run_dir.name, group=args.exp, config=vars(args), run_dir=run_dir)  # fmt: skip
     start = time.perf_counter()
+    result: dict[str, Any] = {}
     try:
         result = (coadaptive if env == "draft-verify" else arbitration)(args, seed, run_dir)
         result |= {"env": env, "pair": args.pair, "seed": seed, "train_seconds": time.perf_counter() - start}
@@ -205,6 +208,13 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
     except TrainingInterrupted as stop:
         print(f"interrupted: checkpoint {stop.checkpoint}; continue with --resume {run_dir}", file=sys.stderr)
         sys.exit(130)
+    except SpecGymError:
+        if tracker is not None:
+            tracker.finish()
+            tracker = None
+        if not result and not args.resume and not (run_dir / "checkpoints").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # bad input refused before training: nothing to resume
+        raise
     finally:
         if tracker is not None:
             tracker.finish()
@@ -282,6 +292,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         raise SpecGymError(f"unknown env {args.env!r}; choose all or one of {', '.join(ENVS)}")
     envs = list(ENVS) if args.env == "all" else [args.env]
     check_trace_splits(args)
+    check_pair_name(args.pair)  # before calibrating a cost model for it
     if args.cost_model == "auto" and "draft-verify" in envs:
         args.cost_model = default_cost_model(args.pair, args.device)
     rows = [run_one(args, env, seed) for env in envs for seed in args.seeds]

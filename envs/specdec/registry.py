@@ -115,10 +115,15 @@ def load_pair(
         if not (target and draft):
             raise SpecGymError("give both --target and --draft (hub ids or local paths), or a --pair name")
         return ModelPair.load(target, draft, device=device, dtype=dtype)
+    check_pair_name(name)
+    return PAIRS[name].loader(device, dtype or default_dtype(name))
+
+
+def check_pair_name(name: str | None) -> None:
+    """Refuse a pair name no loader knows, before any work is done for it."""
     if name not in PAIRS:
         known = ", ".join(sorted(PAIRS))
         raise SpecGymError(f"unknown pair {name!r}; known pairs: {known} (or pass --target/--draft)")
-    return PAIRS[name].loader(device, dtype or default_dtype(name))
 
 
 @lru_cache(maxsize=4)

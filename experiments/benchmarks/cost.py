@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 from tqdm.auto import tqdm
 
 from envs.specdec import SpeculativeDecoder, data_dir
 from envs.specdec.cost import ProfiledCost, calibrate, device_name
 from envs.tasks import load_prompts
+from experiments import cli
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
-console = Console()
+console = cli.console()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

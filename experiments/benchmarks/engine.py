@@ -7,17 +7,17 @@ import argparse
 from datetime import datetime, timezone
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import device_name
 from envs.tasks import load_prompts
+from experiments import cli
 from experiments.benchmarks.common import divergences, interleaved, spread
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 from experiments.hf_assisted import hf_assisted_generate
 
-console = Console()
+console = cli.console()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -20,16 +20,16 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from rich.console import Console
 
 import envs  # noqa: F401 - registers the ids
 from envs.specdec import SpecGymError
 from envs.specdec.cost import device_name
 from envs.specdec.trace import record_trace
 from envs.tasks import load_prompts
+from experiments import cli
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
-console = Console()
+console = cli.console()
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0"}
 MAX_NEW = 128  # tokens per prompt when no trace is given
 

@@ -41,7 +41,6 @@ import argparse
 from datetime import datetime, timezone
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
 from agents.baselines import make_policy
@@ -49,8 +48,9 @@ from agents.policy import Composite, Policy, rollout, tokens_per_s
 from envs.specdec.cost import CostModel, ScaledDraftCost, make_cost_model
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
+from experiments import cli
 
-console = Console()
+console = cli.console()
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.05), 2)
 RULES = ("confidence", "specdec++")
 
@@ -206,7 +206,7 @@ def by_prompt(heldout: TraceReplay, row: dict, learned: Composite | None) -> dic
 
 
 def run(args: argparse.Namespace) -> dict:
-    from experiments.evaluate import learned_policy
+    from experiments.evaluate import learned_policy, run_env_kwargs
     from experiments.training.results import default_cost_model, default_traces
 
     args.traces = args.traces or str(default_traces(args.pair, "heldout", args.width, args.max_depth))
@@ -216,6 +216,8 @@ def run(args: argparse.Namespace) -> dict:
     base = make_cost_model(args.cost_model)
     speedups = [1.0] + [float(x) for x in args.draft_speedups.split(",") if x.strip()]
     learned = learned_policy(args.policy, None) if args.policy else None
+    if args.policy and (run_pair := run_env_kwargs(args.policy).get("pair")) not in (None, args.pair):
+        console.print(f"note: {args.policy} was trained on pair {run_pair!r}; scoring it on {args.pair!r}")
     trace, train = Trace.load(args.traces), Trace.load(args.train_traces)  # read once, replayed per speedup
     rows = []
     for s in speedups:

@@ -7,16 +7,16 @@ import argparse
 from datetime import datetime, timezone
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import device_name
 from envs.tasks import load_prompts
+from experiments import cli
 from experiments.benchmarks.common import divergences, interleaved, spread, top2_gaps
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
-console = Console()
+console = cli.console()
 TASK_PAIRS = {"gsm": "chain_sum"}  # pair -> the task it was trained on
 
 

@@ -73,8 +73,10 @@ def train(
         return final  # this stage finished before the interruption
     ckpt_dir = out_dir / "checkpoints"
     n_envs = int(run.get("n_envs", 1))
-    venv = make_envs(env_id, env_kwargs, n_envs, seed)
+    # the eval env first: it is built in this process, so bad env arguments end here in one clear
+    # error rather than in tracebacks from the training envs' worker processes
     eval_env = make_envs(env_id, env_kwargs, 1, seed + 10_000)
+    venv = make_envs(env_id, env_kwargs, n_envs, seed)
     checkpoint, done_steps = latest_checkpoint(ckpt_dir, name) if resume else (None, 0)
     if checkpoint is not None:
         model = MaskablePPO.load(checkpoint, env=venv, tensorboard_log=str(out_dir / "tb"))

@@ -63,6 +63,20 @@ def test_train_refuses_swapped_trace_splits(traces):
         main([*base, "--traces", str(traces / "train.npz"), "--eval-traces", str(traces / "train.npz")])
 
 
+def test_train_refuses_an_unknown_pair_and_keeps_no_run_of_refused_input(traces, tmp_path):
+    from envs.specdec import SpecGymError
+    from experiments.train import main
+
+    base = ["--env", "draft-verify", "--wandb-mode", "disabled", "--runs-dir", str(tmp_path)]
+    with pytest.raises(SpecGymError, match="unknown pair 'nosuch'"):
+        main([*base, "--pair", "nosuch"])  # before calibrating a cost model for it
+    with pytest.raises(SpecGymError, match="recorded for pair 'tiny-random'; pass pair='tiny-random'"):
+        main([*base, "--pair", "gsm", "--traces", str(traces / "train.npz")])
+    assert not list(tmp_path.iterdir())  # the refused run left no directory that looks resumable
+    with pytest.raises(SystemExit):
+        main([*base, "--rounds", "0"])
+
+
 def test_env_kwargs_take_the_registered_shape_then_the_config():
     from experiments.train import build_parser, env_kwargs_for
 
@@ -130,6 +144,26 @@ def test_evaluate_refuses_traces_and_prompts_together_and_the_wall_clock_as_cost
         evaluate.main([*held_out, "--cost-model", "measured"])
     with pytest.raises(SpecGymError, match="brings its own size policy"):
         evaluate.main([*held_out, "--verify-policy", str(trained / "verify_round1.zip")])
+
+
+def test_evaluate_takes_the_runs_pair_and_refuses_other_pairs_traces_and_arbitration_runs(trained, traces, tmp_path):
+    import shutil
+
+    from envs.specdec import SpecGymError
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    results = json.loads((run / "results.json").read_text())
+    results["stages"][-1]["env_kwargs"]["pair"] = "gsm"  # as if trained on gsm
+    (run / "results.json").write_text(json.dumps(results))
+    held_out = ["--policy", str(run), "--traces", str(traces / "heldout.npz"), "--no-live"]
+    with pytest.raises(SpecGymError, match="recorded for pair 'tiny-random', not 'gsm'; pass --pair tiny-random"):
+        evaluate.main(held_out)  # --pair defaults to the run's
+    (run / "results.json").write_text(json.dumps({**results, "env": "arbitration", "policies": {"arbiter": "a.zip"}}))
+    with pytest.raises(SpecGymError, match="holds no DraftVerify policy.*--env arbitration"):
+        evaluate.main([*held_out, "--pair", "tiny-random"])
+    with pytest.raises(SystemExit):
+        evaluate.main(["--policy", str(trained), "--n-prompts", "0"])
 
 
 def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
