@@ -102,17 +102,19 @@ def pair_table(rows: list[dict]) -> list[str]:
 def draft_verify_table(rows: list[dict]) -> list[str]:
     lines = _head(
         "**DraftVerify policies** (`evaluate --env draft-verify`: a held-out trace, or one recorded for a prompt "
-        "file, replayed under the cost model; measured = live decoding, wall clock, interleaved):",
-        ["pair", "cost model", "prompts", "n", "learned / best static (k)", "learned of oracle",
-         "best static of oracle", "measured learned / best static", "identical (live)", "file"],
-    )
+        "file, replayed under the cost model; best rule: the fastest of the dynamic rules at their published "
+        "thresholds, each also with the expected size rule; measured = live decoding, wall clock, interleaved):",
+        ["pair", "cost model", "prompts", "n", "learned / best static (k)", "learned / best rule (rule)",
+         "learned of oracle", "best static of oracle", "measured learned / best static", "identical (live)", "file"],
+    )  # fmt: skip
     for r in rows:
         pol = r["policies"]
         best = pol[f"static_k{r['best_static_k']}"]
         measured = r.get("measured_learned_over_best_static")
+        rule = f"{r['learned_over_best_rule']:.3f} ({r['best_rule']})" if "best_rule" in r else "-"
         lines.append(
             f"| {r['pair']} | {Path(r['cost_model']).name} | {Path(r.get('prompts', '-')).name} | {r['n_prompts']} "
-            f"| {r['learned_over_best_static']:.3f} ({r['best_static_k']}) "
+            f"| {r['learned_over_best_static']:.3f} ({r['best_static_k']}) | {rule} "
             f"| {pol['learned']['fraction_of_oracle']:.1%} "
             f"| {best['fraction_of_oracle']:.1%} | {f'{measured:.3f}' if measured else '-'} "
             f"| {_identical(r, 'measured_identical_outputs', 'measured_divergences')} | {r['_file']} |"

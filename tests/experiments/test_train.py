@@ -102,9 +102,15 @@ def test_evaluate_reports_every_policy(trained, traces, tmp_path):
     evaluate.main(["--policy", str(trained), "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
                    "--threads", "1", "--no-live", "--out", str(out)])  # fmt: skip
     data = json.loads(out.read_text())
-    names = {"learned", "oracle", "target_only", "heuristic", "confidence", "specdec++"}
-    names |= {f"static_k{k}" for k in range(1, 9)}
-    assert names <= set(data["policies"])
+    rules = {"heuristic", "confidence", "specdec++"}
+    rules |= {f"{r}+expected" for r in rules}
+    statics = {f"static_k{k}" for k in range(1, 9)}
+    assert {"learned", "oracle", "oracle_depth", "target_only", *rules, *statics} <= set(data["policies"])
+    rate = {name: row["tokens_per_s"] for name, row in data["policies"].items()}
+    assert data["best_rule"] in rules and rate[data["best_rule"]] == max(rate[r] for r in rules)
+    assert data["learned_over_best_rule"] == pytest.approx(rate["learned"] / rate[data["best_rule"]])
+    # hindsight on the depth only bounds every schedule that verifies all it drafts
+    assert max(rate[s] for s in statics) <= rate["oracle_depth"] * (1 + 1e-12)
     for row in data["policies"].values():
         assert {"tokens_per_s", "mean_accepted_length", "fraction_of_oracle"} <= set(row)
         assert row["fraction_of_oracle"] <= 1.0 + 1e-9  # nothing beats the oracle under the cost model
