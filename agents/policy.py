@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from envs.specdec.cycles import ROLES, CycleResult, CycleSource
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
 from envs.specdec.errors import SpecGymError
 
 
@@ -114,7 +117,7 @@ class SB3Policy(Policy):
     policy trained with ``role="draft"`` can be the partner of a size policy and vice versa.
     """
 
-    def __init__(self, path: str | Path | Any, role: str):
+    def __init__(self, path: str | Path | BaseAlgorithm, role: str):
         """``path``: a saved .zip, or a model in memory (e.g. one just trained)."""
         if role not in ROLES:
             raise SpecGymError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")

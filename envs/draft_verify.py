@@ -181,8 +181,9 @@ _BEST_STATIC: dict[tuple, float] = {}
 def _best_static_rate(source: TraceReplay, traces: str, cost_model: str, n_prompts: int) -> float:
     from agents.baselines import best_static_rate
 
-    path = Path(traces)
-    key = (str(path.resolve()), path.stat().st_mtime_ns, str(cost_model), source.width, source.max_depth,
+    path, profile = Path(traces), Path(str(cost_model))
+    version = profile.stat().st_mtime_ns if profile.is_file() else None  # a profile rewritten in place
+    key = (str(path.resolve()), path.stat().st_mtime_ns, str(cost_model), version, source.width, source.max_depth,
            source.max_new_tokens, n_prompts)  # fmt: skip
     if key not in _BEST_STATIC:
         _BEST_STATIC[key] = best_static_rate(source, n_prompts)

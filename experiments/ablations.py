@@ -13,9 +13,12 @@ cost model, as a fraction of the oracle, beside the pair of rules (``reference``
   ``plain``: the env's own size action; ``residual``: the action is an offset in -R..R around the
   ``expected`` rule's size and the rule's size is appended to the observation, so the policy
   starts at the rule and learns corrections (``departs_from_rule``: the share of held-out
-  decisions where it does not keep the rule's size); ``residual_counterfactual``: the same, each reward
-  less the mean reward over every size the cycle could have verified (replay knows every
-  size's outcome), a baseline that removes the cycle's luck from this contextual bandit.
+  decisions where it does not keep the rule's size); ``residual_counterfactual``: the same as a
+  contextual bandit (gamma 0: each size judged by its own cycle), each reward less the mean
+  reward over every size the cycle could have verified (replay knows every size's outcome), a
+  baseline that removes the cycle's luck. Under gamma > 0 a per-step baseline would reshape the
+  return (it depends on the state, and the size decides how many cycles follow), so the
+  variant trains myopically.
   Reference: ``{depth rule}+expected``.
 - ``generation-stats`` (draft role; size partner ``expected``): ``plain``; ``generation_stats``:
   the observation gains the generation's mean accepted length, its acceptance ratio (accepted /
@@ -50,7 +53,7 @@ from envs.specdec.cycles import CycleResult, CycleSource
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
-from experiments.cli import run_main
+from experiments.cli import positive_int, run_main
 from experiments.training.config import CONFIG_DIR, load_config, split
 from experiments.training.ppo import _make
 from experiments.training.results import default_cost_model, default_traces
@@ -59,6 +62,7 @@ ABLATIONS = {
     "residual-size": ("verify", ("plain", "residual", "residual_counterfactual")),
     "generation-stats": ("draft", ("plain", "generation_stats")),
 }
+PPO_OVERRIDES = {"residual_counterfactual": {"gamma": 0.0}}  # the config's settings a variant changes
 
 
 # -- residual-size ------------------------------------------------------------------------------
@@ -67,6 +71,12 @@ class ResidualSize(gym.Wrapper):
 
     def __init__(self, env: gym.Env, radius: int = 3, counterfactual: bool = False):
         super().__init__(env)
+        if radius < 1:
+            raise SpecGymError(f"radius must be >= 1 (0 would be the rule itself), got {radius}")
+        rate = env.unwrapped.rate
+        if counterfactual and not (env.unwrapped.reward_kind == "net_tokens" and isinstance(rate, int | float)):
+            raise SpecGymError("the counterfactual baseline prices every size's time: it needs reward='net_tokens' "
+                               "with a rate (a number or 'best_static')")  # fmt: skip
         self.radius, self.counterfactual, self.rule_n = radius, counterfactual, 0
         box = env.observation_space
         self.observation_space = spaces.Box(np.append(box.low, 0.0).astype(np.float32),
@@ -82,7 +92,7 @@ class ResidualSize(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         return self._observe(obs), info
 
-    def step(self, action: int):
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         env = self.env.unwrapped
         src = env.source
         baseline = 0.0
@@ -125,7 +135,9 @@ class LearnedResidual(Policy):
 
 # -- generation-stats ---------------------------------------------------------------------------
 class GenerationStats:
-    """The generation's acceptance so far, as 4 features in [-1, 1] (-1: no cycle yet)."""
+    """The generation's acceptance so far, as 4 features in [-1, 1]: mean accepted length / D,
+    accepted / drafted, a moving average of the accepted length / D (each -1 before the first
+    cycle), cycles so far / 32 (capped at 1)."""
 
     def __init__(self, max_depth: int, decay: float = 0.7):
         self.max_depth, self.decay = max_depth, decay
@@ -160,7 +172,7 @@ class GenerationStatsObs(gym.Wrapper):
         self.stats.reset()
         return np.append(obs, self.stats.features()).astype(np.float32), info
 
-    def step(self, action: int):
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if "accepted_len" in info:  # a cycle ended
             self.stats.update(info["accepted_len"], info["depth"])
@@ -191,11 +203,18 @@ class LearnedWithStats(Policy):
 
 
 # -- running ------------------------------------------------------------------------------------
+def role_config(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """(env id, PPO kwargs, run settings) of the ablation's role, with ``--timesteps`` applied."""
+    role_id = f"SpecGym/DraftVerify-{ABLATIONS[args.ablation][0].capitalize()}-v0"
+    ppo_kwargs, run = split(load_config(args.config, role_id, args.pair))
+    run["n_timesteps"] = args.timesteps or int(run.get("n_timesteps", 10_000))
+    return role_id, ppo_kwargs, run
+
+
 def train_variant(args: argparse.Namespace, variant: str, seed: int, cost: str) -> Policy:
     """Train one variant's role; returns the learned role as a policy."""
-    role, _ = ABLATIONS[args.ablation]
-    role_id = f"SpecGym/DraftVerify-{role.capitalize()}-v0"
-    ppo_kwargs, run = split(load_config(args.config, role_id, args.pair))
+    role = ABLATIONS[args.ablation][0]
+    role_id, ppo_kwargs, run = role_config(args)
     env_kwargs = {**run["env_kwargs"], "pair": args.pair, "backend": "replay", "cost_model": cost,
                   "width": args.width, "max_depth": args.max_depth, "split": "train", "traces": str(args.train_traces),
                   "partner": "expected" if role == "draft" else args.depth_rule}  # fmt: skip
@@ -207,9 +226,9 @@ def train_variant(args: argparse.Namespace, variant: str, seed: int, cost: str) 
     }[variant]
     venv = make_vec_env(functools.partial(_make, role_id), n_envs=int(run.get("n_envs", 1)), seed=seed,
                         env_kwargs=env_kwargs, wrapper_class=wrapper, wrapper_kwargs=wrapper_kwargs)  # fmt: skip
-    ppo_kwargs.setdefault("policy", "MlpPolicy")
+    ppo_kwargs = {"policy": "MlpPolicy", **ppo_kwargs, **PPO_OVERRIDES.get(variant, {})}
     model = MaskablePPO(env=venv, seed=seed, verbose=0, **ppo_kwargs)
-    model.learn(total_timesteps=args.timesteps or int(run.get("n_timesteps", 10_000)))
+    model.learn(total_timesteps=run["n_timesteps"])
     venv.close()
     if variant == "generation_stats":
         return LearnedWithStats(model, args.max_depth)
@@ -243,8 +262,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 changed.append(learned.changed / max(learned.decisions, 1))
             print(f"{args.ablation} {variant} seed {seed}: {scores[-1]:.2f} tok/s ({scores[-1] / oracle:.1%} of the "
                   f"oracle; {rule_pair} {reference / oracle:.1%})", flush=True)  # fmt: skip
-        results[variant] = {"seeds": list(args.seeds), "tokens_per_s": scores,
-                            "fraction_of_oracle": [s / oracle for s in scores]}  # fmt: skip
+        results[variant] = {"seeds": list(args.seeds), "tokens_per_s": scores, "fraction_of_oracle":
+                            [s / oracle for s in scores], "ppo_overrides": PPO_OVERRIDES.get(variant, {})}  # fmt: skip
         if changed:  # the held-out decisions where the learned size is not the rule's
             results[variant]["departs_from_rule"] = changed
     info = heldout.trace.meta.get("pair_info", {})
@@ -257,7 +276,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cost_model": cost,
         "width": args.width,
         "max_depth": args.max_depth,
-        "timesteps": args.timesteps or None,
+        "timesteps": role_config(args)[2]["n_timesteps"],
         "radius": args.radius if args.ablation == "residual-size" else None,
         "traces": str(args.traces),
         "train_traces": str(args.train_traces),
@@ -275,9 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ablation", help=" | ".join(ABLATIONS))
     p.add_argument("--pair", default="smollm2-135m")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--timesteps", type=int, default=0, help="PPO steps per variant and seed (0: the config's)")
+    p.add_argument("--timesteps", type=positive_int, help="PPO steps per variant and seed (default: the config's)")
     p.add_argument("--depth-rule", default="confidence-0.6", help="the depth rule (partner and reference)")
-    p.add_argument("--radius", type=int, default=3, help="residual-size: offsets -R..R around the rule")
+    p.add_argument("--radius", type=positive_int, default=3, help="residual-size: offsets -R..R around the rule")
     p.add_argument("--width", type=int, default=4)
     p.add_argument("--max-depth", type=int, default=8)
     p.add_argument("--cost-model", default="auto", help="auto (as train's) | analytic | profile .json")

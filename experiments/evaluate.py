@@ -130,7 +130,8 @@ def resolve_pair_name(args: argparse.Namespace, trained: dict) -> None:
     if args.pair is None:
         args.pair = run_pair or "tiny-random"
     elif run_pair and args.pair != run_pair and not (args.target or args.draft):
-        print(f"note: {args.policy} was trained on pair {run_pair!r}; scoring it on {args.pair!r}")
+        print(f"note: {args.policy} was trained on pair {run_pair!r}; scoring it on {args.pair!r} (with "
+              f"{args.pair}'s cost model unless --cost-model says otherwise)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -184,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.cost_model == "auto":
         from experiments.training.results import default_cost_model
 
-        run_cost = trained.get("cost_model")  # a run trained on the wall clock is scored on the profile
+        # the run's cost model, unless it trained on the wall clock or on another pair (whose profile it is)
+        run_cost = trained.get("cost_model") if trained.get("pair", pair.name) == pair.name else None
         args.cost_model = run_cost if run_cost not in (None, "measured") else default_cost_model(pair.name, args.device)
     cost = make_cost_model(args.cost_model)
     if args.traces:

@@ -260,9 +260,10 @@ def ablation_table(rows: list[dict]) -> list[str]:
         for variant, v in r["variants"].items():
             rates = ", ".join(f"{x:.2f}" for x in v["tokens_per_s"])
             fractions = ", ".join(f"{x:.1%}" for x in v["fraction_of_oracle"])
+            label = variant + "".join(f" ({k} {x:g})" for k, x in v.get("ppo_overrides", {}).items())
             if "departs_from_rule" in v:
                 fractions += " (departs from the rule at " + ", ".join(f"{x:.1%}" for x in v["departs_from_rule"]) + ")"
-            lines.append(f"| {r['pair']} | {r['width']} | {r['ablation']} ({r['role']}) | {variant} "
+            lines.append(f"| {r['pair']} | {r['width']} | {r['ablation']} ({r['role']}) | {label} "
                          f"| {', '.join(map(str, v['seeds']))} | {rates} | {fractions} "
                          f"| {ref['policy']}: {ref['tokens_per_s']:.2f} ({ref['fraction_of_oracle']:.1%}) "
                          f"| {r['_file']} |")  # fmt: skip

@@ -120,7 +120,7 @@ class Trace:
 
     @classmethod
     def load_meta(cls, path: str | Path) -> dict:
-        """A saved trace's meta, checked as ``load`` checks it, without reading its arrays."""
+        """A saved trace's meta (its format version checked, as ``load`` does), without reading the arrays."""
         return cls._read(path, ())[0]
 
     @staticmethod

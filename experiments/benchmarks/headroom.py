@@ -23,8 +23,8 @@ and as if it were ``--draft-speedups`` times faster:
 Each with ``tokens_per_s`` and ``fraction_of_oracle``. ``by_prompt`` (the profiled draft) splits
 the held-out score by prompt: the best static k's accepted length there, the oracle's, and each
 causal policy's fraction of the oracle, with ``correlation`` (Pearson, over prompts) of those
-fractions with the static accepted length: whether the oracle's lead shrinks where the draft is
-better, i.e. whether a better draft would bring a causal policy nearer the oracle; and
+fractions with the static accepted length: whether the oracle's lead shrinks on prompts where the
+draft does better (a hint, not a test, of what a better draft would do); and
 ``confidence_expected_per_prompt_hindsight``, the tuned rule pair with its threshold picked per
 prompt in hindsight, a bound on what adapting the operating point to each prompt is worth. Also how well the draft's own
 confidence predicts acceptance: the AUC of the best first-level node's draft prob for

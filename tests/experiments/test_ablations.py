@@ -3,12 +3,12 @@ adapters and the JSON."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from sb3_contrib import MaskablePPO
 
 from agents.baselines import ExpectedSize, make_policy
 from agents.policy import Composite, rollout
@@ -21,7 +21,22 @@ KW = dict(pair="tiny-random", backend="replay", cost_model="analytic", width=4, 
           reward="net_tokens", rate="best_static")  # fmt: skip
 
 
-def play(env: gym.Env, model: MaskablePPO, prompt: int) -> tuple[float, int]:
+class Stub:
+    """Stands in for a trained model: logs each observation it decides on and picks a valid action
+    by a hash of it, so any difference between two observation streams changes the actions too."""
+
+    def __init__(self):
+        self.seen: list[np.ndarray] = []
+
+    def predict(self, obs, action_masks, deterministic=True):
+        valid = np.flatnonzero(action_masks)
+        if len(valid) == 1:  # a forced step (the env asks at the cap, the policy interface does not)
+            return valid[0], None
+        self.seen.append(np.array(obs, np.float32))
+        return valid[int(hashlib.sha1(self.seen[-1].tobytes()).hexdigest(), 16) % len(valid)], None
+
+
+def play(env: gym.Env, model, prompt: int) -> tuple[float, int]:
     """(return, tokens) of one episode with the model's deterministic actions."""
     obs, _ = env.reset(seed=0, options={"prompt_index": prompt})
     total, done, info = 0.0, False, {}
@@ -33,7 +48,7 @@ def play(env: gym.Env, model: MaskablePPO, prompt: int) -> tuple[float, int]:
 
 
 @pytest.mark.parametrize("variant", ["residual", "generation_stats"])
-def test_policy_adapters_act_as_in_the_wrapped_env(traces, variant):
+def test_policy_adapters_see_and_do_what_the_wrapped_env_shows(traces, variant):
     heldout = str(traces / "heldout.npz")
     if variant == "residual":
         env = ablations.ResidualSize(gym.make("SpecGym/DraftVerify-Verify-v0", traces=heldout, partner="confidence-0.6",
@@ -41,18 +56,22 @@ def test_policy_adapters_act_as_in_the_wrapped_env(traces, variant):
     else:
         env = ablations.GenerationStatsObs(gym.make("SpecGym/DraftVerify-Draft-v0", traces=heldout, partner="expected",
                                                     **KW))  # fmt: skip
-    model = MaskablePPO("MlpPolicy", env, n_steps=64, batch_size=32, n_epochs=1, seed=0).learn(128)
     src = TraceReplay(Trace.load(heldout), cost=make_cost_model("analytic"), width=4, max_depth=8)
+    in_env, adapted = Stub(), Stub()
     if variant == "residual":
-        policy = Composite(make_policy("confidence-0.6"), ablations.LearnedResidual(model, 2))
+        policy = Composite(make_policy("confidence-0.6"), ablations.LearnedResidual(adapted, 2))
     else:
-        policy = Composite(ablations.LearnedWithStats(model, 8), ExpectedSize())
+        policy = Composite(ablations.LearnedWithStats(adapted, 8), ExpectedSize())
     rate = env.unwrapped.rate
     for prompt in range(src.n_prompts):
         stats = rollout(policy, src, prompt)
-        reward, tokens = play(env, model, prompt)
+        reward, tokens = play(env, in_env, prompt)
         assert tokens == stats.tokens
         assert reward == pytest.approx(stats.tokens - rate * stats.time, rel=1e-9, abs=1e-9)
+    assert len(in_env.seen) == len(adapted.seen) > 10
+    assert all(np.array_equal(a, b) for a, b in zip(in_env.seen, adapted.seen, strict=True))
+    extra = np.array([o[-4:] if variant == "generation_stats" else o[-1:] for o in in_env.seen])
+    assert len(np.unique(extra, axis=0)) > 2  # the appended features vary, so the comparison covers them
 
 
 def test_residual_masks_and_counterfactual_baseline(traces):
@@ -89,8 +108,14 @@ def test_ablation_json(traces, tmp_path):
         assert ((fractions > 0) & (fractions <= 1 + 1e-12)).all()
 
 
-def test_unknown_ablation_is_refused():
+def test_bad_input_is_refused(traces):
     from envs.specdec.errors import SpecGymError
 
     with pytest.raises(SpecGymError, match="unknown ablation 'bogus'; choose one of residual-size"):
         ablations.main(["bogus"])
+    env = gym.make("SpecGym/DraftVerify-Verify-v0", **{**KW, "reward": "throughput", "rate": None},
+                   traces=str(traces / "heldout.npz"))  # fmt: skip
+    with pytest.raises(SpecGymError, match="counterfactual baseline prices every size's time"):
+        ablations.ResidualSize(env, counterfactual=True)
+    with pytest.raises(SpecGymError, match="radius must be >= 1"):
+        ablations.ResidualSize(env, radius=0)
