@@ -134,6 +134,9 @@ def markdown(env: str, evaluation: dict[str, Any]) -> str:
 def report_run(env: str, run_dir: Path, evaluation: dict[str, Any] | None, tracker=None) -> list[Path]:
     """results.md and the PNG plots in ``run_dir``; the same metrics and images to W&B."""
     pngs = [p for p in [plots.learning_curves(run_dir, run_dir / "learning_curves.png")] if p]
+    if not pngs:
+        print("no learning curves: no stage reached its first evaluation (eval_freq in the config is more than "
+              "its timesteps)")  # fmt: skip
     if evaluation is not None:
         (run_dir / "results.md").write_text(markdown(env, evaluation))
         if env == "draft-verify":
