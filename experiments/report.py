@@ -148,8 +148,9 @@ def headroom_table(rows: list[dict]) -> list[str]:
         per_prompt = r.get("by_prompt", {}).get("confidence_expected_per_prompt_hindsight")
         for row in r["rows"]:
             cells = [cell(row.get(n)) for n in HEADROOM] + [cell(per_prompt if row["draft_speedup"] == 1 else None)]
+            pair = f"{r['pair']} ({r['tag']})" if r.get("tag") else r["pair"]
             lines.append(
-                f"| {r['pair']} | {r['width']} | {row['draft_speedup']:g}x | {' | '.join(cells)} "
+                f"| {pair} | {r['width']} | {row['draft_speedup']:g}x | {' | '.join(cells)} "
                 f"| {first['auc']:.3f} / {first.get('auc_fitted', float('nan')):.3f} ({first['hit_rate']:.0%}) "
                 f"| {r['_file']} |"
             )

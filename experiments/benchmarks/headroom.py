@@ -65,6 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-model", default="auto", help="auto (as train's) | analytic | profile .json")
     p.add_argument("--policy", help="a DraftVerify run directory to score beside the baselines")
     p.add_argument("--draft-speedups", default="2,4", help="what-if draft speedups, comma-separated")
+    p.add_argument("--tag", help="a label for this pair's variant in the results (e.g. 'draft 500 steps')")
     p.add_argument("--out", help="write the results JSON here")
     p.set_defaults(run=run)
 
@@ -227,6 +228,7 @@ def run(args: argparse.Namespace) -> dict:
     result = {
         "benchmark": "headroom",
         "pair": args.pair,
+        "tag": args.tag,
         "device": info.get("device"),
         "dtype": info.get("dtype"),
         "cost_model": args.cost_model,

@@ -190,8 +190,10 @@ def test_headroom_benchmark(trained, traces, tmp_path):
     out = tmp_path / "headroom.json"
     benchmark.main(["headroom", "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
                     "--train-traces", str(traces / "train.npz"), "--cost-model", "analytic",
-                    "--policy", str(trained), "--draft-speedups", "4", "--out", str(out)])  # fmt: skip
+                    "--policy", str(trained), "--draft-speedups", "4", "--tag", "draft x",
+                    "--out", str(out)])  # fmt: skip
     data = json.loads(out.read_text())
+    assert "| tiny-random (draft x) | 4 | 1x |" in report.render(tmp_path)
     slow, fast = data["rows"]
     assert (slow["draft_speedup"], fast["draft_speedup"]) == (1.0, 4.0)
     assert "learned" in slow and "learned" not in fast  # the policy observes the real cost model only
