@@ -211,10 +211,12 @@ def role_config(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str
     return role_id, ppo_kwargs, run
 
 
-def train_variant(args: argparse.Namespace, variant: str, seed: int, cost: str) -> Policy:
-    """Train one variant's role; returns the learned role as a policy."""
+def train_variant(
+    args: argparse.Namespace, config: tuple[str, dict[str, Any], dict[str, Any]], variant: str, seed: int, cost: str
+) -> Policy:
+    """Train one variant's role (``config``: ``role_config``'s); returns the learned role as a policy."""
     role = ABLATIONS[args.ablation][0]
-    role_id, ppo_kwargs, run = role_config(args)
+    role_id, ppo_kwargs, run = config
     env_kwargs = {**run["env_kwargs"], "pair": args.pair, "backend": "replay", "cost_model": cost,
                   "width": args.width, "max_depth": args.max_depth, "split": "train", "traces": str(args.train_traces),
                   "partner": "expected" if role == "draft" else args.depth_rule}  # fmt: skip
@@ -248,13 +250,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     heldout = TraceReplay(Trace.load(args.traces), cost=make_cost_model(cost), width=args.width,
                           max_depth=args.max_depth)  # fmt: skip
     oracle = tokens_per_s(make_policy("oracle", source=heldout), heldout)
+    config = role_config(args)  # read once for every variant and seed
     rule_pair = f"{args.depth_rule}+expected"
     reference = tokens_per_s(make_policy(rule_pair), heldout)
     results: dict[str, dict[str, list[float]]] = {}
     for variant in variants:
         scores, changed = [], []
         for seed in args.seeds:
-            learned = train_variant(args, variant, seed, cost)
+            learned = train_variant(args, config, variant, seed, cost)
             pair = Composite(make_policy(args.depth_rule), learned) if role == "verify" else \
                 Composite(learned, ExpectedSize())  # fmt: skip
             scores.append(tokens_per_s(pair, heldout))
@@ -276,7 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cost_model": cost,
         "width": args.width,
         "max_depth": args.max_depth,
-        "timesteps": role_config(args)[2]["n_timesteps"],
+        "timesteps": config[2]["n_timesteps"],
         "radius": args.radius if args.ablation == "residual-size" else None,
         "traces": str(args.traces),
         "train_traces": str(args.train_traces),

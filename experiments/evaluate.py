@@ -129,9 +129,15 @@ def resolve_pair_name(args: argparse.Namespace, trained: dict) -> None:
     run_pair = trained.get("pair")
     if args.pair is None:
         args.pair = run_pair or "tiny-random"
-    elif run_pair and args.pair != run_pair and not (args.target or args.draft):
-        print(f"note: {args.policy} was trained on pair {run_pair!r}; scoring it on {args.pair!r} (with "
-              f"{args.pair}'s cost model unless --cost-model says otherwise)")
+    elif not (args.target or args.draft):
+        note_other_pair(args.policy, run_pair, args.pair)
+
+
+def note_other_pair(policy: str, run_pair: str | None, pair: str) -> None:
+    """Say so when a run's policies are scored on a pair they were not trained on."""
+    if run_pair and run_pair != pair:
+        print(f"note: {policy} was trained on pair {run_pair!r}; scoring it on {pair!r} (with {pair}'s cost "
+              "model unless --cost-model says otherwise)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -207,7 +207,7 @@ def by_prompt(heldout: TraceReplay, row: dict, learned: Composite | None) -> dic
 
 
 def run(args: argparse.Namespace) -> dict:
-    from experiments.evaluate import learned_policy, run_env_kwargs
+    from experiments.evaluate import learned_policy, note_other_pair, run_env_kwargs
     from experiments.training.results import default_cost_model, default_traces
 
     args.traces = args.traces or str(default_traces(args.pair, "heldout", args.width, args.max_depth))
@@ -217,8 +217,8 @@ def run(args: argparse.Namespace) -> dict:
     base = make_cost_model(args.cost_model)
     speedups = [1.0] + [float(x) for x in args.draft_speedups.split(",") if x.strip()]
     learned = learned_policy(args.policy, None) if args.policy else None
-    if args.policy and (run_pair := run_env_kwargs(args.policy).get("pair")) not in (None, args.pair):
-        console.print(f"note: {args.policy} was trained on pair {run_pair!r}; scoring it on {args.pair!r}")
+    if args.policy:
+        note_other_pair(args.policy, run_env_kwargs(args.policy).get("pair"), args.pair)
     trace, train = Trace.load(args.traces), Trace.load(args.train_traces)  # read once, replayed per speedup
     rows = []
     for s in speedups:
