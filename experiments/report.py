@@ -136,7 +136,7 @@ def headroom_table(rows: list[dict]) -> list[str]:
         "the last two: the learned pair with one role in hindsight; per prompt: confidence_expected with its "
         "threshold picked per prompt in hindsight; draft speedup = the same with every draft "
         "forward that much faster, a what-if; first-token AUC: of the draft's top probability / of a logistic "
-        "fit on every draft-side feature):",
+        "fit on every draft-side feature / the same with the target's side too (`--target-features`)):",
         ["pair", "width", "draft speedup", *HEADROOM, "per prompt", "first-token AUC (hit rate)", "file"],
     )
 
@@ -145,13 +145,15 @@ def headroom_table(rows: list[dict]) -> list[str]:
 
     for r in rows:
         first = r["first_token_acceptance"]
+        fits = [first.get("auc_fitted", float("nan"))]
+        fits += [first["auc_fitted_target"]] if "auc_fitted_target" in first else []
         per_prompt = r.get("by_prompt", {}).get("confidence_expected_per_prompt_hindsight")
         for row in r["rows"]:
             cells = [cell(row.get(n)) for n in HEADROOM] + [cell(per_prompt if row["draft_speedup"] == 1 else None)]
             pair = f"{r['pair']} ({r['tag']})" if r.get("tag") else r["pair"]
             lines.append(
                 f"| {pair} | {r['width']} | {row['draft_speedup']:g}x | {' | '.join(cells)} "
-                f"| {first['auc']:.3f} / {first.get('auc_fitted', float('nan')):.3f} ({first['hit_rate']:.0%}) "
+                f"| {' / '.join(f'{a:.3f}' for a in (first['auc'], *fits))} ({first['hit_rate']:.0%}) "
                 f"| {r['_file']} |"
             )
     return lines

@@ -32,7 +32,13 @@ confidence predicts acceptance: the AUC of the best first-level node's draft pro
 information every causal rule here (and the learned policy's probability features) acts on;
 and ``auc_fitted``, the held-out AUC of a logistic regression fitted on the train trace over
 everything the draft side knows there (``FEATURES``), to tell whether a better use of the
-draft's outputs would predict acceptance better than its top probability alone.
+draft's outputs would predict acceptance better than its top probability alone. With
+``--target-features`` (loads the pair's target), ``auc_fitted_target``: the same fit with what
+the target side knows for free at a cycle's start, from the verification that ended the last one
+(``TARGET_FEATURES``: its distribution at the newest verified position, and the first
+``TARGET_COMPONENTS`` principal components, fitted on the train trace, of its last hidden state
+there, the input EAGLE-style drafts and Medusa heads predict from), so whether a policy shown the
+target's side would do better than one shown the draft's.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from rich.table import Table
 from agents.baselines import make_policy
 from agents.policy import Composite, Policy, rollout, tokens_per_s
 from envs.specdec.cost import CostModel, ScaledDraftCost, make_cost_model
+from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
 from experiments import cli
@@ -65,6 +72,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-model", default="auto", help="auto (as train's) | analytic | profile .json")
     p.add_argument("--policy", help="a DraftVerify run directory to score beside the baselines")
     p.add_argument("--draft-speedups", default="2,4", help="what-if draft speedups, comma-separated")
+    p.add_argument("--target-features", action="store_true",
+                   help="also fit the first-token predictor with the target's side (loads the pair)")
     p.add_argument("--tag", help="a label for this pair's variant in the results (e.g. 'draft 500 steps')")
     p.add_argument("--out", help="write the results JSON here")
     p.set_defaults(run=run)
@@ -102,14 +111,56 @@ def first_token(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(feats), np.concatenate(hits)
 
 
-def acceptance_auc(trace: Trace, train: Trace | None = None) -> dict[str, float]:
+TARGET_FEATURES = ("target top prob (log)", "target second prob (log)", "target entropy")
+TARGET_COMPONENTS = 8
+
+
+def target_side(trace: Trace, target) -> np.ndarray:
+    """Per output position ``i`` (as :func:`first_token`): the target's ``TARGET_FEATURES`` and its
+    last hidden state at the newest position it has computed when the draft proposes
+    ``output[i]``, the one that predicted ``output[i - 1]`` (the prompt's second-last token for
+    ``i = 0``), by teacher forcing: [n, 3 + hidden size]."""
+    import torch
+
+    from envs.specdec.sampling import entropy, log_probs
+
+    rows = []
+    for i in range(trace.n_prompts):
+        pt = trace.prompt(i)
+        p, n = len(pt.prompt), len(pt.output)
+        if p < 2:
+            raise SpecGymError(f"prompt {i} of the trace has {p} token(s); target features need 2 or more")
+        ids = torch.tensor([[*pt.prompt.tolist(), *pt.output[: n - 1].tolist()]], device=target.device)
+        with torch.no_grad():
+            out = target(input_ids=ids, output_hidden_states=True)
+        at = slice(p - 2, p - 2 + n)
+        lp = log_probs(out.logits[0, at])
+        top = lp.topk(2, dim=-1).values
+        stats = torch.stack([top[:, 0], top[:, 1], entropy(lp)], dim=1)
+        rows.append(torch.cat([stats, out.hidden_states[-1][0, at].float()], dim=1).double().cpu().numpy())
+    return np.concatenate(rows)
+
+
+def acceptance_auc(
+    trace: Trace, train: Trace | None = None, target_sides: tuple[np.ndarray, np.ndarray] | None = None
+) -> dict[str, float]:
     """AUC of the best first-level node's draft prob for "that node is the target's next token";
-    with ``train``, also ``auc_fitted`` (see the module docstring)."""
+    with ``train``, also ``auc_fitted``, and with ``target_sides`` (:func:`target_side` of the
+    train and the held-out trace) ``auc_fitted_target`` (see the module docstring)."""
     x, y = first_token(trace)
     # x[:, 0] is the log of the top prob: the same ranking, so the same AUC
     out = {"auc": auc(x[:, 0], y), "hit_rate": float(y.mean()), "n": int(len(y))}
     if train is not None:
-        out["auc_fitted"] = auc(logistic_scores(*first_token(train), x), y)
+        x_train, y_train = first_token(train)
+        out["auc_fitted"] = auc(logistic_scores(x_train, y_train, x), y)
+        if target_sides is not None:
+            n = len(TARGET_FEATURES)
+            (s_train, h_train), (s, h) = ((t[:, :n], t[:, n:]) for t in target_sides)
+            # principal components by SVD: a few thousand rows, and no scikit-learn among the dependencies
+            mean = h_train.mean(axis=0)
+            basis = np.linalg.svd(h_train - mean, full_matrices=False)[2][:TARGET_COMPONENTS].T
+            fit = np.hstack([x_train, s_train, (h_train - mean) @ basis])
+            out["auc_fitted_target"] = auc(logistic_scores(fit, y_train, np.hstack([x, s, (h - mean) @ basis])), y)
     return out
 
 
@@ -220,6 +271,12 @@ def run(args: argparse.Namespace) -> dict:
     if args.policy:
         note_other_pair(args.policy, run_env_kwargs(args.policy).get("pair"), args.pair)
     trace, train = Trace.load(args.traces), Trace.load(args.train_traces)  # read once, replayed per speedup
+    sides = None
+    if args.target_features:
+        from envs.specdec.registry import load_pair
+
+        target = load_pair(args.pair, dtype=trace.meta.get("pair_info", {}).get("dtype")).target
+        sides = (target_side(train, target), target_side(trace, target))
     rows = []
     for s in speedups:
         cost = base if s == 1.0 else ScaledDraftCost(base, 1.0 / s)
@@ -238,7 +295,7 @@ def run(args: argparse.Namespace) -> dict:
         "width": args.width,
         "max_depth": args.max_depth,
         "policy": args.policy,
-        "first_token_acceptance": acceptance_auc(trace, train),
+        "first_token_acceptance": acceptance_auc(trace, train, sides),
         "rows": rows,
         "by_prompt": by_prompt(TraceReplay(trace, cost=base, width=args.width, max_depth=args.max_depth), rows[0],
                                learned),  # fmt: skip
@@ -257,6 +314,8 @@ def run(args: argparse.Namespace) -> dict:
     auc = result["first_token_acceptance"]
     console.print(f"first draft token: hit rate {auc['hit_rate']:.2f}, AUC of its draft prob {auc['auc']:.3f}, "
                   f"of a logistic fit on every draft-side feature {auc['auc_fitted']:.3f}")
+    if "auc_fitted_target" in auc:
+        console.print(f"the same fit with the target's side too: {auc['auc_fitted_target']:.3f}")
     corr = ", ".join(f"{k} {v:+.2f}" for k, v in result["by_prompt"]["correlation"].items())
     console.print(f"over prompts, correlation of the fraction of the oracle with the static accepted length: {corr}")
     hind = result["by_prompt"]["confidence_expected_per_prompt_hindsight"]

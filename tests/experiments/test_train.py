@@ -191,7 +191,7 @@ def test_headroom_benchmark(trained, traces, tmp_path):
     benchmark.main(["headroom", "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
                     "--train-traces", str(traces / "train.npz"), "--cost-model", "analytic",
                     "--policy", str(trained), "--draft-speedups", "4", "--tag", "draft x",
-                    "--out", str(out)])  # fmt: skip
+                    "--target-features", "--out", str(out)])  # fmt: skip
     data = json.loads(out.read_text())
     assert "| tiny-random (draft x) | 4 | 1x |" in report.render(tmp_path)
     slow, fast = data["rows"]
@@ -213,7 +213,7 @@ def test_headroom_benchmark(trained, traces, tmp_path):
     assert slow["hindsight_depth_learned_size"]["tokens_per_s"] != slow["learned"]["tokens_per_s"]
     first = data["first_token_acceptance"]
     assert 0.0 <= first["auc"] <= 1.0 and 0.0 < first["hit_rate"] < 1.0 and first["n"] > 0
-    assert 0.0 <= first["auc_fitted"] <= 1.0
+    assert 0.0 <= first["auc_fitted"] <= 1.0 and 0.0 <= first["auc_fitted_target"] <= 1.0
     per = data["by_prompt"]
     assert per["static_k"] == slow["best_static"]["k"]
     assert set(per["correlation"]) == {"confidence_expected_tuned", "learned"}
@@ -228,6 +228,32 @@ def test_headroom_benchmark(trained, traces, tmp_path):
     hind = per["confidence_expected_per_prompt_hindsight"]
     heldout_best = max(slow["confidence_expected_tuned"]["tokens_per_s"], hind["tokens_per_s"])
     assert hind["tokens_per_s"] == heldout_best <= slow["oracle"]["tokens_per_s"] * (1 + 1e-12)
+
+
+def test_target_side_is_the_newest_verified_position(traces):
+    """Row i holds the target's view after feeding prompt + output[:i-1], whose greedy token is output[i-1]."""
+    import torch
+
+    from envs.specdec.registry import shared_pair
+    from envs.specdec.sampling import log_probs
+    from envs.specdec.trace import Trace
+    from experiments.benchmarks.headroom import TARGET_FEATURES, first_token, target_side
+
+    trace = Trace.load(traces / "heldout.npz")
+    target = shared_pair("tiny-random", "cpu", trace.meta["pair_info"]["dtype"]).target
+    sides = target_side(trace, target)
+    assert len(sides) == len(first_token(trace)[1]) == len(trace.output_tokens)
+    pt, n = trace.prompt(1), len(TARGET_FEATURES)
+    start = len(trace.prompt(0).output)  # prompt 1's rows follow prompt 0's
+    for i in (1, len(pt.output) - 1):
+        ids = torch.tensor([[*pt.prompt.tolist(), *pt.output[: i - 1].tolist()]])
+        with torch.no_grad():
+            out = target(input_ids=ids, output_hidden_states=True)
+        lp = log_probs(out.logits[0, -1])
+        assert int(lp.argmax()) == pt.output[i - 1]
+        row = sides[start + i]
+        assert row[0] == pytest.approx(float(lp.max()), abs=1e-4)
+        assert np.allclose(row[n:], out.hidden_states[-1][0, -1].double().numpy(), atol=1e-4)
 
 
 def test_logistic_fit_combines_features_on_held_out_rows():
