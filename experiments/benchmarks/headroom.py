@@ -51,7 +51,7 @@ from rich.table import Table
 
 from agents.baselines import make_policy
 from agents.policy import Composite, Policy, rollout, tokens_per_s
-from envs.specdec.cost import CostModel, ScaledDraftCost, make_cost_model
+from envs.specdec.cost import ScaledDraftCost, make_cost_model
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
 from envs.specdec.trace import Trace
@@ -205,36 +205,35 @@ def _tuned(rule: str, train: TraceReplay, heldout: TraceReplay, size: str = "") 
             "tokens_per_s": tokens_per_s(make_policy(f"{rule}-{t:g}{size}"), heldout)}  # fmt: skip
 
 
-def _row(cost: CostModel, args: argparse.Namespace, traces: tuple[Trace, Trace], learned: Composite | None) -> dict:
-    kw = dict(cost=cost, width=args.width, max_depth=args.max_depth)
-    heldout, train = (TraceReplay(t, **kw) for t in traces)
-    statics = {k: tokens_per_s(make_policy(f"static-{k}"), heldout) for k in range(1, args.max_depth + 1)}
+def _row(heldout: TraceReplay, train: TraceReplay, oracle: Policy, learned: Composite | None) -> dict:
+    """One draft speedup's row; ``oracle``: the hindsight policy of ``heldout`` (its plans are kept)."""
+    statics = {k: tokens_per_s(make_policy(f"static-{k}"), heldout) for k in range(1, heldout.max_depth + 1)}
     k = max(statics, key=statics.get)
     row = {
-        "oracle": {"tokens_per_s": tokens_per_s(make_policy("oracle", source=heldout), heldout)},
+        "oracle": {"tokens_per_s": tokens_per_s(oracle, heldout)},
         "oracle_depth": {"tokens_per_s": tokens_per_s(make_policy("oracle-depth", source=heldout), heldout)},
         "best_static": {"k": k, "tokens_per_s": statics[k]},
     }
     row |= {f"{rule}_tuned": _tuned(rule, train, heldout) for rule in RULES}
     row |= {f"{rule}_expected_tuned": _tuned(rule, train, heldout, "+expected") for rule in RULES}
     if learned is not None:
-        hindsight = make_policy("oracle", source=heldout)
         row["learned"] = {"tokens_per_s": tokens_per_s(learned, heldout)}
-        for name, pair in (("learned_depth_hindsight_size", Composite(learned.depth, hindsight)),
-                           ("hindsight_depth_learned_size", Composite(hindsight, learned.size))):  # fmt: skip
+        for name, pair in (("learned_depth_hindsight_size", Composite(learned.depth, oracle)),
+                           ("hindsight_depth_learned_size", Composite(oracle, learned.size))):  # fmt: skip
             row[name] = {"tokens_per_s": tokens_per_s(pair, heldout)}
     for entry in row.values():
         entry["fraction_of_oracle"] = entry["tokens_per_s"] / row["oracle"]["tokens_per_s"]
     return row
 
 
-def by_prompt(heldout: TraceReplay, row: dict, learned: Composite | None) -> dict:
-    """``by_prompt`` of the module docstring, for the policies of ``row`` (a speedup-1 row)."""
+def by_prompt(heldout: TraceReplay, row: dict, oracle: Policy, learned: Composite | None) -> dict:
+    """``by_prompt`` of the module docstring, for the policies of ``row`` (a speedup-1 row; ``oracle``
+    as :func:`_row`'s)."""
     k, t = row["best_static"]["k"], row["confidence_expected_tuned"]["threshold"]
     causal: dict[str, Policy] = {"confidence_expected_tuned": make_policy(f"confidence-{t:g}+expected")}
     if learned is not None:
         causal["learned"] = learned
-    oracle, static = make_policy("oracle", source=heldout), make_policy(f"static-{k}")
+    static = make_policy(f"static-{k}")
     prompts = []
     for i in range(heldout.n_prompts):
         best, base = rollout(oracle, heldout, i), rollout(static, heldout, i)
@@ -277,10 +276,15 @@ def run(args: argparse.Namespace) -> dict:
 
         target = load_pair(args.pair, dtype=trace.meta.get("pair_info", {}).get("dtype")).target
         sides = (target_side(train, target), target_side(trace, target))
-    rows = []
+    rows, profiled = [], None
     for s in speedups:
         cost = base if s == 1.0 else ScaledDraftCost(base, 1.0 / s)
-        rows.append({"draft_speedup": s, **_row(cost, args, (trace, train), learned if s == 1.0 else None)})
+        heldout, train_replay = (TraceReplay(t, cost=cost, width=args.width, max_depth=args.max_depth)
+                                 for t in (trace, train))  # fmt: skip
+        oracle = make_policy("oracle", source=heldout)  # one per replay: its plans serve every row below
+        rows.append({"draft_speedup": s, **_row(heldout, train_replay, oracle, learned if s == 1.0 else None)})
+        if s == 1.0:
+            profiled = (heldout, oracle)
     info = trace.meta.get("pair_info", {})
     result = {
         "benchmark": "headroom",
@@ -297,8 +301,7 @@ def run(args: argparse.Namespace) -> dict:
         "policy": args.policy,
         "first_token_acceptance": acceptance_auc(trace, train, sides),
         "rows": rows,
-        "by_prompt": by_prompt(TraceReplay(trace, cost=base, width=args.width, max_depth=args.max_depth), rows[0],
-                               learned),  # fmt: skip
+        "by_prompt": by_prompt(profiled[0], rows[0], profiled[1], learned),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     table = Table(title=f"DraftVerify headroom: {args.pair}, width {args.width}, {trace.n_prompts} held-out prompts")
