@@ -38,6 +38,7 @@ import torch
 from envs.specdec.errors import SpecGymError
 from envs.specdec.registry import check_pair_name
 from experiments.cli import positive_int, run_main
+from experiments.training.clock import RunClock
 from experiments.training.config import CONFIG_DIR, load_config
 from experiments.training.ppo import TrainingInterrupted, train
 from experiments.training.results import (
@@ -127,7 +128,7 @@ def stage_seed(seed: int, round_: int) -> int:
     return 1000 * seed + round_
 
 
-def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, Any]:
+def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path, clock: RunClock) -> dict[str, Any]:
     base = load_config(args.config, ENVS[args.env], args.pair)
     rounds = args.rounds or int(base.get("rounds", 2))
     partners: dict[str, str | None] = {"draft": None, "verify": None}  # None: the env's default baseline
@@ -145,17 +146,18 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, 
             other = "verify" if role == "draft" else "draft"
             if partners[other]:
                 kwargs["partner"] = partners[other]
-            start = time.perf_counter()
-            # the role-specific registered ids share width and depth, so the saved policies fit each other
-            path = train(role_id, kwargs, config, run_dir, name=f"{role}_round{r}", seed=stage_seed(seed, r),
-                         resume=bool(args.resume), tracking=tracking, progress=not args.no_progress)  # fmt: skip
+            name = f"{role}_round{r}"
+            with clock.timing(name):
+                # the role-specific registered ids share width and depth, so the saved policies fit each other
+                path = train(role_id, kwargs, config, run_dir, name=name, seed=stage_seed(seed, r),
+                             resume=bool(args.resume), tracking=tracking, progress=not args.no_progress)  # fmt: skip
             partners[role] = str(path)
             stages.append({"round": r, "role": role, "policy": str(path), "env_kwargs": kwargs,
-                           "n_timesteps": config["n_timesteps"], "seconds": time.perf_counter() - start})  # fmt: skip
+                           "n_timesteps": config["n_timesteps"], "seconds": clock.seconds(name)})  # fmt: skip
     return {"stages": stages, "policies": {role: partners[role] for role in args.roles}}
 
 
-def arbitration(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, Any]:
+def arbitration(args: argparse.Namespace, seed: int, run_dir: Path, clock: RunClock) -> dict[str, Any]:
     """One PPO run on Arbitration (its two choices are always valid; the mask is all-true)."""
     env_id = ENVS["arbitration"]
     config = load_config(args.config, env_id, args.pair)
@@ -167,11 +169,11 @@ def arbitration(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str,
     if args.task:
         kwargs["task"] = args.task
     kwargs.setdefault("split", "train")
-    start = time.perf_counter()
-    path = train(env_id, kwargs, config, run_dir, name="arbiter", seed=seed, resume=bool(args.resume),
-                 tracking=args.wandb_mode != "disabled", progress=not args.no_progress)  # fmt: skip
+    with clock.timing("arbiter"):
+        path = train(env_id, kwargs, config, run_dir, name="arbiter", seed=seed, resume=bool(args.resume),
+                     tracking=args.wandb_mode != "disabled", progress=not args.no_progress)  # fmt: skip
     stage = {"policy": str(path), "env_kwargs": kwargs, "n_timesteps": config["n_timesteps"],
-             "seconds": time.perf_counter() - start}  # fmt: skip
+             "seconds": clock.seconds("arbiter")}  # fmt: skip
     return {"stages": [stage], "policies": {"arbiter": str(path)}}
 
 
@@ -194,31 +196,33 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
 
         tracker = start_run(project=args.wandb_project, entity=args.wandb_entity, mode=args.wandb_mode,
                             name=run_dir.name, group=args.exp, config=vars(args), run_dir=run_dir)  # fmt: skip
-    start = time.perf_counter()
+    clock = RunClock(run_dir)  # seconds summed over the interrupted parts of a resumed run
     result: dict[str, Any] = {}
-    try:
-        result = (coadaptive if env == "draft-verify" else arbitration)(args, seed, run_dir)
-        result |= {"env": env, "pair": args.pair, "seed": seed, "train_seconds": time.perf_counter() - start}
-        (run_dir / "results.json").write_text(json.dumps(result, indent=2))  # evaluation reads the policies
-        evaluation = evaluate_run(env, run_dir, args)
-        result["plots"] = [str(p) for p in report_run(env, run_dir, evaluation, tracker)]
-        if evaluation is not None:
-            result["evaluation"] = str(run_dir / "evaluation.json")
-            result["headline"] = headline(env, evaluation)
-    except TrainingInterrupted as stop:
-        print(f"interrupted: checkpoint {stop.checkpoint}; continue with --resume {run_dir}", file=sys.stderr)
-        sys.exit(130)
-    except SpecGymError:
-        if tracker is not None:
-            tracker.finish()
-            tracker = None
-        if not result and not args.resume and not (run_dir / "checkpoints").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # bad input refused before training: nothing to resume
-        raise
-    finally:
-        if tracker is not None:
-            tracker.finish()
-    result["total_seconds"] = time.perf_counter() - start
+    with clock.timing("run"):
+        try:
+            with clock.timing("train"):
+                result = (coadaptive if env == "draft-verify" else arbitration)(args, seed, run_dir, clock)
+            result |= {"env": env, "pair": args.pair, "seed": seed, "train_seconds": clock.seconds("train")}
+            (run_dir / "results.json").write_text(json.dumps(result, indent=2))  # evaluation reads the policies
+            evaluation = evaluate_run(env, run_dir, args)
+            result["plots"] = [str(p) for p in report_run(env, run_dir, evaluation, tracker)]
+            if evaluation is not None:
+                result["evaluation"] = str(run_dir / "evaluation.json")
+                result["headline"] = headline(env, evaluation)
+        except TrainingInterrupted as stop:
+            print(f"interrupted: checkpoint {stop.checkpoint}; continue with --resume {run_dir}", file=sys.stderr)
+            sys.exit(130)
+        except SpecGymError:
+            if tracker is not None:
+                tracker.finish()
+                tracker = None
+            if not result and not args.resume and not (run_dir / "checkpoints").exists():
+                shutil.rmtree(run_dir, ignore_errors=True)  # bad input refused before training: nothing to resume
+            raise
+        finally:
+            if tracker is not None:
+                tracker.finish()
+    result["total_seconds"] = clock.seconds("run")
     (run_dir / "results.json").write_text(json.dumps(result, indent=2))
     print(f"run directory: {run_dir}")
     return {"env": env, "seed": seed, "run_dir": str(run_dir), "headline": result.get("headline"),

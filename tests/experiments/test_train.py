@@ -292,6 +292,8 @@ def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):
     assert checkpoints and f"--resume {run}" in err
     steps = int(checkpoints[0].name.split("_")[-2])
     assert steps > 0
+    spent = json.loads((run / "clock.json").read_text())  # the interrupted part's time is kept
+    assert spent["draft_round1"] >= 3 and spent["run"] >= spent["train"] >= spent["draft_round1"]
     # resume, naming only the run and a budget just past the checkpoint: it continues (not restarts)
     # with the run's own pair, traces and seed, and finishes
     cmd = [sys.executable, "-m", "experiments.train", "--resume", str(run), "--timesteps", str(steps + 256)]
@@ -302,3 +304,6 @@ def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):
     assert (results["pair"], results["seed"]) == ("tiny-random", 0)
     assert results["stages"][0]["env_kwargs"]["traces"] == str(traces / "train.npz")
     assert results["stages"][0]["n_timesteps"] == steps + 256
+    # the resumed run reports the time of both parts
+    assert results["stages"][0]["seconds"] > spent["draft_round1"]
+    assert results["total_seconds"] > results["train_seconds"] > spent["train"]
