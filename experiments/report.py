@@ -282,17 +282,19 @@ def seeds_table(rows: list[dict]) -> list[str]:
     for r in rows:
         for env, summary in r["summary"].items():
             seeds = ", ".join(str(s) for s in summary["seeds"])
+            pair = f"{r['pair']} ({r['tag']})" if r.get("tag") else r["pair"]
             for key, v in summary.items():
                 if isinstance(v, dict):
                     cells = [_metric(key, v[x]) for x in ("mean", "sd", "min", "max")]
                     cells[1] = cells[1].lstrip("+")
-                    lines.append(f"| {env} | {r['pair']} | {seeds} | {key} | {cells[0]} ± {cells[1]} "
+                    lines.append(f"| {env} | {pair} | {seeds} | {key} | {cells[0]} ± {cells[1]} "
                                  f"| {cells[2]} | {cells[3]} | {r['_file']} |")  # fmt: skip
     return lines
 
 
-def summarise_runs(run_dirs: list[Path]) -> dict:
-    """The multi-seed summary of finished run directories, as a results JSON."""
+def summarise_runs(run_dirs: list[Path], tag: str | None = None) -> dict:
+    """The multi-seed summary of finished run directories, as a results JSON; ``tag`` labels a
+    variant of the pair or setup in the table (as headroom's)."""
     from datetime import datetime, timezone
 
     from experiments.training.results import summarise
@@ -305,8 +307,8 @@ def summarise_runs(run_dirs: list[Path]) -> dict:
         rows.append({"env": results["env"], "seed": results["seed"], "run_dir": str(run),
                      "headline": results["headline"], "seconds": results["total_seconds"]})  # fmt: skip
         pairs.add(results["pair"])
-    return {"benchmark": "train-summary", "pair": ", ".join(sorted(pairs)), "runs": rows, "summary": summarise(rows),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    return {"benchmark": "train-summary", "pair": ", ".join(sorted(pairs)), "tag": tag, "runs": rows,
+            "summary": summarise(rows), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
 
 
 def render(results_dir: Path) -> str:
@@ -340,11 +342,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--print", action="store_true", help="print the section, do not edit the README")
     parser.add_argument("--summarise", nargs="+", type=Path, help="run directories to summarise (with --out)")
     parser.add_argument("--out", type=Path, help="where --summarise writes its JSON")
+    parser.add_argument("--tag", help="with --summarise: a label for the runs' variant (e.g. '192 train prompts')")
     args = parser.parse_args(argv)
     if args.summarise:
         if not args.out:
             raise SpecGymError("--summarise needs --out FILE.json")
-        args.out.write_text(json.dumps(summarise_runs(args.summarise), indent=2) + "\n")
+        args.out.write_text(json.dumps(summarise_runs(args.summarise, args.tag), indent=2) + "\n")
         print(f"wrote {args.out}")
         return
     section = render(Path(args.results))

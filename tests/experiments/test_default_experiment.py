@@ -70,8 +70,9 @@ def test_evaluate_reports_every_policy(trained, tmp_path):
 def test_report_summarises_runs(runs, tmp_path):
     out = tmp_path / "results" / "seeds.json"
     out.parent.mkdir()
-    report.main(["--summarise", *map(str, sorted(runs.glob("*__0__*"))), "--out", str(out)])
+    report.main(["--summarise", *map(str, sorted(runs.glob("*__0__*"))), "--tag", "a variant", "--out", str(out)])
     data = json.loads(out.read_text())
     assert data["benchmark"] == "train-summary" and set(data["summary"]) == {"draft-verify", "arbitration"}
     assert data["summary"]["arbitration"]["learned_accuracy"]["sd"] == 0.0  # one seed
-    assert "**Training runs**" in report.render(out.parent)
+    table = report.render(out.parent)
+    assert "**Training runs**" in table and "| arbitration | tiny-random (a variant) | 0 |" in table
