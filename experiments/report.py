@@ -128,6 +128,11 @@ HEADROOM = (
 )  # fmt: skip
 
 
+def _pair_label(result: dict) -> str:
+    """The pair's name, with the variant ``--tag`` gave the results (if any)."""
+    return f"{result['pair']} ({result['tag']})" if result.get("tag") else result["pair"]
+
+
 def headroom_table(rows: list[dict]) -> list[str]:
     lines = _head(
         "**DraftVerify headroom** (`benchmark headroom`: held-out trace under the cost model, tokens/s (of oracle); "
@@ -150,7 +155,7 @@ def headroom_table(rows: list[dict]) -> list[str]:
         per_prompt = r.get("by_prompt", {}).get("confidence_expected_per_prompt_hindsight")
         for row in r["rows"]:
             cells = [cell(row.get(n)) for n in HEADROOM] + [cell(per_prompt if row["draft_speedup"] == 1 else None)]
-            pair = f"{r['pair']} ({r['tag']})" if r.get("tag") else r["pair"]
+            pair = _pair_label(r)
             lines.append(
                 f"| {pair} | {r['width']} | {row['draft_speedup']:g}x | {' | '.join(cells)} "
                 f"| {' / '.join(f'{a:.3f}' for a in (first['auc'], *fits))} ({first['hit_rate']:.0%}) "
@@ -282,7 +287,7 @@ def seeds_table(rows: list[dict]) -> list[str]:
     for r in rows:
         for env, summary in r["summary"].items():
             seeds = ", ".join(str(s) for s in summary["seeds"])
-            pair = f"{r['pair']} ({r['tag']})" if r.get("tag") else r["pair"]
+            pair = _pair_label(r)
             for key, v in summary.items():
                 if isinstance(v, dict):
                     cells = [_metric(key, v[x]) for x in ("mean", "sd", "min", "max")]

@@ -73,7 +73,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", help="a DraftVerify run directory to score beside the baselines")
     p.add_argument("--draft-speedups", default="2,4", help="what-if draft speedups, comma-separated")
     p.add_argument("--target-features", action="store_true",
-                   help="also fit the first-token predictor with the target's side (loads the pair)")
+                   help="also fit the first-token predictor with the target's side (loads the pair)")  # fmt: skip
     p.add_argument("--tag", help="a label for this pair's variant in the results (e.g. 'draft 500 steps')")
     p.add_argument("--out", help="write the results JSON here")
     p.set_defaults(run=run)
@@ -124,12 +124,13 @@ def target_side(trace: Trace, target) -> np.ndarray:
 
     from envs.specdec.sampling import entropy, log_probs
 
+    short = [i for i in range(trace.n_prompts) if len(trace.prompt(i).prompt) < 2]
+    if short:
+        raise SpecGymError(f"prompts {short} of the trace have under 2 tokens; target features need 2 or more")
     rows = []
     for i in range(trace.n_prompts):
         pt = trace.prompt(i)
         p, n = len(pt.prompt), len(pt.output)
-        if p < 2:
-            raise SpecGymError(f"prompt {i} of the trace has {p} token(s); target features need 2 or more")
         ids = torch.tensor([[*pt.prompt.tolist(), *pt.output[: n - 1].tolist()]], device=target.device)
         with torch.no_grad():
             out = target(input_ids=ids, output_hidden_states=True)
@@ -274,6 +275,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.target_features:
         from envs.specdec.registry import load_pair
 
+        for t in (trace, train):
+            if t.meta.get("pair") != args.pair:
+                raise SpecGymError(f"--target-features: a trace of pair {t.meta.get('pair')!r}, not of --pair "
+                                   f"{args.pair!r}; pass that pair's traces or its name")  # fmt: skip
         target = load_pair(args.pair, dtype=trace.meta.get("pair_info", {}).get("dtype")).target
         sides = (target_side(train, target), target_side(trace, target))
     rows, profiled = [], None

@@ -2,13 +2,16 @@
 
 Each timed span (a training stage, the whole run) accumulates its seconds in the run directory's
 ``clock.json`` when it ends, also when it ends in Ctrl-C, so a resumed run reports the time of
-all its parts, and a stage finished before the interruption keeps its own time.
+all its parts, and a stage finished before the interruption keeps its own time (resuming a
+finished run re-evaluates it, and adds that time too).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +22,12 @@ class RunClock:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / "clock.json"
-        self.spent: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.spent: dict[str, float] = {}
+        if self.path.is_file():
+            try:
+                self.spent = json.loads(self.path.read_text())
+            except json.JSONDecodeError:  # cut off mid-write: times are a report, never a reason to refuse a resume
+                warnings.warn(f"{self.path} is unreadable; this run's earlier times are lost", stacklevel=2)
         self._started: dict[str, float] = {}
 
     @contextmanager
@@ -32,7 +40,9 @@ class RunClock:
             self.spent[name] = self.seconds(name)
             del self._started[name]
             if self.path.parent.is_dir():  # a run refused before training has removed its directory
-                self.path.write_text(json.dumps(self.spent, indent=1))
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self.spent, indent=1))
+                os.replace(tmp, self.path)  # atomic: a second Ctrl-C never leaves half a file
 
     def seconds(self, name: str) -> float:
         """``name``'s seconds so far: earlier processes' plus this one's running span."""

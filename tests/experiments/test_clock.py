@@ -30,3 +30,13 @@ def test_a_removed_run_directory_is_not_recreated(tmp_path):
     with RunClock(run).timing("run"):
         run.rmdir()  # as train does for input refused before training
     assert not run.exists()
+
+
+def test_a_cut_off_clock_file_does_not_block_a_resume(tmp_path):
+    (tmp_path / "clock.json").write_text('{"run": 1.')
+    with pytest.warns(UserWarning, match="unreadable"):
+        clock = RunClock(tmp_path)
+    assert clock.seconds("run") == 0.0
+    with clock.timing("run"):
+        pass
+    assert RunClock(tmp_path).seconds("run") >= 0.0 and not (tmp_path / "clock.tmp").exists()

@@ -245,15 +245,27 @@ def test_target_side_is_the_newest_verified_position(traces):
     assert len(sides) == len(first_token(trace)[1]) == len(trace.output_tokens)
     pt, n = trace.prompt(1), len(TARGET_FEATURES)
     start = len(trace.prompt(0).output)  # prompt 1's rows follow prompt 0's
-    for i in (1, len(pt.output) - 1):
-        ids = torch.tensor([[*pt.prompt.tolist(), *pt.output[: i - 1].tolist()]])
+    assert len(pt.output) > 2
+    for i in (0, 1, len(pt.output) - 1):
+        # at i = 0 the target has prefilled all but the prompt's last token, as the engine does
+        seq = [*pt.prompt.tolist(), *pt.output[: i - 1].tolist()] if i else pt.prompt[:-1].tolist()
         with torch.no_grad():
-            out = target(input_ids=ids, output_hidden_states=True)
+            out = target(input_ids=torch.tensor([seq]), output_hidden_states=True)
         lp = log_probs(out.logits[0, -1])
-        assert int(lp.argmax()) == pt.output[i - 1]
+        if i:
+            assert int(lp.argmax()) == pt.output[i - 1]
         row = sides[start + i]
         assert row[0] == pytest.approx(float(lp.max()), abs=1e-4)
         assert np.allclose(row[n:], out.hidden_states[-1][0, -1].double().numpy(), atol=1e-4)
+
+
+def test_target_features_refuse_another_pairs_traces(traces):
+    from envs.specdec.errors import SpecGymError
+
+    with pytest.raises(SpecGymError, match="a trace of pair 'tiny-random', not of --pair 'gsm'"):
+        benchmark.main(["headroom", "--pair", "gsm", "--traces", str(traces / "heldout.npz"),
+                        "--train-traces", str(traces / "train.npz"), "--cost-model", "analytic",
+                        "--target-features"])  # fmt: skip
 
 
 def test_logistic_fit_combines_features_on_held_out_rows():
