@@ -140,6 +140,14 @@ def note_other_pair(policy: str, run_pair: str | None, pair: str) -> None:
               "model unless --cost-model says otherwise)")
 
 
+def check_trace_pair(path: str, meta: dict, pair: str) -> None:
+    """Refuse, naming the fix, a trace (``meta`` read from ``path``) recorded for another pair than ``--pair``."""
+    recorded = meta.get("pair")
+    if recorded != pair:
+        raise SpecGymError(f"trace {path} was recorded for pair {recorded!r}, not {pair!r}; pass "
+                           f"--pair {recorded} or a trace of {pair}")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     env = argparse.ArgumentParser(add_help=False)
     env.add_argument("--env", default="draft-verify")
@@ -173,10 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     trained = run_env_kwargs(args.policy)
     resolve_pair_name(args, trained)
     if args.traces and not (args.target or args.draft):
-        recorded = Trace.load_meta(args.traces)["pair"]
-        if recorded != args.pair:
-            raise SpecGymError(f"trace {args.traces} was recorded for pair {recorded!r}, not {args.pair!r}; pass "
-                               f"--pair {recorded} or a trace of {args.pair}")  # fmt: skip
+        check_trace_pair(args.traces, Trace.load_meta(args.traces), args.pair)
     pair = pair_from_args(args)
     args.width = args.width or int(trained.get("width", 4))
     args.max_depth = args.max_depth or int(trained.get("max_depth", 8))

@@ -258,7 +258,7 @@ def by_prompt(heldout: TraceReplay, row: dict, oracle: Policy, learned: Composit
 
 
 def run(args: argparse.Namespace) -> dict:
-    from experiments.evaluate import learned_policy, note_other_pair, run_env_kwargs
+    from experiments.evaluate import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
     from experiments.training.results import default_cost_model, default_traces
 
     args.traces = args.traces or str(default_traces(args.pair, "heldout", args.width, args.max_depth))
@@ -275,10 +275,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.target_features:
         from envs.specdec.registry import load_pair
 
-        for t in (trace, train):
-            if t.meta.get("pair") != args.pair:
-                raise SpecGymError(f"--target-features: a trace of pair {t.meta.get('pair')!r}, not of --pair "
-                                   f"{args.pair!r}; pass that pair's traces or its name")  # fmt: skip
+        for path, t in ((args.traces, trace), (args.train_traces, train)):
+            check_trace_pair(path, t.meta, args.pair)  # the target must be the one the trace ran
         target = load_pair(args.pair, dtype=trace.meta.get("pair_info", {}).get("dtype")).target
         sides = (target_side(train, target), target_side(trace, target))
     rows, profiled = [], None

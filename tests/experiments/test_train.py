@@ -262,7 +262,7 @@ def test_target_side_is_the_newest_verified_position(traces):
 def test_target_features_refuse_another_pairs_traces(traces):
     from envs.specdec.errors import SpecGymError
 
-    with pytest.raises(SpecGymError, match="a trace of pair 'tiny-random', not of --pair 'gsm'"):
+    with pytest.raises(SpecGymError, match="recorded for pair 'tiny-random', not 'gsm'; pass --pair tiny-random"):
         benchmark.main(["headroom", "--pair", "gsm", "--traces", str(traces / "heldout.npz"),
                         "--train-traces", str(traces / "train.npz"), "--cost-model", "analytic",
                         "--target-features"])  # fmt: skip
