@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from transformers import DynamicCache
 
-from envs.specdec.cache import keep_positions
+from envs.specdec.cache import forward_with_cache, keep_positions
 from envs.specdec.draft import Drafter
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair
@@ -87,8 +87,8 @@ class SpeculativeDecoder:
             # small (1-2 pending tokens plus drafts) and the cost model sees uniform cycles
             with Timer(device) as timer, torch.no_grad():
                 prefix = torch.tensor([ids[:-1]], device=device)
-                self.pair.target(input_ids=prefix, past_key_values=state.target_cache, use_cache=True)
-                self.pair.draft(input_ids=prefix, past_key_values=state.draft_cache, use_cache=True)
+                forward_with_cache(self.pair.target, state.target_cache, input_ids=prefix)
+                forward_with_cache(self.pair.draft, state.draft_cache, input_ids=prefix)
             state.target_cached = state.draft_cached = len(ids) - 1
             state.prefill_time = timer.elapsed
         return state
@@ -222,9 +222,7 @@ class SpeculativeDecoder:
         max_len = min(len(ids) + max_new_tokens, self.pair.max_context)
         tokens, feed, stop = list(ids), ids, "length"
         with Timer(device) as prefill:
-            logits = target(input_ids=torch.tensor([feed], device=device), past_key_values=cache).logits[
-                0, -1
-            ]
+            logits = forward_with_cache(target, cache, input_ids=torch.tensor([feed], device=device)).logits[0, -1]
         with Timer(device) as decode:
             while True:
                 check_finite(logits, "target")
@@ -238,9 +236,9 @@ class SpeculativeDecoder:
                     break
                 if len(tokens) >= max_len:
                     break
-                logits = target(
-                    input_ids=torch.tensor([[token]], device=device), past_key_values=cache
-                ).logits[0, -1]
+                logits = forward_with_cache(target, cache, input_ids=torch.tensor([[token]], device=device)).logits[
+                    0, -1
+                ]
         return GenerationResult(
             prompt_len=len(ids),
             tokens=tokens[len(ids) :],

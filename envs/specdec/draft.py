@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from envs.specdec.cache import forward_with_cache
 from envs.specdec.sampling import SamplingConfig, check_finite, entropy, log_probs, sample, sampling_probs
 from envs.specdec.state import DecodeState, Timer, tree_attention_mask
 
@@ -100,12 +101,12 @@ class Drafter:
                 base = st.draft_cache.get_seq_length()
                 for j, i in enumerate(parents):
                     self.tree.fed_pos[i] = base + j
-            out = self.model(
+            out = forward_with_cache(
+                self.model,
+                st.draft_cache,
                 input_ids=torch.tensor([feed], device=device),
                 position_ids=torch.tensor([positions], device=device),
                 attention_mask=mask,
-                past_key_values=st.draft_cache,
-                use_cache=True,
             )
             logits = out.logits[0, -len(parents) :]
             check_finite(logits, "draft")

@@ -188,13 +188,15 @@ def evaluate(target_dir: Path, draft_dir: Path, task: str, n: int, progress: boo
 def forward_ms(model, context: int = 100, rounds: int = 30) -> float:
     from transformers import DynamicCache
 
+    from envs.specdec.cache import forward_with_cache
+
     ids = torch.randint(0, 250, (1, context))
     cache = DynamicCache(config=model.config)
-    model(input_ids=ids, past_key_values=cache)
+    forward_with_cache(model, cache, input_ids=ids)
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
-        model(input_ids=ids[:, :1], past_key_values=cache)
+        forward_with_cache(model, cache, input_ids=ids[:, :1])
         times.append(time.perf_counter() - t)
         cache.crop(-1)  # drop the timed token (transformers 5 takes only negative crops)
     return 1000 * statistics.median(times)

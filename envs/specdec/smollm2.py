@@ -214,17 +214,19 @@ def forward_latency_ms(
     """
     from transformers import DynamicCache
 
+    from envs.specdec.cache import forward_with_cache
+
     vocab = model.config.vocab_size
     gen = torch.Generator().manual_seed(seed)
     prefix = torch.randint(0, vocab, (1, context), generator=gen)
     step = torch.randint(0, vocab, (1, n_tokens), generator=gen)
     cache = DynamicCache(config=model.config)
-    model(input_ids=prefix, past_key_values=cache, use_cache=True)
+    forward_with_cache(model, cache, input_ids=prefix)
     positions = torch.arange(context, context + n_tokens).unsqueeze(0)
     times = []
     for i in range(warmup + repeats):
         start = time.perf_counter()
-        model(input_ids=step, past_key_values=cache, position_ids=positions, use_cache=True)
+        forward_with_cache(model, cache, input_ids=step, position_ids=positions)
         elapsed = time.perf_counter() - start
         # transformers 5.x only accepts a negative crop (tokens to drop).
         cache.crop(-(cache.get_seq_length() - context))

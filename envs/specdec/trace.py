@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from envs.specdec.cache import keep_positions
+from envs.specdec.cache import forward_with_cache, keep_positions
 from envs.specdec.decoder import SpeculativeDecoder, check_shape
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair
@@ -175,9 +175,7 @@ def draft_trees(
     seq = prompt + output[:-1]
     c0 = len(seq)
     cache = DynamicCache(config=draft.config)
-    first = draft(input_ids=torch.tensor([seq], device=device), past_key_values=cache, use_cache=True).logits[
-        0, p - 1 :
-    ]
+    first = forward_with_cache(draft, cache, input_ids=torch.tensor([seq], device=device)).logits[0, p - 1 :]
     check_finite(first, "draft")
     shape = (n, depth, width)
     out = {
@@ -208,12 +206,12 @@ def draft_trees(
             mask = torch.zeros(q, past + q, dtype=dtype, device=device).masked_fill_(
                 ~allowed, torch.finfo(dtype).min
             )
-            logits = draft(
+            logits = forward_with_cache(
+                draft,
+                cache,
                 input_ids=token.reshape(1, q).to(device),
                 position_ids=(rows_ctx + level - 1)[None],
                 attention_mask=mask[None, None],
-                past_key_values=cache,
-                use_cache=True,
             ).logits[0]
             check_finite(logits, "draft")
             row, token, lp, cum, ent = _expand(log_probs(logits).reshape(size, width, -1), cum, width)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from envs.specdec.cache import keep_positions
+from envs.specdec.cache import forward_with_cache, keep_positions
 from envs.specdec.draft import DraftTree
 from envs.specdec.sampling import SamplingConfig, check_finite, sample, sampling_probs
 from envs.specdec.state import DecodeState, tree_attention_mask
@@ -61,12 +61,12 @@ def target_forward(model: torch.nn.Module, state: DecodeState, tree: DraftTree, 
         extras = [[] for _ in tail] + [[cached + row_of[a] for a in tree.ancestors(n)[:-1]] for n in selected]
         prefixes = [cached + r for r in range(m)] + [cached + m] * len(selected)
         mask = tree_attention_mask(cached, prefixes, extras, model.dtype, device)
-    logits = model(
+    logits = forward_with_cache(
+        model,
+        state.target_cache,
         input_ids=torch.tensor([feed], device=device),
         position_ids=torch.tensor([positions], device=device),
         attention_mask=mask,
-        past_key_values=state.target_cache,
-        use_cache=True,
     ).logits[0, m - 1 :]
     check_finite(logits, "target")
 
