@@ -110,7 +110,7 @@ class SB3Arbiter(Arbiter):
     """A saved Stable-Baselines3 ``PPO`` policy acting on the env's observation."""
 
     def __init__(self, path: str | Path):
-        from agents.policy import load_sb3
+        from envs.partners import load_sb3
 
         path = Path(path)
         if not path.is_file():

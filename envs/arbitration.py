@@ -102,14 +102,14 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.base import PickleByConfig
+from envs.pairs import shared_pair
 from envs.specdec.arbitrate import ArbitrationSession, Mismatch
 from envs.specdec.decoder import MAX_DEPTH, SpeculativeDecoder
 from envs.specdec.errors import SpecGymError
-from envs.specdec.registry import shared_pair
 from envs.tasks.math import ANSWER_MARK, MathItem, load_items, prompt_text, score
+from envs.tasks.splits import SPLITS, split_seed
 
 KEEP_TARGET, KEEP_DRAFT = 0, 1
-SPLITS = ("train", "heldout")
 N_FEATURES = 27
 COUNT_SCALE = 32.0
 DEFAULT_ITEMS = 500
@@ -117,9 +117,7 @@ DEFAULT_ITEMS = 500
 
 @lru_cache(maxsize=16)
 def _items(task: str, n: int, split: str) -> tuple[MathItem, ...]:
-    from envs.tasks.prompts import HELDOUT_SEED, TRAIN_SEED
-
-    return tuple(load_items(task, n, TRAIN_SEED if split == "train" else HELDOUT_SEED))
+    return tuple(load_items(task, n, split_seed(split)))
 
 
 @lru_cache(maxsize=4)

@@ -149,17 +149,20 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.base import PickleByConfig
+from envs.pairs import shared_pair
+from envs.partners import make_policy
 from envs.specdec.cost import MeasuredCost, make_cost_model
 from envs.specdec.cycles import ROLES, CycleSource, LiveCycles, obs_bounds
 from envs.specdec.errors import SpecGymError
-from envs.specdec.registry import shared_pair
 from envs.specdec.replay import TraceReplay
+from envs.specdec.schedules import best_static_rate
 from envs.specdec.trace import Trace
+from envs.tasks.prompts import load_prompts
+from envs.tasks.splits import SPLITS, split_seed
 
 BACKENDS = ("live", "replay")
 REWARDS = ("throughput", "net_tokens")
 CREDITS = ("cycle", "token")
-SPLITS = ("heldout", "train")
 CONTINUE, STOP = 0, 1
 DEFAULT_PARTNER = "static-4"
 DEFAULT_LIVE_PROMPTS = 20
@@ -168,9 +171,7 @@ DEFAULT_LIVE_TOKENS = 128
 
 @lru_cache(maxsize=16)
 def _prompt_texts(source: str | None, n: int, split: str) -> tuple[str, ...]:
-    from envs.tasks.prompts import HELDOUT_SEED, TRAIN_SEED, load_prompts
-
-    return tuple(load_prompts(source, n, TRAIN_SEED if split == "train" else HELDOUT_SEED))
+    return tuple(load_prompts(source, n, split_seed(split)))
 
 
 # rate="best_static" per replay setting: every env of a training run (its vectorised copies, the
@@ -179,8 +180,6 @@ _BEST_STATIC: dict[tuple, float] = {}
 
 
 def _best_static_rate(source: TraceReplay, traces: str, cost_model: str, n_prompts: int) -> float:
-    from agents.baselines import best_static_rate
-
     path, profile = Path(traces), Path(str(cost_model))
     version = profile.stat().st_mtime_ns if profile.is_file() else None  # a profile rewritten in place
     key = (str(path.resolve()), path.stat().st_mtime_ns, str(cost_model), version, source.width, source.max_depth,
@@ -318,8 +317,6 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             if partner is not None:
                 raise SpecGymError("the joint role makes both decisions; leave partner unset")
             return None
-        from agents.baselines import make_policy
-
         other = "verify" if self.role == "draft" else "draft"
         return make_policy(partner or DEFAULT_PARTNER, source=self.source, role=other)
 

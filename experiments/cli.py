@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from envs.specdec import ModelPair, SpecGymError, load_pair
+from envs.pairs import load_pair
+from envs.specdec import ModelPair, SpecGymError
 
 
 def console() -> Console:

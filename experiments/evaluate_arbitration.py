@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import statistics
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -125,8 +126,31 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@dataclass
+class ArbitrationEvalSettings:
+    """``python -m experiments.evaluate --env arbitration``'s options."""
+
+    policy: str
+    pair: str = "gsm"
+    task: str = "chain_sum"
+    n_items: int = 300
+    oracle_items: int = 100
+    k: int = 4
+    max_new_tokens: int = 64
+    device: str = "auto"
+    dtype: str | None = None
+    seed: int = 0
+    out: str | None = None
+
+
 def main(argv: list[str] | None = None) -> dict:
-    args = build_parser().parse_args(argv)
+    options = vars(build_parser().parse_args(argv))
+    options.pop("env")
+    return evaluate_arbitration(ArbitrationEvalSettings(**options))
+
+
+def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
+    """The learned arbiter against every baseline on held-out items; the results JSON."""
     if args.n_items < 2:
         raise SpecGymError(f"--n-items must be >= 2 (a paired interval needs two items), got {args.n_items}")
     env = ArbitrationEnv(pair=args.pair, task=args.task, n_items=args.n_items, split="heldout", k=args.k,

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from envs.specdec import SpecGymError, data_dir
+from envs.pairs import data_dir
+from envs.specdec import SpecGymError
 from envs.specdec.trace import record_trace
-from envs.tasks.prompts import HELDOUT_SEED, TRAIN_SEED, load_prompts
+from envs.tasks.prompts import load_prompts
+from envs.tasks.splits import SPLITS, split_seed
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args, run_main
 
 
@@ -31,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("trace")
     group.add_argument("--width", type=int, default=1, help="tree width W (1 = chain; default: 1)")
     group.add_argument("--max-depth", type=int, default=8, help="tree depth recorded (default: 8)")
-    group.add_argument("--split", choices=("heldout", "train"), default="heldout", help="prompt seed split")
+    group.add_argument("--split", choices=SPLITS, default="heldout", help="prompt seed split")
     group.add_argument("--chunk", type=int, default=64, help="positions per batched draft forward")
     group.add_argument("--out", help="output .npz (default: <data dir>/traces/<pair>__w<W>_d<D>_<split>.npz; train "
                        "and the benchmarks record and read their own, <pair>__default__w<W>_d<D>_<split>.npz, "
@@ -39,24 +42,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> Path:
-    args = build_parser().parse_args(argv)
-    if args.chunk < 1:
-        raise SpecGymError(f"--chunk must be >= 1, got {args.chunk}")
-    pair = pair_from_args(args)
-    seed = TRAIN_SEED if args.split == "train" else HELDOUT_SEED
-    ids = [pair.encode(text) for text in load_prompts(args.prompts, args.n_prompts, seed)]
+@dataclass
+class TraceSettings:
+    """What to record: the pair (a registered name, or --target/--draft paths) and the trace's shape."""
+
+    pair: str | None = None
+    target: str | None = None
+    draft: str | None = None
+    device: str = "auto"
+    dtype: str | None = None
+    threads: int | None = None
+    prompts: str | None = None
+    n_prompts: int = 20
+    max_new_tokens: int = 128
+    width: int = 1
+    max_depth: int = 8
+    split: str = "heldout"
+    chunk: int = 64
+    out: str | None = None
+
+
+def record(settings: TraceSettings) -> Path:
+    """Record the trace and save it (default path: the data directory's traces/); its path."""
+    s = settings
+    if s.chunk < 1:
+        raise SpecGymError(f"--chunk must be >= 1, got {s.chunk}")
+    pair = pair_from_args(s)
+    seed = split_seed(s.split)
+    ids = [pair.encode(text) for text in load_prompts(s.prompts, s.n_prompts, seed)]
     start = time.perf_counter()
     trace = record_trace(
         pair,
         ids,
-        max_new_tokens=args.max_new_tokens,
-        width=args.width,
-        max_depth=args.max_depth,
-        chunk=args.chunk,
-        meta={"prompts": args.prompts, "split": args.split, "prompt_seed": seed},
+        max_new_tokens=s.max_new_tokens,
+        width=s.width,
+        max_depth=s.max_depth,
+        chunk=s.chunk,
+        meta={"prompts": s.prompts, "split": s.split, "prompt_seed": seed},
     )
-    out = args.out or data_dir() / "traces" / f"{pair.name}__w{args.width}_d{args.max_depth}_{args.split}.npz"
+    out = s.out or data_dir() / "traces" / f"{pair.name}__w{s.width}_d{s.max_depth}_{s.split}.npz"
     path = trace.save(out)
     positions = int(trace.output_offsets[-1])
     print(
@@ -64,6 +88,10 @@ def main(argv: list[str] | None = None) -> Path:
         f"-> {path} (+ {path.with_suffix('.json').name})"
     )
     return path
+
+
+def main(argv: list[str] | None = None) -> Path:
+    return record(TraceSettings(**vars(build_parser().parse_args(argv))))
 
 
 if __name__ == "__main__":

@@ -35,20 +35,14 @@ from typing import Any
 
 import torch
 
+from envs.pairs import check_pair_name
 from envs.specdec.errors import SpecGymError
-from envs.specdec.registry import check_pair_name
+from experiments.artifacts import default_cost_model, default_traces
 from experiments.cli import positive_int, run_main
 from experiments.training.clock import RunClock
 from experiments.training.config import CONFIG_DIR, load_config
 from experiments.training.ppo import TrainingInterrupted, train
-from experiments.training.results import (
-    default_cost_model,
-    default_traces,
-    evaluate_run,
-    headline,
-    report_run,
-    summarise,
-)
+from experiments.training.results import evaluate_run, headline, report_run, summarise
 
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0", "arbitration": "SpecGym/Arbitration-v0"}
 CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml"}

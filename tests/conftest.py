@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from envs.pairs.tiny import tiny_random_pair
 from envs.specdec import shortlist
-from envs.specdec.tiny import tiny_random_pair
 
 torch.set_num_threads(1)  # tiny models: threads only add contention
 

@@ -4,11 +4,9 @@ from envs.specdec.decoder import SpeculativeDecoder, check_shape
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair
 from envs.specdec.records import CycleRecord, GenerationResult
-from envs.specdec.registry import PAIRS, data_dir, load_pair
 from envs.specdec.sampling import SamplingConfig
 
 __all__ = [
-    "PAIRS",
     "CycleRecord",
     "GenerationResult",
     "ModelPair",
@@ -16,6 +14,4 @@ __all__ = [
     "SpecGymError",
     "SpeculativeDecoder",
     "check_shape",
-    "data_dir",
-    "load_pair",
 ]

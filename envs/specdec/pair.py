@@ -78,7 +78,7 @@ def _load_tokenizer(path: str) -> PreTrainedTokenizerBase | None:
 class ModelPair:
     """A target model, the draft that speculates for it, and their shared tokenizer.
 
-    Build with :meth:`load` (hub ids / local paths), :func:`envs.specdec.registry.load_pair`
+    Build with :meth:`load` (hub ids / local paths), :func:`envs.pairs.registry.load_pair`
     (registered names such as ``tiny-random``) or directly from in-memory models (tests).
     """
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from envs.specdec.errors import SpecGymError
+from envs.tasks.jsonl import read_jsonl
 
 ANSWER_MARK = "####"
 # The ``gsm`` pair's task: three or four 1-2 digit terms (a 2-term space of 20k problems would
@@ -83,8 +84,6 @@ def generator_items(task: str, n: int, seed: int) -> list[MathItem]:
 
 def jsonl_items(path: str | Path, n: int | None = None) -> list[MathItem]:
     """GSM8K-format items: ``question`` and ``answer`` whose last line is ``#### N``."""
-    from envs.tasks.prompts import read_jsonl
-
     items = []
     for where, record in read_jsonl(path, "task"):
         answer = extract_answer(str(record.get("answer", "")))

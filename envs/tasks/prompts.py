@@ -6,22 +6,17 @@ record with a ``prompt``, ``question`` or ``instruction`` field (Alpaca adds ``i
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 from envs.specdec.errors import SpecGymError
+from envs.tasks.jsonl import read_jsonl
+from envs.tasks.math import load_items, prompt_text
+from envs.tasks.splits import HELDOUT_SEED
 
-# Seeds: training draws from TRAIN_SEED, every held-out evaluation from HELDOUT_SEED; the
-# two never overlap, so held-out numbers are on prompts no recipe or policy trained on.
-TRAIN_SEED = 1_000
-HELDOUT_SEED = 9_000
 DEFAULT_TASKS = ("gsm_symbolic", "basic_arithmetic", "chain_sum", "leg_counting")
 
 
-def reasoning_gym_prompts(
-    n: int, seed: int = HELDOUT_SEED, tasks: tuple[str, ...] = DEFAULT_TASKS
-) -> list[str]:
+def reasoning_gym_prompts(n: int, seed: int = HELDOUT_SEED, tasks: tuple[str, ...] = DEFAULT_TASKS) -> list[str]:
     """``n`` questions, drawn round-robin from the given reasoning-gym generators."""
     import reasoning_gym
 
@@ -29,13 +24,9 @@ def reasoning_gym_prompts(
     pools = []
     for i, task in enumerate(tasks):
         try:
-            pools.append(
-                [x["question"] for x in reasoning_gym.create_dataset(task, size=per_task, seed=seed + i)]
-            )
+            pools.append([x["question"] for x in reasoning_gym.create_dataset(task, size=per_task, seed=seed + i)])
         except (KeyError, ValueError) as exc:
-            raise SpecGymError(
-                f"unknown reasoning-gym task {task!r} ({exc}); see reasoning_gym.factory"
-            ) from None
+            raise SpecGymError(f"unknown reasoning-gym task {task!r} ({exc}); see reasoning_gym.factory") from None
     return [pools[j % len(pools)][j // len(pools)] for j in range(n)]
 
 
@@ -47,20 +38,6 @@ def _record_prompt(record: dict, where: str) -> str:
             extra = record.get("input") if key == "instruction" else None
             return f"{record[key]}\n\n{extra}" if extra else record[key]
     raise SpecGymError(f"{where}: no 'turns', 'prompt', 'question' or 'instruction' field; add one")
-
-
-def read_jsonl(path: str | Path, what: str) -> Iterator[tuple[str, dict]]:
-    """(``file:line``, record) for every non-empty line of a JSONL file; one clear error otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecGymError(f"{what} file {str(path)!r} not found; pass an existing .jsonl file")
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{path}:{lineno}", json.loads(line)
-        except json.JSONDecodeError:
-            raise SpecGymError(f"{path}:{lineno} is not valid JSON; one JSON object per line") from None
 
 
 def jsonl_prompts(path: str | Path, n: int | None = None) -> list[str]:
@@ -81,8 +58,6 @@ def load_prompts(source: str | None, n: int, seed: int = HELDOUT_SEED) -> list[s
     if source is None:
         return reasoning_gym_prompts(n, seed)
     if source.startswith("task:"):
-        from envs.tasks.math import load_items, prompt_text
-
         return [prompt_text(x.question) for x in load_items(source.removeprefix("task:"), n, seed)]
     if source.endswith(".jsonl"):
         return jsonl_prompts(source, n)

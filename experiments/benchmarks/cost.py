@@ -7,16 +7,15 @@ import argparse
 import statistics
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from envs.specdec import SpeculativeDecoder, data_dir
+from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import ProfiledCost, calibrate, device_name
 from envs.tasks import load_prompts
 from experiments import cli
+from experiments.artifacts import default_profile_path
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
 console = cli.console()
@@ -31,11 +30,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cost.add_argument("--profile-out", help="where to save the profile (default: data dir)")
     cost.add_argument("--out", help="write the results JSON here")
     cost.set_defaults(run=run)
-
-
-def default_profile_path(pair_name: str, device: torch.device, dtype: torch.dtype = torch.float32) -> Path:
-    slug = "cuda-" + torch.cuda.get_device_name(device).replace(" ", "_") if device.type == "cuda" else "cpu"
-    return data_dir() / "profiles" / f"{pair_name}__{slug}__{str(dtype).removeprefix('torch.')}.json"
 
 
 def run(args: argparse.Namespace) -> dict:

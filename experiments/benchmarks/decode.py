@@ -42,8 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def learned_method(pair, prompts: list[list[int]], run_dir: str, max_new: int):
     """Live decoding with a run's co-adaptive policies, on its training tree shape and cost model."""
-    from agents.policy import rollout
-    from experiments.evaluate import learned_policy, run_env_kwargs
+    from envs.specdec.schedules import rollout
+    from experiments.runs import learned_policy, run_env_kwargs
 
     kwargs = run_env_kwargs(run_dir)
     source = LiveCycles(pair, prompts, cost=make_cost_model(kwargs.get("cost_model", "analytic")),

@@ -49,11 +49,11 @@ from datetime import datetime, timezone
 import numpy as np
 from rich.table import Table
 
-from agents.baselines import make_policy
-from agents.policy import Composite, Policy, rollout, tokens_per_s
+from envs.partners import make_policy
 from envs.specdec.cost import ScaledDraftCost, make_cost_model
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
+from envs.specdec.schedules import Composite, Policy, rollout, tokens_per_s
 from envs.specdec.trace import Trace
 from experiments import cli
 
@@ -258,8 +258,8 @@ def by_prompt(heldout: TraceReplay, row: dict, oracle: Policy, learned: Composit
 
 
 def run(args: argparse.Namespace) -> dict:
-    from experiments.evaluate import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
-    from experiments.training.results import default_cost_model, default_traces
+    from experiments.artifacts import default_cost_model, default_traces
+    from experiments.runs import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
 
     args.traces = args.traces or str(default_traces(args.pair, "heldout", args.width, args.max_depth))
     args.train_traces = args.train_traces or str(default_traces(args.pair, "train", args.width, args.max_depth))
@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> dict:
     trace, train = Trace.load(args.traces), Trace.load(args.train_traces)  # read once, replayed per speedup
     sides = None
     if args.target_features:
-        from envs.specdec.registry import load_pair
+        from envs.pairs import load_pair
 
         for path, t in ((args.traces, trace), (args.train_traces, train)):
             check_trace_pair(path, t.meta, args.pair)  # the target must be the one the trace ran

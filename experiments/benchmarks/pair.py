@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import numpy as np
 from rich.table import Table
 
+from envs.pairs import pair_spec
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import device_name
 from envs.tasks import load_prompts
@@ -17,7 +18,6 @@ from experiments.benchmarks.common import divergences, interleaved, spread, top2
 from experiments.cli import add_pair_args, add_prompt_args, pair_from_args
 
 console = cli.console()
-TASK_PAIRS = {"gsm": "chain_sum"}  # pair -> the task it was trained on
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pair.add_argument(
         "--task",
         help="a math task (reasoning-gym name or GSM8K .jsonl): prompts are its held-out items and the JSON "
-        f"adds each model's accuracy (default for the task pairs: {TASK_PAIRS})",
+        "adds each model's accuracy (default: the task a task pair was trained on, e.g. gsm's chain_sum)",
     )
     pair.add_argument("--n-items", type=int, default=300, help="held-out task items for the accuracies")
     pair.add_argument("--out", help="write the results JSON here")
@@ -42,11 +42,12 @@ def run(args: argparse.Namespace) -> dict:
         args.pair = args.name
     pair = pair_from_args(args)
     dec = SpeculativeDecoder(pair)
-    task = args.task or TASK_PAIRS.get(pair.name)
+    spec = pair_spec(pair.name)
+    task = args.task or (spec.task if spec else None)
     items = []
     if task:
         from envs.tasks.math import load_items, prompt_text
-        from envs.tasks.prompts import HELDOUT_SEED
+        from envs.tasks.splits import HELDOUT_SEED
 
         items = load_items(task, max(args.n_items, args.n_prompts), HELDOUT_SEED)
         prompts = [pair.encode(prompt_text(x.question), chat=False) for x in items[: args.n_prompts]]
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     if task:
-        from envs.specdec.mathpair import task_accuracy
+        from envs.pairs.gsm import task_accuracy
 
         result |= {"task": task, **task_accuracy(pair, items[: args.n_items], args.max_new_tokens)}
         console.print(

@@ -4,87 +4,37 @@ and summarise several runs (seeds) with mean and spread."""
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from experiments import plots
-
-N_TRACE_PROMPTS = {"train": 48, "heldout": 24}
-TRACE_TOKENS = 64
-
-
-def trace_source(pair: str) -> str | None:
-    """Prompts a pair's traces are recorded on: a task pair's own questions, else the default mix."""
-    from experiments.benchmarks.pair import TASK_PAIRS
-
-    return f"task:{TASK_PAIRS[pair]}" if pair in TASK_PAIRS else None
-
-
-# The bundled task pair is a pair of byte-level toy models whose step time is Python overhead,
-# not compute: its default experiment prices cycles with the analytic model.
-ANALYTIC_PAIRS = frozenset({"gsm", "tiny-random"})
-
-
-def default_cost_model(pair: str, device: str = "auto") -> str:
-    """``analytic`` for the toy pairs; else the pair's profile on this device and dtype in the data
-    directory (``benchmark cost``'s default path), calibrated on first use."""
-    if pair in ANALYTIC_PAIRS:
-        return "analytic"
-    from envs.specdec.cost import calibrate
-    from envs.specdec.pair import resolve_device, resolve_dtype
-    from envs.specdec.registry import default_dtype, shared_pair
-    from experiments.benchmarks.cost import default_profile_path
-
-    dev = resolve_device(device)
-    path = default_profile_path(pair, dev, resolve_dtype(default_dtype(pair), dev))
-    if not path.is_file():
-        print(f"calibrating the cost model of {pair} on {dev} (once; saved to {path})")
-        calibrate(shared_pair(pair, str(dev)), repeats=5).save(path)
-    return str(path)
-
-
-def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
-    """A DraftVerify trace of ``pair`` in the data directory, recorded on first use."""
-    from envs.specdec import data_dir
-    from experiments import record_traces
-
-    path = data_dir() / "traces" / f"{pair}__default__w{width}_d{max_depth}_{split}.npz"
-    if not path.is_file():
-        argv = ["--pair", pair, "--width", str(width), "--max-depth", str(max_depth), "--split", split,
-                "--n-prompts", str(N_TRACE_PROMPTS[split]), "--max-new-tokens", str(TRACE_TOKENS),
-                "--out", str(path)]  # fmt: skip
-        if source := trace_source(pair):
-            argv += ["--prompts", source]
-        record_traces.main(argv)
-    return path
+from experiments.artifacts import default_traces
 
 
 def evaluate_run(env: str, run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | None:
     """Held-out evaluation of the run's policies against every baseline (None when skipped)."""
-    out = run_dir / "evaluation.json"
+    out = str(run_dir / "evaluation.json")
     if env == "draft-verify":
         if args.backend != "replay":
             return None  # live evaluation: python -m experiments.evaluate --env draft-verify
-        from experiments import evaluate
+        from experiments.evaluate import EvalSettings, evaluate_draft_verify
+        from experiments.runs import run_env_kwargs
 
-        trained = evaluate.run_env_kwargs(str(run_dir))  # evaluate replays the same tree shape
+        trained = run_env_kwargs(str(run_dir))  # evaluate replays the same tree shape
         traces = args.eval_traces or default_traces(args.pair, "heldout", trained["width"], trained["max_depth"])
-        evaluate.main(["--env", "draft-verify", "--policy", str(run_dir), "--pair", args.pair, "--device", args.device,
-                       "--traces", str(traces), "--cost-model", args.cost_model, "--no-live",
-                       "--out", str(out)])  # fmt: skip
-    else:
-        if args.eval_items < 2:
-            return None
-        from experiments import evaluate_arbitration
+        return evaluate_draft_verify(
+            EvalSettings(policy=str(run_dir), pair=args.pair, device=args.device, traces=str(traces),
+                         cost_model=args.cost_model, no_live=True, out=out)  # fmt: skip
+        )
+    if args.eval_items < 2:
+        return None
+    from experiments.evaluate_arbitration import ArbitrationEvalSettings, evaluate_arbitration
 
-        argv = ["--policy", str(run_dir), "--pair", args.pair, "--n-items", str(args.eval_items),
-                "--device", args.device, "--oracle-items", str(args.oracle_items), "--out", str(out)]  # fmt: skip
-        if args.task:
-            argv += ["--task", args.task]
-        evaluate_arbitration.main(argv)
-    return json.loads(out.read_text())
+    settings = ArbitrationEvalSettings(policy=str(run_dir), pair=args.pair, n_items=args.eval_items,
+                                       device=args.device, oracle_items=args.oracle_items, out=out)  # fmt: skip
+    return evaluate_arbitration(replace(settings, task=args.task) if args.task else settings)
 
 
 def headline(env: str, evaluation: dict[str, Any]) -> dict[str, float]:

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401 - registers the ids
-from agents.baselines import Confidence, Heuristic, Oracle, SpecDecPP, StaticDepth, make_policy
-from agents.policy import Composite, Policy, SB3Policy, rollout, run_cycle
+from envs.partners import SB3Policy, make_policy
 from envs.specdec import SpecGymError
 from envs.specdec.cost import AnalyticCost
 from envs.specdec.cycles import CycleResult, LiveCycles
+from envs.specdec.oracle import Oracle
 from envs.specdec.replay import TraceReplay
+from envs.specdec.schedules import Composite, Confidence, Heuristic, Policy, SpecDecPP, StaticDepth, rollout, run_cycle
 from tests.envs.conftest import MAX_DEPTH, PROMPTS
 
 

@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from envs.specdec.registry import shared_pair
+from envs.pairs import shared_pair
 from envs.specdec.trace import record_trace
 
 torch.set_num_threads(1)

@@ -243,8 +243,8 @@ def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_pat
 
 
 def test_best_static_rate_is_the_best_static_throughput_on_the_trace(trace_path):
-    from agents.baselines import best_static_rate, make_policy
-    from agents.policy import rollout
+    from envs.partners import make_policy
+    from envs.specdec.schedules import best_static_rate, rollout
 
     env = replay_env(trace_path, reward="net_tokens", rate="best_static", width=3)
     src = env.unwrapped.source
@@ -344,10 +344,10 @@ def test_step_before_reset_and_after_end(trace_path):
 def test_replay_matches_live_cycles_at_the_edges(width, replay_new):
     import torch
 
+    from envs.pairs.tiny import tiny_random_pair
     from envs.specdec.cost import AnalyticCost
     from envs.specdec.cycles import LiveCycles
     from envs.specdec.replay import TraceReplay
-    from envs.specdec.tiny import tiny_random_pair
     from envs.specdec.trace import record_trace
 
     pair = tiny_random_pair(0, vocab_size=8, eos=True, dtype=torch.float64)  # EOS comes often

@@ -10,10 +10,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.baselines import ExpectedSize, make_policy
-from agents.policy import Composite, rollout
+from envs.partners import make_policy
 from envs.specdec.cost import make_cost_model
 from envs.specdec.replay import TraceReplay
+from envs.specdec.schedules import Composite, ExpectedSize, rollout
 from envs.specdec.trace import Trace
 from experiments import ablations
 

@@ -234,7 +234,7 @@ def test_target_side_is_the_newest_verified_position(traces):
     """Row i holds the target's view after feeding prompt + output[:i-1], whose greedy token is output[i-1]."""
     import torch
 
-    from envs.specdec.registry import shared_pair
+    from envs.pairs import shared_pair
     from envs.specdec.sampling import log_probs
     from envs.specdec.trace import Trace
     from experiments.benchmarks.headroom import TARGET_FEATURES, first_token, target_side

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from envs.pairs.tiny import tiny_random_pair
 from envs.specdec import SpecGymError, SpeculativeDecoder
 from envs.specdec.arbitrate import ArbitratedCycle, ArbitrationSession
-from envs.specdec.tiny import tiny_random_pair
 
 PROMPTS = ["The cat sat on the mat.", "2 + 2 =", "Once upon a time"]
 

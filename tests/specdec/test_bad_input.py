@@ -10,8 +10,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from envs.specdec import ModelPair, SamplingConfig, SpecGymError, SpeculativeDecoder, load_pair
-from envs.specdec.tiny import byte_tokenizer, tiny_config, tiny_random_pair
+from envs.pairs import load_pair
+from envs.pairs.tiny import byte_tokenizer, tiny_config, tiny_random_pair
+from envs.specdec import ModelPair, SamplingConfig, SpecGymError, SpeculativeDecoder
 
 
 def test_different_vocabulary_sizes():

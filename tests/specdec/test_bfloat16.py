@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from envs.pairs.registry import PAIRS, default_dtype, load_pair
+from envs.pairs.tiny import tiny_random_pair
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.pair import native_bf16_cpu, resolve_dtype
-from envs.specdec.registry import PAIRS, default_dtype, load_pair
-from envs.specdec.tiny import tiny_random_pair
 from experiments.benchmarks.common import divergences
 
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
+from envs.pairs.tiny import tiny_random_pair
 from envs.specdec import SamplingConfig, SpeculativeDecoder, shortlist
 from envs.specdec import verify as verify_module
 from envs.specdec.sampling import sampling_probs
-from envs.specdec.tiny import tiny_random_pair
 
 PROMPT = [1, 0, 3, 2, 2]
 N_TOKENS = 3

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from envs.specdec.mathpair import MathPairConfig, ModelShape, build_math_pair, is_complete
-from envs.specdec.registry import load_pair
+from envs.pairs import load_pair
+from envs.pairs.gsm import MathPairConfig, ModelShape, build_math_pair, is_complete
 from envs.tasks.math import chain_solution, extract_answer, generator_items, is_correct
 
 TOY = MathPairConfig(target=ModelShape(1, 32, 2), draft=ModelShape(1, 16, 2), target_steps=3, draft_steps=2,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from envs.pairs import load_pair
 from envs.specdec import SpeculativeDecoder
-from envs.specdec.registry import load_pair
 from envs.tasks import load_prompts
 from experiments.benchmarks.common import divergences
 
@@ -31,7 +31,7 @@ def decode_all(pair, prompts: list[list[int]], n: int) -> dict[str, list[list[in
 
 def test_gsm_pair_is_lossless_in_every_mode() -> None:
     from envs.tasks.math import load_items, prompt_text
-    from envs.tasks.prompts import HELDOUT_SEED
+    from envs.tasks.splits import HELDOUT_SEED
 
     pair = load_pair("gsm", device="cpu")
     prompts = [pair.encode(prompt_text(x.question), chat=False) for x in load_items("chain_sum", 4, HELDOUT_SEED)]

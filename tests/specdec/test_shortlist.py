@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from envs.pairs.tiny import tiny_random_pair
 from envs.specdec import SpeculativeDecoder, shortlist
-from envs.specdec.tiny import tiny_random_pair
 
 
 def test_head_scores_only_the_shortlist() -> None:

@@ -51,7 +51,7 @@ def test_build_pair_rejects_unknown_name() -> None:
 def test_bundled_draft_is_a_complete_build_with_its_card() -> None:
     import json
 
-    from envs.specdec.registry import BUNDLED
+    from envs.pairs.registry import BUNDLED
 
     bundled = BUNDLED / "smollm2-135m-draft"
     assert distill.is_complete(bundled)
@@ -77,9 +77,8 @@ def test_force_rebuild_drops_traces_and_profiles_of_the_old_pair(tmp_path, monke
 @pytest.fixture(scope="module")
 def built_pair():
     """(target model, target tokenizer, draft model, draft tokenizer), built on first use."""
-    from envs.specdec.registry import data_dir
-    from envs.specdec.smollm2 import load_model
-    from experiments.build_pair import ensure_built
+    from envs.pairs import data_dir, ensure_built
+    from envs.pairs.smollm2 import load_model
 
     target_dir, draft_dir = ensure_built("smollm2-135m", data_dir())
     target, target_tok = load_model(target_dir)
@@ -98,7 +97,7 @@ def test_pair_shares_vocabulary(built_pair) -> None:
 
 @pytest.mark.slow
 def test_target_answers_sensibly(built_pair) -> None:
-    from envs.specdec.smollm2 import chat
+    from envs.pairs.smollm2 import chat
 
     target, tokenizer, _, _ = built_pair
     # (It answers "12 + 7 = 9": a 135M model, Q4_1-quantised; capitals it knows.)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from envs.pairs.training import resumable_training
 from envs.specdec import SpecGymError
-from envs.specdec.training import resumable_training
 
 
 def setup():

@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from envs.pairs.training import resumable_training
 from envs.specdec.errors import SpecGymError
-from envs.specdec.training import resumable_training
 
 TASK = "chain_sum"
 TRAIN_SEED_BASE = 200_000
@@ -90,7 +90,7 @@ def make_model(shape: ModelShape, vocab: int, eos: int, max_positions: int):
 def training_questions(cfg: MathPairConfig) -> list[tuple[str, str]]:
     """(prompt, solution) pairs for training, held-out and env-training questions removed."""
     from envs.tasks.math import generator_items, prompt_text
-    from envs.tasks.prompts import HELDOUT_SEED, TRAIN_SEED
+    from envs.tasks.splits import HELDOUT_SEED, TRAIN_SEED
 
     excluded = {x.question for seed in (HELDOUT_SEED, TRAIN_SEED) for x in generator_items(cfg.task, N_EXCLUDED, seed)}
     n = cfg.target_steps * cfg.batch_size
@@ -174,7 +174,7 @@ def evaluate(target_dir: Path, draft_dir: Path, task: str, n: int, progress: boo
     from envs.specdec.decoder import SpeculativeDecoder
     from envs.specdec.pair import ModelPair
     from envs.tasks.math import load_items, prompt_text
-    from envs.tasks.prompts import HELDOUT_SEED
+    from envs.tasks.splits import HELDOUT_SEED
 
     pair = ModelPair.load(str(target_dir), str(draft_dir), device="cpu", dtype="float32", name="gsm")
     items = load_items(task, n, HELDOUT_SEED)
@@ -247,7 +247,7 @@ def is_complete(path: Path) -> bool:
 
 def build_math_pair(pair_dir: Path, *, seed: int = 0, progress: bool = True, config: MathPairConfig | None = None):
     """Train (or resume) the pair into ``pair_dir/{target,draft}``; returns the two paths."""
-    from envs.specdec.tiny import EOS, byte_tokenizer
+    from envs.pairs.tiny import EOS, byte_tokenizer
 
     pair_dir = Path(pair_dir)
     target_dir, draft_dir = pair_dir / "target", pair_dir / "draft"

