@@ -1,97 +1,4 @@
-"""SpecGym/Arbitration-v0: keep the draft's or the target's token where they disagree (CoSpec, 2026).
-
-## Description
-
-Speculative decoding treats the target as the only authority: a drafted token the target
-would not have chosen is thrown away. CoSpec ("Beyond the Target: From Imitation to
-Collaboration in Speculative Decoding") learns, at each draft/target mismatch, whether keeping
-the draft's token leads to a correct final answer. One episode decodes one task item (a math
-question) with greedy chain SpD of ``k`` drafted tokens per cycle; the env drafts and verifies
-by itself and stops for the agent only at mismatches. Keeping the draft's token goes on
-verifying the rest of the drafted block against the target logits already computed for it
-(``envs.specdec.arbitrate``), so it can lengthen the accepted run; keeping the target's token
-ends the cycle as in standard SpD. Always keeping the target's token is exactly the target's
-greedy output.
-
-## Action Space
-
-``Discrete(2)``: 0 = keep the target's token, 1 = keep the draft's token. Both are always
-valid; ``action_masks()`` says so, for tooling built on sb3-contrib's MaskablePPO.
-
-## Observation Space
-
-``Box(0, 1, (27,), float32)``; probabilities at temperature 1:
-
-| index | feature |
-|---|---|
-| 0 | draft P(draft token) |
-| 1 | draft P(target token) |
-| 2 | target P(draft token) |
-| 3 | target P(target token) |
-| 4, 5 | draft entropy, target entropy (/ ln vocabulary) |
-| 6, 7 | draft top-2 margin, target top-2 margin (top-1 minus top-2 probability) |
-| 8 | target log-prob gap log P(draft token) - log P(target token), / 20, clipped to [-1, 0], plus 1 |
-| 9 | position in the drafted block / k |
-| 10 | tokens drafted this cycle / k |
-| 11 | tokens generated / ``max_new_tokens`` (position in the answer) |
-| 12, 13 | mismatches so far, draft tokens kept so far (each / 32, capped at 1) |
-| 14 | share of earlier mismatches where the draft's token was kept (0 before any) |
-| 15 .. 19 | draft token class: digit, operator (``+ - * / = x``), answer marker (``#``), newline, space |
-| 20 .. 24 | target token class, same flags |
-| 25 | the answer line (``####``) has begun |
-| 26 | digits generated since the last non-digit / 8, capped at 1 (position inside a number) |
-
-Hidden-state features are not offered: LTD found they did not help its policies, and they tie a
-saved policy to one model's width.
-
-## Rewards
-
-At the episode's end, the task scorer's value of the finished generation in [0, 1]
-(reasoning-gym's ``score_answer`` on the text after ``####``, or numeric equality for a
-GSM8K-format JSONL task). With ``speed_weight`` w > 0, each step also earns
-``w * (drafted tokens accepted since the last step) / max_new_tokens`` (at most w over an
-episode): a bonus for accepted draft tokens, matches or kept. The last step's can be slightly
-negative: where EOS or ``max_new_tokens`` cuts the final block, it takes back draft tokens an
-earlier step counted, so that the episode's sum is always w x the accepted draft tokens of the
-output / ``max_new_tokens``. ``info`` carries both parts
-separately: ``speed_reward`` every step, and at the end ``correctness`` (the scorer's value;
-reasoning-gym gives partial credit to near misses), ``correct`` (full marks), ``episode_speed_reward``,
-``mismatches``, ``draft_kept``, ``mean_accepted_length``, ``tokens_generated``, ``text``.
-
-## Starting State
-
-An item is drawn uniformly with the env's RNG (or ``reset(options={"item_index": i})``); the
-models prefill its prompt and the env decodes up to the first mismatch. Items whose whole
-generation has no mismatch need no decision: the env decodes them and draws again
-(``info["skipped_items"]``), and an explicit ``item_index`` without a mismatch is an error.
-
-## Episode End
-
-One episode is one item decoded to the end: it terminates at EOS or after ``max_new_tokens``
-(or the context window); it is never truncated.
-
-## Arguments
-
-All JSON-serialisable, so ``env.spec.to_json()`` works:
-
-- ``pair``: registered pair name (``gsm``; ``tiny-random`` for smoke tests).
-- ``task``: a reasoning-gym task name (``chain_sum``, ...) or a GSM8K-format ``.jsonl`` path.
-- ``n_items`` (default 500), ``split``: ``train`` (default; seeds from ``TRAIN_SEED``) |
-  ``heldout`` (``HELDOUT_SEED``; evaluation).
-- ``k``: drafted tokens per cycle (default 4); ``max_new_tokens`` (default 64).
-- ``speed_weight``: weight of the speed term (default 0).
-- ``device``, ``dtype``: for the models (default: per device).
-- ``seed``: seed of the first ``reset()`` called without one.
-
-Pickling keeps the configuration, not an episode in progress: call ``reset()`` after unpickling.
-
-## Registered Configurations
-
-- ``SpecGym/Arbitration-v0``: the defaults above (``gsm`` pair, ``chain_sum``).
-- ``SpecGym/Arbitration-Speed-v0``: the same with ``speed_weight=0.5``.
-- ``SpecGym/Arbitration-Tiny-v0``: ``tiny-random`` pair, 8 items, 24 tokens (smoke tests; its
-  random models never answer correctly).
-"""
+"""SpecGym/Arbitration: keep the draft's or the target's token at a mismatch (CoSpec); see :class:`ArbitrationEnv`."""
 
 from __future__ import annotations
 
@@ -144,7 +51,7 @@ def token_classes(pair_name: str, device: str, dtype: str | None) -> tuple[np.nd
 def features(
     m: Mismatch, session: ArbitrationSession, k: int, max_new: int, classes: np.ndarray, text: str, log_vocab: float
 ) -> np.ndarray:
-    """The observation at mismatch ``m`` (layout in the module docstring)."""
+    """The observation at mismatch ``m`` (layout in :class:`ArbitrationEnv`'s docstring)."""
     gap = np.log(max(m.p_target_of_draft, 1e-30)) - np.log(max(m.p_target_of_target, 1e-30))
     earlier = session.mismatches - 1
     digits = len(text) - len(text.rstrip("0123456789"))
@@ -171,7 +78,109 @@ def features(
 
 
 class ArbitrationEnv(PickleByConfig, gym.Env):
-    """See the module docstring."""
+    """SpecGym/Arbitration-v0: keep the draft's or the target's token where they disagree (CoSpec, 2026).
+
+    ## Description
+
+    Speculative decoding treats the target as the only authority: a drafted token the target
+    would not have chosen is thrown away. CoSpec ("Beyond the Target: From Imitation to
+    Collaboration in Speculative Decoding") learns, at each draft/target mismatch, whether keeping
+    the draft's token leads to a correct final answer. One episode decodes one task item (a math
+    question) with greedy chain SpD of ``k`` drafted tokens per cycle; the env drafts and verifies
+    by itself and stops for the agent only at mismatches. Keeping the draft's token goes on
+    verifying the rest of the drafted block against the target logits already computed for it
+    (``envs.specdec.arbitrate``), so it can lengthen the accepted run; keeping the target's token
+    ends the cycle as in standard SpD. Always keeping the target's token is exactly the target's
+    greedy output.
+
+    ## Action Space
+
+    ``Discrete(2)``: 0 = keep the target's token, 1 = keep the draft's token. Both are always
+    valid; ``action_masks()`` says so, for tooling built on sb3-contrib's MaskablePPO.
+
+    ## Observation Space
+
+    ``Box(0, 1, (27,), float32)``; probabilities at temperature 1:
+
+    | index | feature |
+    |---|---|
+    | 0 | draft P(draft token) |
+    | 1 | draft P(target token) |
+    | 2 | target P(draft token) |
+    | 3 | target P(target token) |
+    | 4, 5 | draft entropy, target entropy (/ ln vocabulary) |
+    | 6, 7 | draft top-2 margin, target top-2 margin (top-1 minus top-2 probability) |
+    | 8 | target log-prob gap log P(draft token) - log P(target token), / 20, clipped to [-1, 0], plus 1 |
+    | 9 | position in the drafted block / k |
+    | 10 | tokens drafted this cycle / k |
+    | 11 | tokens generated / ``max_new_tokens`` (position in the answer) |
+    | 12, 13 | mismatches so far, draft tokens kept so far (each / 32, capped at 1) |
+    | 14 | share of earlier mismatches where the draft's token was kept (0 before any) |
+    | 15 .. 19 | draft token class: digit, operator (``+ - * / = x``), answer marker (``#``), newline, space |
+    | 20 .. 24 | target token class, same flags |
+    | 25 | the answer line (``####``) has begun |
+    | 26 | digits generated since the last non-digit / 8, capped at 1 (position inside a number) |
+
+    Hidden-state features are not offered: LTD found they did not help its policies, and they tie a
+    saved policy to one model's width.
+
+    ## Rewards
+
+    At the episode's end, the task scorer's value of the finished generation in [0, 1]
+    (reasoning-gym's ``score_answer`` on the text after ``####``, or numeric equality for a
+    GSM8K-format JSONL task). With ``speed_weight`` w > 0, each step also earns
+    ``w * (drafted tokens accepted since the last step) / max_new_tokens`` (at most w over an
+    episode): a bonus for accepted draft tokens, matches or kept. The last step's can be slightly
+    negative: where EOS or ``max_new_tokens`` cuts the final block, it takes back draft tokens an
+    earlier step counted, so that the episode's sum is always w x the accepted draft tokens of the
+    output / ``max_new_tokens``. ``info`` carries both parts
+    separately: ``speed_reward`` every step, and at the end ``correctness`` (the scorer's value;
+    reasoning-gym gives partial credit to near misses), ``correct`` (full marks), ``episode_speed_reward``,
+    ``mismatches``, ``draft_kept``, ``mean_accepted_length``, ``tokens_generated``, ``text``.
+
+    ## Starting State
+
+    An item is drawn uniformly with the env's RNG (or ``reset(options={"item_index": i})``); the
+    models prefill its prompt and the env decodes up to the first mismatch. Items whose whole
+    generation has no mismatch need no decision: the env decodes them and draws again
+    (``info["skipped_items"]``), and an explicit ``item_index`` without a mismatch is an error.
+
+    ## Episode End
+
+    One episode is one item decoded to the end: it terminates at EOS or after ``max_new_tokens``
+    (or the context window); it is never truncated.
+
+    ## Arguments
+
+    All JSON-serialisable, so ``env.spec.to_json()`` works:
+
+    - ``pair``: registered pair name (``gsm``; ``tiny-random`` for smoke tests).
+    - ``task``: a reasoning-gym task name (``chain_sum``, ...) or a GSM8K-format ``.jsonl`` path.
+    - ``n_items`` (default 500), ``split``: ``train`` (default; seeds from ``TRAIN_SEED``) |
+      ``heldout`` (``HELDOUT_SEED``; evaluation).
+    - ``k``: drafted tokens per cycle (default 4); ``max_new_tokens`` (default 64).
+    - ``speed_weight``: weight of the speed term (default 0).
+    - ``device``, ``dtype``: for the models (default: per device).
+    - ``seed``: seed of the first ``reset()`` called without one.
+
+    Pickling keeps the configuration, not an episode in progress: call ``reset()`` after unpickling.
+
+    ## Registered Configurations
+
+    - ``SpecGym/Arbitration-v0``: the defaults above (``gsm`` pair, ``chain_sum``).
+    - ``SpecGym/Arbitration-Speed-v0``: the same with ``speed_weight=0.5``.
+    - ``SpecGym/Arbitration-Tiny-v0``: ``tiny-random`` pair, 8 items, 24 tokens (smoke tests; its
+      random models never answer correctly).
+
+    ## Version History
+
+    - v0: the initial version: CoSpec's keep-draft / keep-target choice at each mismatch of greedy
+      chain SpD with ``k`` drafted tokens per cycle, rewarded by the task scorer's correctness (plus
+      an optional speed term), with the 27-feature observation above.
+
+    A change to a default behaviour (the observation layout, the reward, a default argument, ...)
+    gets a new id version (``-v1``); the ``-v0`` ids keep their meaning.
+    """
 
     metadata = {"render_modes": []}
 

@@ -1,142 +1,4 @@
-"""SpecGym/DraftVerify-v0: when to stop drafting and how much to verify (LTD, 2026).
-
-## Description
-
-Speculative decoding drafts tokens with a small model and verifies them in one forward of
-the target. "Learning to Draft" (LTD) learns two decisions with PPO: a depth policy that,
-after each draft forward, continues or stops, and a size policy that chooses how many of the
-drafted candidates (an EAGLE-style top-W tree) to send to the target. The reward is the
-throughput of each draft-and-verify cycle. Verification is greedy, so the generated text is
-the target's greedy output whatever the agent does; only the time changes.
-
-Time comes from a cost model (``cost_model``): ``analytic`` (default, tests), a profiled
-latency table (``path/to/profile.json`` from ``python -m experiments.benchmark cost``; use
-it for training) or ``measured`` (wall clock, live backend only). The ``replay`` backend
-replays a trace recorded once per pair (``python -m experiments.record_traces``) at numpy
-speed and gives exactly the live engine's results for the same actions.
-
-## Action Space
-
-- ``role="draft"``: ``Discrete(2)``, 0 = continue drafting, 1 = stop and verify. Asked after
-  each draft forward. At the cycle's cap (``max_depth``, or fewer when fewer tokens remain)
-  only stop is valid (``action_masks()``); continue there is treated as stop. The partner
-  chooses the verification size.
-- ``role="verify"``: ``Discrete(max_depth * width + 1)`` = number of drafted nodes to verify
-  (the top ones by cumulative draft log-prob; 0 = a plain target step). Asked once per cycle
-  after the partner has drafted. ``action_masks()`` masks sizes above the nodes drafted;
-  a larger size verifies all of them.
-- ``role="joint"``: ``Discrete(len(joint_actions))``: one action per cycle, before drafting,
-  choosing a (depth d, size n) pair with 1 <= n <= d * width, ordered by d then n
-  (``env.unwrapped.joint_table[a]`` gives the pair). A flat Discrete over valid pairs rather
-  than MultiDiscrete, because the valid sizes depend on the depth. Depths above the cycle's
-  cap are masked (and clipped to it if chosen).
-
-## Observation Space
-
-``Box(-1, 1, (7 + W + D*W + 8,), float32)`` (the two cost ratios go up to 100), D =
-``max_depth``, W = ``width``; the same layout in every role (so saved policies can partner
-each other), computed identically by both backends:
-
-| index | feature |
-|---|---|
-| 0 | draft forwards so far this cycle / D (0 in the joint role, which decides before drafting) |
-| 1 | context length / the pair's context window |
-| 2 | tokens still allowed / ``max_new_tokens`` |
-| 3 | cost of one draft forward of W tokens / cost of one target-only step (cost model, this context) |
-| 4 | cost of verifying every drafted node / cost of one target-only step |
-| 5 | draft prob of the newest level's best node (by cumulative log-prob) (0 before drafting) |
-| 6 | entropy of the draft distribution it came from / ln(vocabulary) (0 before drafting) |
-| 7 .. 7+W-1 | newest level's cumulative draft log-probs, sorted descending |
-| 7+W .. 7+W+D*W-1 | every drafted node's cumulative draft log-prob, sorted descending |
-| next 4 | accepted length / D of the last 4 cycles, newest first |
-| next 4 | draft depth / D of the last 4 cycles, newest first |
-
-Log-probs are divided by 5 and clipped to [-1, 0] (a node below e^-5 reads like an empty slot);
-slots with no node or no past cycle are -1. Under ``cost_model="measured"`` indices 3 and 4
-are 0 (wall clock does not predict).
-
-## Rewards
-
-Given at the end of each cycle (0 on draft-role continue steps). ``tokens`` = accepted draft
-tokens + 1 (the target's correction or bonus token), fewer when EOS or ``max_new_tokens``
-cuts the cycle; ``time`` = the cycle's draft forwards + its verification under the cost model.
-
-- ``reward="throughput"`` (LTD): ``tokens / time`` in tokens per second.
-- ``reward="net_tokens"``: ``tokens - rate * time``; ``rate`` defaults to the target-only
-  decoding rate at the cycle's context, ``1 / verify_time(1, context)``. The output (and so
-  the total tokens) is fixed, so maximising the return minimises total time measured in
-  target-only steps: it maximises long-run tokens/s relative to target-only decoding (a
-  cycle pays off exactly when its reward is positive). A constant ``rate`` maximises plain
-  long-run tokens/s. ``rate="best_static"`` (replay) takes the best static k's tokens/s on the
-  env's trace: a learner that discounts (gamma < 1) weighs each cycle nearly alone, and a cycle's
-  tokens - rate * time is the right thing to maximise alone when ``rate`` is the throughput to
-  beat (Dinkelbach's method for ratios); at the target-only rate tokens are overpriced against
-  time and such a learner over-drafts.
-
-``credit="token"`` (replay, ``net_tokens``; a training aid for the draft role) pays a cycle's
-reward as it accrues instead of all at the stop: each continue step gets the draft tokens its
-forward adds to the accepted run if the tree were verified whole (the trace knows) minus
-``rate`` times the time it adds (the forward, and verifying its level with the rest), and the
-stop step the rest of the cycle's reward. Every cycle's rewards sum to the same total as under
-the default ``credit="cycle"``, so undiscounted returns and the best policy are unchanged, and
-the policy never observes the outcome (observations are the same); but each decision's
-consequence shows in its own step's reward instead of several steps later, mixed with the rest
-of the cycle's luck. In the verify and joint roles every step ends a cycle, so the two credits
-are the same there. The live engine cannot know acceptance before verifying, so it has only
-``cycle``.
-
-## Starting State
-
-A prompt is drawn uniformly with the env's RNG (or ``reset(options={"prompt_index": i})``),
-the target and draft prefill it, and the env runs to the first decision: after the first
-draft forward (draft), after the partner's drafting (verify), or at cycle start (joint).
-
-## Episode End
-
-One episode is one prompt's whole generation, because what a decision should be depends on
-the cycles before it within that generation: the acceptance history (observed, and driving
-schedule partners such as ``heuristic``), the growing context (cost), and whether the last
-cycle accepted its whole draft (the next first draft forward then feeds 2 tokens). It
-terminates at EOS or after ``max_new_tokens`` (or the context window); it is never
-truncated. ``info`` at each cycle's end: ``accepted_len``, ``new_tokens``, ``depth``,
-``n_verify``, ``cycle_time``, ``tokens_generated``, ``context_len``, ``prompt_index``.
-
-## Arguments
-
-All JSON-serialisable, so ``env.spec.to_json()`` works:
-
-- ``pair``: registered pair name (``tiny-random``, ``smollm2-135m``).
-- ``role``: ``draft`` | ``verify`` | ``joint``.
-- ``backend``: ``live`` (the engine) | ``replay`` (a recorded trace; needs ``traces``).
-- ``traces``: ``.npz`` from ``python -m experiments.record_traces`` (replay); it must be for
-  this ``pair`` and ``width``, with ``max_depth`` and ``max_new_tokens`` at most its own.
-- ``prompts``: None (generated reasoning-gym questions), a ``.jsonl`` path, or comma-separated
-  reasoning-gym task names; replay takes the trace's prompts (a different ``prompts`` is an error).
-- ``n_prompts``: how many (live default 20; replay default all in the trace).
-- ``split``: ``heldout`` (default) | ``train``: which seed generated prompts come from.
-- ``max_new_tokens`` (live default 128; replay default the trace's), ``width`` (1 = chain), ``max_depth``.
-- ``reward``: ``throughput`` | ``net_tokens``; ``rate``: tokens/s for ``net_tokens`` (default above),
-  or ``"best_static"`` (replay; see Rewards).
-- ``credit``: ``cycle`` (default) | ``token`` (see Rewards).
-- ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
-- ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
-  ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
-  ``oracle-depth`` (replay) or a saved SB3 ``.zip`` (see ``agents.baselines``); default
-  ``static-4`` (drafts 4 and, as every depth rule, verifies everything).
-- ``device``, ``dtype``: for the live models (default: per device).
-- ``seed``: seed of the first ``reset()`` called without one.
-
-Pickling keeps the configuration, not an episode in progress: call ``reset()`` after unpickling.
-
-## Registered Configurations
-
-- ``SpecGym/DraftVerify-v0``: the defaults above (depth role, chain, tiny-random, live).
-- ``SpecGym/DraftVerify-Draft-v0`` / ``SpecGym/DraftVerify-Verify-v0``: LTD's depth and size
-  roles over the same width-4 tree, so a policy saved from one is a valid ``partner`` of the
-  other (co-adaptive training).
-- ``SpecGym/DraftVerify-Joint-v0``: joint role, chain.
-- ``SpecGym/DraftVerify-Tiny-v0``: depth role, 4 short prompts, 32 tokens (smoke tests).
-"""
+"""SpecGym/DraftVerify: when to stop drafting and how much to verify (LTD, 2026); see :class:`DraftVerifyEnv`."""
 
 from __future__ import annotations
 
@@ -195,7 +57,154 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 class DraftVerifyEnv(PickleByConfig, gym.Env):
-    """See the module docstring."""
+    """SpecGym/DraftVerify-v0: when to stop drafting and how much to verify (LTD, 2026).
+
+    ## Description
+
+    Speculative decoding drafts tokens with a small model and verifies them in one forward of
+    the target. "Learning to Draft" (LTD) learns two decisions with PPO: a depth policy that,
+    after each draft forward, continues or stops, and a size policy that chooses how many of the
+    drafted candidates (an EAGLE-style top-W tree) to send to the target. The reward is the
+    throughput of each draft-and-verify cycle. Verification is greedy, so the generated text is
+    the target's greedy output whatever the agent does; only the time changes.
+
+    Time comes from a cost model (``cost_model``): ``analytic`` (default, tests), a profiled
+    latency table (``path/to/profile.json`` from ``python -m experiments.benchmark cost``; use
+    it for training) or ``measured`` (wall clock, live backend only). The ``replay`` backend
+    replays a trace recorded once per pair (``python -m experiments.record_traces``) at numpy
+    speed and gives exactly the live engine's results for the same actions.
+
+    ## Action Space
+
+    - ``role="draft"``: ``Discrete(2)``, 0 = continue drafting, 1 = stop and verify. Asked after
+      each draft forward. At the cycle's cap (``max_depth``, or fewer when fewer tokens remain)
+      only stop is valid (``action_masks()``); continue there is treated as stop. The partner
+      chooses the verification size.
+    - ``role="verify"``: ``Discrete(max_depth * width + 1)`` = number of drafted nodes to verify
+      (the top ones by cumulative draft log-prob; 0 = a plain target step). Asked once per cycle
+      after the partner has drafted. ``action_masks()`` masks sizes above the nodes drafted;
+      a larger size verifies all of them.
+    - ``role="joint"``: ``Discrete(len(joint_actions))``: one action per cycle, before drafting,
+      choosing a (depth d, size n) pair with 1 <= n <= d * width, ordered by d then n
+      (``env.unwrapped.joint_table[a]`` gives the pair). A flat Discrete over valid pairs rather
+      than MultiDiscrete, because the valid sizes depend on the depth. Depths above the cycle's
+      cap are masked (and clipped to it if chosen).
+
+    ## Observation Space
+
+    ``Box(-1, 1, (7 + W + D*W + 8,), float32)`` (the two cost ratios go up to 100), D =
+    ``max_depth``, W = ``width``; the same layout in every role (so saved policies can partner
+    each other), computed identically by both backends:
+
+    | index | feature |
+    |---|---|
+    | 0 | draft forwards so far this cycle / D (0 in the joint role, which decides before drafting) |
+    | 1 | context length / the pair's context window |
+    | 2 | tokens still allowed / ``max_new_tokens`` |
+    | 3 | cost of one draft forward of W tokens / cost of one target-only step (cost model, this context) |
+    | 4 | cost of verifying every drafted node / cost of one target-only step |
+    | 5 | draft prob of the newest level's best node (by cumulative log-prob) (0 before drafting) |
+    | 6 | entropy of the draft distribution it came from / ln(vocabulary) (0 before drafting) |
+    | 7 .. 7+W-1 | newest level's cumulative draft log-probs, sorted descending |
+    | 7+W .. 7+W+D*W-1 | every drafted node's cumulative draft log-prob, sorted descending |
+    | next 4 | accepted length / D of the last 4 cycles, newest first |
+    | next 4 | draft depth / D of the last 4 cycles, newest first |
+
+    Log-probs are divided by 5 and clipped to [-1, 0] (a node below e^-5 reads like an empty slot);
+    slots with no node or no past cycle are -1. Under ``cost_model="measured"`` indices 3 and 4
+    are 0 (wall clock does not predict).
+
+    ## Rewards
+
+    Given at the end of each cycle (0 on draft-role continue steps). ``tokens`` = accepted draft
+    tokens + 1 (the target's correction or bonus token), fewer when EOS or ``max_new_tokens``
+    cuts the cycle; ``time`` = the cycle's draft forwards + its verification under the cost model.
+
+    - ``reward="throughput"`` (LTD): ``tokens / time`` in tokens per second.
+    - ``reward="net_tokens"``: ``tokens - rate * time``; ``rate`` defaults to the target-only
+      decoding rate at the cycle's context, ``1 / verify_time(1, context)``. The output (and so
+      the total tokens) is fixed, so maximising the return minimises total time measured in
+      target-only steps: it maximises long-run tokens/s relative to target-only decoding (a
+      cycle pays off exactly when its reward is positive). A constant ``rate`` maximises plain
+      long-run tokens/s. ``rate="best_static"`` (replay) takes the best static k's tokens/s on the
+      env's trace: a learner that discounts (gamma < 1) weighs each cycle nearly alone, and a cycle's
+      tokens - rate * time is the right thing to maximise alone when ``rate`` is the throughput to
+      beat (Dinkelbach's method for ratios); at the target-only rate tokens are overpriced against
+      time and such a learner over-drafts.
+
+    ``credit="token"`` (replay, ``net_tokens``; a training aid for the draft role) pays a cycle's
+    reward as it accrues instead of all at the stop: each continue step gets the draft tokens its
+    forward adds to the accepted run if the tree were verified whole (the trace knows) minus
+    ``rate`` times the time it adds (the forward, and verifying its level with the rest), and the
+    stop step the rest of the cycle's reward. Every cycle's rewards sum to the same total as under
+    the default ``credit="cycle"``, so undiscounted returns and the best policy are unchanged, and
+    the policy never observes the outcome (observations are the same); but each decision's
+    consequence shows in its own step's reward instead of several steps later, mixed with the rest
+    of the cycle's luck. In the verify and joint roles every step ends a cycle, so the two credits
+    are the same there. The live engine cannot know acceptance before verifying, so it has only
+    ``cycle``.
+
+    ## Starting State
+
+    A prompt is drawn uniformly with the env's RNG (or ``reset(options={"prompt_index": i})``),
+    the target and draft prefill it, and the env runs to the first decision: after the first
+    draft forward (draft), after the partner's drafting (verify), or at cycle start (joint).
+
+    ## Episode End
+
+    One episode is one prompt's whole generation, because what a decision should be depends on
+    the cycles before it within that generation: the acceptance history (observed, and driving
+    schedule partners such as ``heuristic``), the growing context (cost), and whether the last
+    cycle accepted its whole draft (the next first draft forward then feeds 2 tokens). It
+    terminates at EOS or after ``max_new_tokens`` (or the context window); it is never
+    truncated. ``info`` at each cycle's end: ``accepted_len``, ``new_tokens``, ``depth``,
+    ``n_verify``, ``cycle_time``, ``tokens_generated``, ``context_len``, ``prompt_index``.
+
+    ## Arguments
+
+    All JSON-serialisable, so ``env.spec.to_json()`` works:
+
+    - ``pair``: registered pair name (``tiny-random``, ``smollm2-135m``).
+    - ``role``: ``draft`` | ``verify`` | ``joint``.
+    - ``backend``: ``live`` (the engine) | ``replay`` (a recorded trace; needs ``traces``).
+    - ``traces``: ``.npz`` from ``python -m experiments.record_traces`` (replay); it must be for
+      this ``pair`` and ``width``, with ``max_depth`` and ``max_new_tokens`` at most its own.
+    - ``prompts``: None (generated reasoning-gym questions), a ``.jsonl`` path, or comma-separated
+      reasoning-gym task names; replay takes the trace's prompts (a different ``prompts`` is an error).
+    - ``n_prompts``: how many (live default 20; replay default all in the trace).
+    - ``split``: ``heldout`` (default) | ``train``: which seed generated prompts come from.
+    - ``max_new_tokens`` (live default 128; replay default the trace's), ``width`` (1 = chain), ``max_depth``.
+    - ``reward``: ``throughput`` | ``net_tokens``; ``rate``: tokens/s for ``net_tokens`` (default above),
+      or ``"best_static"`` (replay; see Rewards).
+    - ``credit``: ``cycle`` (default) | ``token`` (see Rewards).
+    - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
+    - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
+      ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
+      ``oracle-depth`` (replay) or a saved SB3 ``.zip`` (see ``envs.partners``); default
+      ``static-4`` (drafts 4 and, as every depth rule, verifies everything).
+    - ``device``, ``dtype``: for the live models (default: per device).
+    - ``seed``: seed of the first ``reset()`` called without one.
+
+    Pickling keeps the configuration, not an episode in progress: call ``reset()`` after unpickling.
+
+    ## Registered Configurations
+
+    - ``SpecGym/DraftVerify-v0``: the defaults above (depth role, chain, tiny-random, live).
+    - ``SpecGym/DraftVerify-Draft-v0`` / ``SpecGym/DraftVerify-Verify-v0``: LTD's depth and size
+      roles over the same width-4 tree, so a policy saved from one is a valid ``partner`` of the
+      other (co-adaptive training).
+    - ``SpecGym/DraftVerify-Joint-v0``: joint role, chain.
+    - ``SpecGym/DraftVerify-Tiny-v0``: depth role, 4 short prompts, 32 tokens (smoke tests).
+
+    ## Version History
+
+    - v0: the initial version: LTD's depth (``draft``), size (``verify``) and ``joint`` decisions over
+      greedy draft-and-verify cycles, on the live engine or a recorded trace, rewarded by throughput
+      or ``net_tokens``, with the observation layout above.
+
+    A change to a default behaviour (the observation layout, the reward, a default argument, ...)
+    gets a new id version (``-v1``); the ``-v0`` ids keep their meaning.
+    """
 
     metadata = {"render_modes": []}
 

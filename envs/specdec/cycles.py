@@ -23,7 +23,7 @@ from envs.specdec.pair import ModelPair
 
 # Cumulative log-probs are divided by this and clipped to [-1, 0]. At 5 the range where depth rules
 # act (about -0.3 to -1.5) spans a third of the input; at 20 it was squeezed into [-0.075, 0] and
-# PPO's smollm2 policies were 0.7-2.5% slower (held-out, widths 4 / 2 / 1; see the #4 notes).
+# PPO's smollm2 policies were 0.7-2.5% slower (held-out, widths 4 / 2 / 1).
 LOGP_SCALE = 5.0
 ROLES = ("draft", "verify", "joint")  # DraftVerify's deciders: depth, verification size, both
 HISTORY = 4  # past cycles in the observation
@@ -31,7 +31,7 @@ COST_RATIO_MAX = 100.0  # clip for the cost-ratio features
 
 
 def obs_layout(max_depth: int, width: int) -> dict[str, slice]:
-    """Index ranges of the observation vector (documented in ``envs/draft_verify.py``)."""
+    """Index ranges of the observation vector (documented on ``DraftVerifyEnv`` in ``envs/draft_verify.py``)."""
     k = max_depth * width
     parts = [
         ("depth", 1),
