@@ -1,5 +1,5 @@
 """Ablations of DraftVerify's PPO learners: ideas for beating the rules, measured so that the
-README's claims about them can be re-run.
+claims about them in docs/findings/draft_verify.md can be re-run.
 
     python -m experiments.ablations residual-size --pair smollm2-135m --seeds 0 1 --out FILE.json
     python -m experiments.ablations generation-stats --pair smollm2-135m --seeds 0 1 --out FILE.json

@@ -117,7 +117,7 @@ def test_evaluate_reports_every_policy(trained, traces, tmp_path):
     assert data["policies"]["oracle"]["fraction_of_oracle"] == pytest.approx(1.0)
     assert data["n_prompts"] == 4 and 1 <= data["best_static_k"] <= 8
     assert data["prompts"] == "default mix (heldout)"
-    assert "DraftVerify policies" in report.render(tmp_path)  # the README table reads this JSON
+    assert "DraftVerify policies" in report.render(tmp_path)  # the results page reads this JSON
 
 
 def test_evaluate_on_a_prompts_file_records_a_trace_and_measures_live(trained, tmp_path):
@@ -183,7 +183,7 @@ def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
     assert data["identical_outputs"] is True  # greedy: every method returns the target's tokens
     assert data["methods"]["target_only"]["speedup_vs_target_only"] == pytest.approx(1.0)
     assert out.with_suffix(".md").read_text().count("|") > 20
-    assert "End-to-end decoding" in report.render(tmp_path)  # the README table reads this JSON
+    assert "End-to-end decoding" in report.render(tmp_path)  # the results page reads this JSON
 
 
 def test_headroom_benchmark(trained, traces, tmp_path):
