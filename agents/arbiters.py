@@ -27,6 +27,7 @@ import numpy as np
 
 from envs.specdec.arbitrate import ArbitrationSession, Mismatch
 from envs.specdec.errors import SpecGymError
+from envs.specdec.records import mean_accepted_length
 
 ARBITERS = ("target-only", "always-draft", "random[-P]", "target-prob-T", "draft-margin-D", "oracle", "PATH.zip")
 
@@ -163,7 +164,7 @@ class ItemResult:
 
     @property
     def mean_accepted_length(self) -> float:
-        return self.tokens / self.cycles if self.cycles else 1.0
+        return mean_accepted_length(self.tokens, self.cycles)
 
 
 def run_item(env, arbiter: Arbiter, index: int) -> ItemResult:

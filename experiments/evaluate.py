@@ -32,6 +32,7 @@ from envs.partners import make_policy
 from envs.specdec import SpecGymError, SpeculativeDecoder
 from envs.specdec.cost import device_name, make_cost_model
 from envs.specdec.cycles import LiveCycles
+from envs.specdec.records import mean_accepted_length
 from envs.specdec.replay import TraceReplay
 from envs.specdec.schedules import EpisodeStats, Policy, rollout
 from envs.specdec.trace import Trace, record_trace
@@ -50,7 +51,7 @@ def summarise_episodes(stats: list[EpisodeStats]) -> dict:
     tokens = sum(s.tokens for s in stats)
     return {
         "tokens_per_s": tokens / sum(s.time for s in stats),
-        "mean_accepted_length": tokens / sum(s.cycles for s in stats),
+        "mean_accepted_length": mean_accepted_length(tokens, sum(s.cycles for s in stats)),
         "speedup_vs_target_only": sum(s.target_time for s in stats) / sum(s.time for s in stats),
         "per_prompt_tokens_per_s": [s.tokens_per_s for s in stats],
     }

@@ -33,6 +33,7 @@ from agents.arbiters import Arbiter, ItemResult, make_arbiter, run_item
 from envs.arbitration import ArbitrationEnv
 from envs.specdec import SpecGymError
 from envs.specdec.cost import device_name
+from envs.specdec.records import mean_accepted_length
 from experiments import cli
 from experiments.cli import write_json
 
@@ -90,7 +91,7 @@ def summarise_items(results: list[ItemResult]) -> dict:
         "accuracy_ci95": wilson(correct, n),
         "mean_score": sum(r.score for r in results) / n,
         "n_items": n,
-        "mean_accepted_length": sum(r.tokens for r in results) / sum(r.cycles for r in results),
+        "mean_accepted_length": mean_accepted_length(sum(r.tokens for r in results), sum(r.cycles for r in results)),
         "tokens_per_s": sum(r.tokens for r in results) / sum(r.time for r in results),
         "draft_kept_fraction": sum(r.draft_kept for r in results) / mismatches if mismatches else 0.0,
         "mismatches_per_item": mismatches / n,

@@ -23,7 +23,7 @@ import torch
 
 from envs.specdec.decoder import SpeculativeDecoder
 from envs.specdec.errors import SpecGymError
-from envs.specdec.records import CycleRecord
+from envs.specdec.records import CycleRecord, mean_accepted_length
 from envs.specdec.sampling import entropy, log_probs
 from envs.specdec.state import DecodeState, Timer
 from envs.specdec.verify import Verdict, target_forward, trim_target
@@ -176,5 +176,5 @@ class ArbitrationSession:
 
     @property
     def mean_accepted_length(self) -> float:
-        """Tokens per target forward (accepted + the target's token, averaged over cycles)."""
-        return len(self.new_tokens) / self.cycles if self.cycles else 1.0
+        """See :func:`~envs.specdec.records.mean_accepted_length`."""
+        return mean_accepted_length(len(self.new_tokens), self.cycles)

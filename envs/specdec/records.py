@@ -8,6 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def mean_accepted_length(tokens: int, cycles: int) -> float:
+    """Tokens appended per target forward (accepted draft tokens + the target's own token, averaged
+    over cycles): the one definition every record, env, baseline and benchmark reports.
+
+    It counts the tokens that reach the output, so a last cycle cut short by EOS or the token limit
+    counts what it appended, not what was accepted past the end (that would overstate the speed).
+    1.0 with no cycle: target-only decoding appends one token per forward.
+    """
+    return tokens / cycles if cycles else 1.0
+
+
 @dataclass
 class CycleRecord:
     """One draft-and-verify cycle.
@@ -67,7 +78,5 @@ class GenerationResult:
 
     @property
     def mean_accepted_length(self) -> float:
-        """Tokens per target forward: accepted draft tokens + 1, averaged over cycles."""
-        if not self.records:
-            return 1.0
-        return sum(r.accepted_len + 1 for r in self.records) / len(self.records)
+        """See :func:`mean_accepted_length`."""
+        return mean_accepted_length(sum(len(r.new_tokens) for r in self.records), len(self.records))

@@ -42,6 +42,7 @@ import numpy as np
 
 from envs.specdec.cycles import CycleResult, CycleSource
 from envs.specdec.errors import SpecGymError
+from envs.specdec.records import mean_accepted_length
 
 
 class Policy:
@@ -87,8 +88,8 @@ class EpisodeStats:
 
     @property
     def mean_accepted_length(self) -> float:
-        """Tokens per target forward (accepted + bonus, averaged over cycles)."""
-        return self.tokens / self.cycles
+        """See :func:`~envs.specdec.records.mean_accepted_length`."""
+        return mean_accepted_length(self.tokens, self.cycles)
 
 
 def run_cycle(policy: Policy, source: CycleSource) -> CycleResult:

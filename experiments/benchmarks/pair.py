@@ -12,6 +12,7 @@ from rich.table import Table
 from envs.pairs import pair_spec
 from envs.specdec import SpeculativeDecoder
 from envs.specdec.cost import device_name
+from envs.specdec.records import mean_accepted_length
 from envs.tasks import load_prompts
 from experiments import cli
 from experiments.benchmarks.common import divergences, interleaved, spread, top2_gaps
@@ -54,12 +55,12 @@ def run(args: argparse.Namespace) -> dict:
     else:
         prompts = [pair.encode(p) for p in load_prompts(args.prompts, args.n_prompts)]
     n = args.max_new_tokens
-    cycles: dict[int, list[tuple[int, int]]] = {k: [] for k in args.ks}  # (accepted, verified) per cycle
+    cycles: dict[int, list[tuple[int, int, int]]] = {k: [] for k in args.ks}  # (accepted, verified, new) per cycle
 
     def spd(k: int):
         def go(ids: list[int]) -> list[int]:
             out = dec.generate(ids, n, k=k)
-            cycles[k].extend((r.accepted_len, len(r.verified)) for r in out.records)
+            cycles[k].extend((r.accepted_len, len(r.verified), len(r.new_tokens)) for r in out.records)
             return out.tokens
 
         return go
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> dict:
         by_k[str(k)] = {
             "tokens_per_s": spread(rates[f"k{k}"]),
             "speedup": float(np.mean(rates[f"k{k}"]) / np.mean(rates["target_ar"])),
-            "mean_accepted_length": float(np.mean(acc[:, 0] + 1)),
+            "mean_accepted_length": mean_accepted_length(int(acc[:, 2].sum()), len(acc)),
             "acceptance_rate": float(acc[:, 0].sum() / max(acc[:, 1].sum(), 1)),
         }
     best = max(args.ks, key=lambda k: by_k[str(k)]["speedup"])

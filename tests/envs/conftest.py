@@ -7,7 +7,9 @@ the fixture takes the env module's cached copy, the very models the envs run.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,6 +30,43 @@ LIVE = {
 }
 
 _traces: dict[int, str] = {}
+
+
+@dataclass(frozen=True)
+class DraftVerifySetup:
+    """What the DraftVerify fixtures were built with, for the tests that check against it."""
+
+    prompts: list[str] = field(default_factory=lambda: list(PROMPTS))
+    max_new: int = MAX_NEW
+    max_depth: int = MAX_DEPTH
+
+
+@pytest.fixture(scope="session")
+def dv() -> DraftVerifySetup:
+    return DraftVerifySetup()
+
+
+def _play(env, actions_rng: np.random.Generator, *, seed: int = 0, index: int | None = None, limit: int = 10_000):
+    """One episode with masked random actions: (observations, rewards, infos)."""
+    options = None if index is None else {"prompt_index": index}
+    obs, info = env.reset(seed=seed, options=options)
+    observations, rewards, infos = [obs], [], [info]
+    for _ in range(limit):
+        valid = np.flatnonzero(env.unwrapped.action_masks())
+        obs, reward, terminated, truncated, info = env.step(int(actions_rng.choice(valid)))
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        assert not truncated
+        if terminated:
+            break
+    return observations, rewards, infos
+
+
+@pytest.fixture(scope="session")
+def play():
+    """``play(env, rng, seed=, index=)``: one episode with masked random actions."""
+    return _play
 
 
 @pytest.fixture(scope="session")

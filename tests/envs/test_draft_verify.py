@@ -18,7 +18,6 @@ from envs.draft_verify import CONTINUE
 from envs.specdec import SpecGymError, SpeculativeDecoder
 from envs.specdec.cycles import obs_layout
 from envs.specdec.trace import Trace
-from tests.envs.conftest import MAX_DEPTH, PROMPTS
 
 REGISTERED = sorted(i for i in gym.registry if i.startswith("SpecGym/DraftVerify"))
 ROLES = ("draft", "verify", "joint")
@@ -31,35 +30,16 @@ def test_registered_ids():
     assert "SpecGym/DraftVerify-Joint-v0" in REGISTERED
 
 
-def play(
-    env, actions_rng: np.random.Generator, *, seed: int = 0, index: int | None = None, limit: int = 10_000
-):
-    """One episode with masked random actions: (observations, rewards, infos)."""
-    options = None if index is None else {"prompt_index": index}
-    obs, info = env.reset(seed=seed, options=options)
-    observations, rewards, infos = [obs], [], [info]
-    for _ in range(limit):
-        valid = np.flatnonzero(env.unwrapped.action_masks())
-        obs, reward, terminated, truncated, info = env.step(int(actions_rng.choice(valid)))
-        observations.append(obs)
-        rewards.append(reward)
-        infos.append(info)
-        assert not truncated
-        if terminated:
-            break
-    return observations, rewards, infos
-
-
 # -- the replay backend through the same checks ----------------------------------------------------
 @pytest.mark.parametrize("role", ROLES)
-def test_replay_checkers(role, trace_path):
+def test_replay_checkers(role, trace_path, dv):
     env = gym.make(
         "SpecGym/DraftVerify-v0",
         role=role,
         backend="replay",
         traces=trace_path(3),
         width=3,
-        max_depth=MAX_DEPTH,
+        max_depth=dv.max_depth,
         max_new_tokens=40,
         partner=None if role == "joint" else "oracle",
     )
@@ -84,18 +64,18 @@ def test_replay_checkers(role, trace_path):
         ("joint", None, "net_tokens"),
     ],
 )
-def test_replay_matches_live(role, partner, reward, width, live_kwargs, trace_path):
+def test_replay_matches_live(role, partner, reward, width, live_kwargs, trace_path, dv, play):
     common = {"role": role, "partner": partner, "reward": reward, "width": width}
-    live = gym.make("SpecGym/DraftVerify-v0", **common, **live_kwargs, n_prompts=len(PROMPTS))
+    live = gym.make("SpecGym/DraftVerify-v0", **common, **live_kwargs, n_prompts=len(dv.prompts))
     replay = gym.make(
         "SpecGym/DraftVerify-v0",
         **common,
         backend="replay",
         traces=trace_path(width),
-        max_depth=MAX_DEPTH,
+        max_depth=dv.max_depth,
         max_new_tokens=live_kwargs["max_new_tokens"],
     )
-    for index in range(len(PROMPTS)):
+    for index in range(len(dv.prompts)):
         obs_l, rew_l, info_l = play(live, np.random.default_rng(index), index=index)
         obs_r, rew_r, info_r = play(replay, np.random.default_rng(index), index=index)
         assert rew_l == rew_r  # bit for bit: same cost-model calls, same order
@@ -124,66 +104,72 @@ def test_trace_trees_equal_live_trees(f64_pair, trace_path):
 
 
 # -- action masks -------------------------------------------------------------------------------------
-def replay_env(trace_path, **kwargs):
-    width = kwargs.pop("width", 1)
-    return gym.make(
-        "SpecGym/DraftVerify-v0",
-        backend="replay",
-        traces=trace_path(width),
-        width=width,
-        max_depth=MAX_DEPTH,
-        max_new_tokens=40,
-        **kwargs,
-    )
+@pytest.fixture
+def replay_env(trace_path, dv):
+    """``replay_env(**kwargs)``: a DraftVerify env replaying the fixtures' trace of ``width``."""
+
+    def make(**kwargs):
+        width = kwargs.pop("width", 1)
+        return gym.make(
+            "SpecGym/DraftVerify-v0",
+            backend="replay",
+            traces=trace_path(width),
+            width=width,
+            max_depth=dv.max_depth,
+            max_new_tokens=dv.max_new,
+            **kwargs,
+        )
+
+    return make
 
 
-def test_draft_role_forces_stop_at_max_depth(trace_path):
-    env = replay_env(trace_path, role="draft")
+def test_draft_role_forces_stop_at_max_depth(dv, replay_env):
+    env = replay_env(role="draft")
     env.reset(seed=0, options={"prompt_index": 0})
     inner = env.unwrapped
-    for depth in range(1, MAX_DEPTH):
+    for depth in range(1, dv.max_depth):
         assert inner.action_masks().tolist() == [True, True] and inner.source.depth == depth
         obs, reward, *_ = env.step(CONTINUE)
-        assert reward == 0.0 and obs[obs_layout(MAX_DEPTH, 1)["depth"]][0] == pytest.approx(
-            (depth + 1) / MAX_DEPTH
+        assert reward == 0.0 and obs[obs_layout(dv.max_depth, 1)["depth"]][0] == pytest.approx(
+            (depth + 1) / dv.max_depth
         )
     assert inner.action_masks().tolist() == [False, True]
     _, reward, _, _, info = env.step(CONTINUE)  # continue at the cap is a stop
-    assert info["depth"] == MAX_DEPTH and reward > 0
+    assert info["depth"] == dv.max_depth and reward > 0
 
 
-def test_verify_role_masks_sizes_above_drafted_nodes(trace_path):
-    env = replay_env(trace_path, role="verify", width=3, partner="static-2")
+def test_verify_role_masks_sizes_above_drafted_nodes(dv, replay_env):
+    env = replay_env(role="verify", width=3, partner="static-2")
     env.reset(seed=0, options={"prompt_index": 1})
     mask = env.unwrapped.action_masks()
-    assert mask.shape == (MAX_DEPTH * 3 + 1,) and mask.sum() == 2 * 3 + 1 and mask[: 2 * 3 + 1].all()
-    _, _, _, _, info = env.step(MAX_DEPTH * 3)  # above the drafted nodes: verifies all of them
+    assert mask.shape == (dv.max_depth * 3 + 1,) and mask.sum() == 2 * 3 + 1 and mask[: 2 * 3 + 1].all()
+    _, _, _, _, info = env.step(dv.max_depth * 3)  # above the drafted nodes: verifies all of them
     assert info["n_verify"] == 6 and info["depth"] == 2
     _, _, _, _, info = env.step(0)  # plain target step
     assert info["n_verify"] == 0 and info["accepted_len"] == 0 and info["new_tokens"] == 1
 
 
-def test_joint_role_masks_depths_above_the_cap(trace_path):
-    env = replay_env(trace_path, role="joint")
+def test_joint_role_masks_depths_above_the_cap(dv, replay_env):
+    env = replay_env(role="joint")
     env.reset(seed=0, options={"prompt_index": 2})
     inner = env.unwrapped
     table = inner.joint_table
     assert len(table) == env.action_space.n and all(1 <= n <= d for d, n in table)
     assert inner.action_masks().all()
-    last = int(np.flatnonzero((table[:, 0] == MAX_DEPTH) & (table[:, 1] == MAX_DEPTH))[0])
+    last = int(np.flatnonzero((table[:, 0] == dv.max_depth) & (table[:, 1] == dv.max_depth))[0])
     terminated, masked = False, 0
     while not terminated:
         cap = inner.source.cap
         assert inner.action_masks().tolist() == (table[:, 0] <= cap).tolist()
-        masked += cap < MAX_DEPTH
+        masked += cap < dv.max_depth
         _, _, terminated, _, info = env.step(last)  # the deepest: clipped to the cap near the end
         assert info["depth"] == cap
     assert masked
 
 
 # -- rewards ---------------------------------------------------------------------------------------------
-def test_net_tokens_reward(trace_path):
-    env = replay_env(trace_path, role="joint", reward="net_tokens")
+def test_net_tokens_reward(play, replay_env):
+    env = replay_env(role="joint", reward="net_tokens")
     _, rewards, infos = play(env, np.random.default_rng(0), index=0)
     src = env.unwrapped.source
     t = src.tables(0)
@@ -191,13 +177,13 @@ def test_net_tokens_reward(trace_path):
     expected = [i["new_tokens"] - r * i["cycle_time"] for i, r in zip(infos[1:], rate, strict=True)]
     assert rewards == pytest.approx(expected)
     assert sum(i["new_tokens"] for i in infos[1:]) == t.n
-    fixed = replay_env(trace_path, role="joint", reward="net_tokens", rate=50.0)
+    fixed = replay_env(role="joint", reward="net_tokens", rate=50.0)
     _, rewards, infos = play(fixed, np.random.default_rng(0), index=0)
     assert rewards == pytest.approx([i["new_tokens"] - 50.0 * i["cycle_time"] for i in infos[1:]])
 
 
-def test_throughput_reward_and_info(trace_path):
-    env = replay_env(trace_path, role="draft")
+def test_throughput_reward_and_info(play, replay_env):
+    env = replay_env(role="draft")
     _, rewards, infos = play(env, np.random.default_rng(3), index=1)
     ends = [(r, i) for r, i in zip(rewards, infos[1:], strict=True) if "cycle_time" in i]
     assert all(r == 0.0 for r, i in zip(rewards, infos[1:], strict=True) if "cycle_time" not in i)
@@ -208,14 +194,14 @@ def test_throughput_reward_and_info(trace_path):
 
 
 @pytest.mark.parametrize(("width", "partner"), [(1, "static-4"), (3, "static-4"), (3, "oracle")])
-def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_path):
+def test_token_credit_redistributes_each_cycle_exactly(width, partner, dv, play, replay_env):
     """Same actions: every cycle's rewards sum to the cycle-credit reward; continue steps are paid
     by the hindsight run (accepted tokens their forward adds, minus its time at the target rate)."""
     kw = dict(role="draft", reward="net_tokens", width=width, partner=partner)
-    cycle, token = replay_env(trace_path, **kw), replay_env(trace_path, credit="token", **kw)
+    cycle, token = replay_env(**kw), replay_env(credit="token", **kw)
     token.reset(options={"prompt_index": 0})
     token.step(CONTINUE)  # an episode abandoned mid-cycle leaves nothing owed to the next
-    for index in range(len(PROMPTS)):
+    for index in range(len(dv.prompts)):
         _, by_cycle, infos = play(cycle, np.random.default_rng(index), index=index)
         obs_c, by_token, infos_t = play(token, np.random.default_rng(index), index=index)
         assert [i.get("cycle_time") for i in infos] == [i.get("cycle_time") for i in infos_t]
@@ -230,7 +216,7 @@ def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_pat
     # rate: its forward and its level's share of verifying the whole tree (the first forward is no
     # decision: its token is paid at the stop, not to the first continue)
     src, first_accepted = token.unwrapped.source, 0
-    for index in range(len(PROMPTS)):
+    for index in range(len(dv.prompts)):
         token.reset(options={"prompt_index": index})
         t, pos = src.t, src.position
         _, reward, *_ = token.step(CONTINUE)
@@ -242,11 +228,11 @@ def test_token_credit_redistributes_each_cycle_exactly(width, partner, trace_pat
     assert first_accepted > 0  # the check above can tell the two apart
 
 
-def test_best_static_rate_is_the_best_static_throughput_on_the_trace(trace_path):
+def test_best_static_rate_is_the_best_static_throughput_on_the_trace(play, replay_env):
     from envs.partners import make_policy
     from envs.specdec.schedules import best_static_rate, rollout
 
-    env = replay_env(trace_path, reward="net_tokens", rate="best_static", width=3)
+    env = replay_env(reward="net_tokens", rate="best_static", width=3)
     src = env.unwrapped.source
     rates = []
     for k in range(1, src.max_depth + 1):
@@ -261,10 +247,10 @@ def test_best_static_rate_is_the_best_static_throughput_on_the_trace(trace_path)
 
 
 @pytest.mark.parametrize("role", ["verify", "joint"])
-def test_token_credit_is_cycle_credit_where_every_step_ends_a_cycle(role, trace_path):
+def test_token_credit_is_cycle_credit_where_every_step_ends_a_cycle(role, dv, play, replay_env):
     kw = dict(role=role, reward="net_tokens", width=3)
-    cycle, token = replay_env(trace_path, **kw), replay_env(trace_path, credit="token", **kw)
-    for index in range(len(PROMPTS)):
+    cycle, token = replay_env(**kw), replay_env(credit="token", **kw)
+    for index in range(len(dv.prompts)):
         assert play(cycle, np.random.default_rng(index), index=index)[1] == pytest.approx(
             play(token, np.random.default_rng(index), index=index)[1], abs=1e-12
         )
@@ -313,7 +299,7 @@ def test_bad_arguments(kwargs, message, live_kwargs):
     [
         ({"pair": "smollm2-135m"}, "recorded for pair 'tiny-random'"),
         ({"width": 2}, "recorded with width 1"),
-        ({"max_depth": MAX_DEPTH + 1}, "holds trees to depth"),
+        ({"max_depth": 7}, "holds trees to depth 6"),  # one above the fixtures' depth
         ({"max_new_tokens": 41}, "outputs stop at 40"),
         ({"prompts": "other.jsonl"}, "holds prompts from"),
         ({"split": "train"}, "holds the 'heldout' split"),
@@ -321,14 +307,14 @@ def test_bad_arguments(kwargs, message, live_kwargs):
         ({"cost_model": "measured"}, "replay cannot measure"),
     ],
 )
-def test_bad_replay_arguments(kwargs, message, trace_path):
-    base = {"backend": "replay", "traces": trace_path(1), "max_depth": MAX_DEPTH, "max_new_tokens": 40}
+def test_bad_replay_arguments(kwargs, message, trace_path, dv):
+    base = {"backend": "replay", "traces": trace_path(1), "max_depth": dv.max_depth, "max_new_tokens": 40}
     with pytest.raises(SpecGymError, match=message):
         gym.make("SpecGym/DraftVerify-v0", **{**base, **kwargs})
 
 
-def test_step_before_reset_and_after_end(trace_path):
-    env = replay_env(trace_path, role="joint").unwrapped
+def test_step_before_reset_and_after_end(play, replay_env):
+    env = replay_env(role="joint").unwrapped
     with pytest.raises(SpecGymError, match="call reset"):
         env.step(0)
     play(env, np.random.default_rng(0), index=0)
@@ -374,15 +360,13 @@ def test_replay_matches_live_cycles_at_the_edges(width, replay_new):
         assert live.state.new_tokens == trace.prompt(i).output[: live.position].tolist()
 
 
-def test_trace_file_round_trip(trace_path, tmp_path):
+def test_trace_file_round_trip(trace_path, tmp_path, dv):
     trace = Trace.load(trace_path(3))
-    assert trace.width == 3 and trace.max_depth == MAX_DEPTH and trace.n_prompts == len(PROMPTS)
+    assert trace.width == 3 and trace.max_depth == dv.max_depth and trace.n_prompts == len(dv.prompts)
     assert trace.meta["pair"] == "tiny-random" and trace.meta["pair_info"]["dtype"] == "float64"
     again = Trace.load(trace.save(tmp_path / "copy.npz"))
     assert (tmp_path / "copy.json").is_file()
-    assert all(
-        np.array_equal(getattr(trace, k), getattr(again, k)) for k in ("tree_tokens", "tree_cum_logprobs")
-    )
+    assert all(np.array_equal(getattr(trace, k), getattr(again, k)) for k in ("tree_tokens", "tree_cum_logprobs"))
     with pytest.raises(SpecGymError, match="must end in .npz"):
         trace.save(tmp_path / "copy.bin")
     assert Trace.load_meta(tmp_path / "copy.npz") == trace.meta

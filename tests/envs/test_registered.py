@@ -13,7 +13,6 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs  # noqa: F401 - registers the ids
-from tests.envs.test_draft_verify import play
 
 REGISTERED = sorted(i for i in gym.registry if i.startswith("SpecGym/"))
 
@@ -32,7 +31,7 @@ def test_checkers(env_id):
 
 
 @pytest.mark.parametrize("env_id", REGISTERED)
-def test_determinism_pickle_and_spec(env_id):
+def test_determinism_pickle_and_spec(env_id, play):
     env_a, env_b = gym.make(env_id), gym.make(env_id)
     obs_a, rew_a, _ = play(env_a, np.random.default_rng(1), seed=5, limit=40)
     obs_b, rew_b, _ = play(env_b, np.random.default_rng(1), seed=5, limit=40)

@@ -88,3 +88,17 @@ def training_vocabulary(rows: list[dict]) -> torch.Tensor:
     parts = [r["topk_ids"].flatten().long() for r in rows]
     parts += [torch.tensor(r["ids"]) for r in rows]
     return torch.unique(torch.cat(parts))
+
+
+def copy_batch(rows: list[dict], span: int, gen: torch.Generator) -> torch.Tensor:
+    """Each row's random ``span``-token window, written twice: (batch, 2 * span) ids."""
+    out = []
+    for r in rows:
+        ids = torch.tensor(r["ids"])
+        width = min(span, len(ids))
+        begin = int(torch.randint(0, len(ids) - width + 1, (1,), generator=gen))
+        window = ids[begin : begin + width]
+        if width < span:  # short rows: repeat the window to fill the span
+            window = window.repeat(math.ceil(span / width))[:span]
+        out.append(torch.cat([window, window]))
+    return torch.stack(out)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -42,20 +40,6 @@ def distill_loss(
         loss = loss + prompt_weight * F.nll_loss(logq_prompt, index(batch["pnext"]))
     acc = (logits.argmax(-1) == greedy).float().mean().item()
     return loss, acc
-
-
-def copy_batch(rows: list[dict], span: int, gen: torch.Generator) -> torch.Tensor:
-    """Each row's random ``span``-token window, written twice: (batch, 2 * span) ids."""
-    out = []
-    for r in rows:
-        ids = torch.tensor(r["ids"])
-        width = min(span, len(ids))
-        begin = int(torch.randint(0, len(ids) - width + 1, (1,), generator=gen))
-        window = ids[begin : begin + width]
-        if width < span:  # short rows: repeat the window to fill the span
-            window = window.repeat(math.ceil(span / width))[:span]
-        out.append(torch.cat([window, window]))
-    return torch.stack(out)
 
 
 def copy_loss(draft, ids: torch.Tensor, vocab: torch.Tensor | None) -> torch.Tensor:

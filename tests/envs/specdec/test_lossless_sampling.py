@@ -75,9 +75,7 @@ MODES = {
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(
-    "cfg", [SamplingConfig(1.0), SamplingConfig(0.7, top_p=0.8)], ids=["T1", "T0.7-p0.8"]
-)
+@pytest.mark.parametrize("cfg", [SamplingConfig(1.0), SamplingConfig(0.7, top_p=0.8)], ids=["T1", "T0.7-p0.8"])
 def test_sampling_matches_target_distribution(small_vocab_pair, mode, cfg):
     assert fit_pvalue(small_vocab_pair, cfg, MODES[mode]) > 1e-3
 

@@ -17,7 +17,6 @@ from envs.specdec.cycles import CycleResult, LiveCycles
 from envs.specdec.oracle import Oracle
 from envs.specdec.replay import TraceReplay
 from envs.specdec.schedules import Composite, Confidence, Heuristic, Policy, SpecDecPP, StaticDepth, rollout, run_cycle
-from tests.envs.conftest import MAX_DEPTH, PROMPTS
 
 
 def replay(trace_path, width: int = 1) -> TraceReplay:
@@ -53,8 +52,9 @@ class Spy(Policy):
         self.inner.observe(r)
 
 
-@pytest.mark.parametrize("k", [1, 3, MAX_DEPTH])
-def test_static_drafts_k_and_verifies_everything(k, trace_path):
+@pytest.mark.parametrize("k", [1, 3, None], ids=["k1", "k3", "kmax"])
+def test_static_drafts_k_and_verifies_everything(k, trace_path, dv):
+    k = k or dv.max_depth
     src = replay(trace_path, 3)
     spy = Spy(make_policy(f"static-{k}"))
     rollout(spy, src, 0)
@@ -152,11 +152,11 @@ def test_make_policy_names():
 
 
 @pytest.mark.parametrize("width", [1, 3])
-def test_oracle_bounds_every_baseline(width, trace_path):
+def test_oracle_bounds_every_baseline(width, trace_path, dv):
     src = replay(trace_path, width)
     oracle = Oracle(src)
-    others = [f"static-{k}" for k in range(1, MAX_DEPTH + 1)] + ["heuristic", "confidence", "specdec++"]
-    for i in range(len(PROMPTS)):
+    others = [f"static-{k}" for k in range(1, dv.max_depth + 1)] + ["heuristic", "confidence", "specdec++"]
+    for i in range(len(dv.prompts)):
         best = rollout(oracle, src, i)
         total, _ = oracle.solve(i)
         assert best.time == pytest.approx(total[0, 0], rel=1e-12)  # the plan is what the replay charges
@@ -172,7 +172,7 @@ def test_oracle_bounds_every_baseline(width, trace_path):
 
 
 @pytest.mark.parametrize("width", [1, 3])
-def test_oracle_bounds_sending_no_node(width, trace_path):
+def test_oracle_bounds_sending_no_node(width, trace_path, dv):
     """The verify role may send no node (a plain target step). An oracle that always sends some,
     except where all it would send is rejected, beats itself; the oracle covers that choice."""
     src = replay(trace_path, width)
@@ -185,7 +185,7 @@ def test_oracle_bounds_sending_no_node(width, trace_path):
             return 0 if source.t.acc[source.position, source.depth - 1, n] == 0 else n
 
     gained = 0.0
-    for i in range(len(PROMPTS)):
+    for i in range(len(dv.prompts)):
         best, plain = rollout(oracle, src, i), rollout(some, src, i)
         other = rollout(Composite(some, NoneIfRejected()), src, i)
         gained += plain.time - other.time
@@ -206,12 +206,12 @@ def test_oracle_as_size_partner_picks_the_best_size(trace_path):
         oracle.verify_size(replay(trace_path, 3))
 
 
-def test_rollout_live_equals_replay(f64_pair, trace_path):
+def test_rollout_live_equals_replay(f64_pair, trace_path, dv):
     src_replay = replay(trace_path, 3)
-    ids = [src_replay.trace.prompt(i).prompt.tolist() for i in range(len(PROMPTS))]
-    src_live = LiveCycles(f64_pair, ids, cost=AnalyticCost(), width=3, max_depth=MAX_DEPTH, max_new_tokens=40)
+    ids = [src_replay.trace.prompt(i).prompt.tolist() for i in range(len(dv.prompts))]
+    src_live = LiveCycles(f64_pair, ids, cost=AnalyticCost(), width=3, max_depth=dv.max_depth, max_new_tokens=40)
     for name in ("static-3", "heuristic", "specdec++", "specdec+++expected"):
-        for i in range(len(PROMPTS)):
+        for i in range(len(dv.prompts)):
             assert rollout(make_policy(name), src_live, i) == rollout(make_policy(name), src_replay, i)
 
 
@@ -223,15 +223,13 @@ def test_run_cycle_drafts_at_least_once(trace_path):
 
 
 # -- saved SB3 policies ---------------------------------------------------------------------------------
-def test_saved_policies_load_and_partner(tmp_path, trace_path):
+def test_saved_policies_load_and_partner(tmp_path, trace_path, dv):
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import PPO
 
-    kwargs = {"backend": "replay", "traces": trace_path(1), "max_depth": MAX_DEPTH, "max_new_tokens": 40}
+    kwargs = {"backend": "replay", "traces": trace_path(1), "max_depth": dv.max_depth, "max_new_tokens": 40}
     draft_env = gym.make("SpecGym/DraftVerify-v0", role="draft", **kwargs)
-    PPO("MlpPolicy", draft_env, n_steps=32, batch_size=32, n_epochs=1, seed=0).learn(32).save(
-        tmp_path / "d.zip"
-    )
+    PPO("MlpPolicy", draft_env, n_steps=32, batch_size=32, n_epochs=1, seed=0).learn(32).save(tmp_path / "d.zip")
     verify_env = gym.make("SpecGym/DraftVerify-v0", role="verify", **kwargs)
     MaskablePPO("MlpPolicy", verify_env, n_steps=32, batch_size=32, n_epochs=1, seed=0).learn(32).save(
         tmp_path / "v.zip"

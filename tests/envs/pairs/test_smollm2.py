@@ -12,7 +12,11 @@ import sys
 import pytest
 import torch
 
-from envs.specdec import distill
+from envs.pairs.distill import is_complete
+from envs.pairs.distill.config import DraftConfig
+from envs.pairs.distill.corpus import chat_ids
+from envs.pairs.distill.evaluate import accepted_lengths, match_runs
+from envs.pairs.distill.prompts import collect_prompts, heldout_plan, instruction_prompts, train_plan
 
 # The seed-0 build's mean accepted length at k=4 on the full held-out set is 1.87 (its README.md;
 # the 640-prompt build had 1.64 and gave 1.76 on these 6 prompts); the floor leaves room for other
@@ -23,19 +27,19 @@ ACCEPTANCE_FLOOR_K4 = 1.5
 def test_accepted_lengths_counts_matches_plus_one() -> None:
     # runs[p]: how many draft tokens in a row match from answer position p.
     runs = [2, 1, 0, 0, 3, 2, 1, 0]
-    assert distill.accepted_lengths(runs, k=4) == [3, 1, 4]
-    assert distill.accepted_lengths(runs, k=1) == [2, 1, 1, 2, 2]
-    assert sum(distill.accepted_lengths(runs, k=8)) == len(runs)
+    assert accepted_lengths(runs, k=4) == [3, 1, 4]
+    assert accepted_lengths(runs, k=1) == [2, 1, 1, 2, 2]
+    assert sum(accepted_lengths(runs, k=8)) == len(runs)
 
 
 def test_prompt_plans_are_seeded_and_disjoint() -> None:
-    assert distill.instruction_prompts(5, seed=3) == distill.instruction_prompts(5, seed=3)
-    held = distill.heldout_plan()
-    scale = distill.DraftConfig().corpus_scale
-    train_seeds = {e["seed"] for e in distill.train_plan(0, scale)}
+    assert instruction_prompts(5, seed=3) == instruction_prompts(5, seed=3)
+    held = heldout_plan()
+    scale = DraftConfig().corpus_scale
+    train_seeds = {e["seed"] for e in train_plan(0, scale)}
     assert not train_seeds & {e["seed"] for e in held}
     # Item i of a reasoning-gym dataset depends on seed + i: keep the ranges apart too.
-    spans = [range(e["seed"], e["seed"] + e["size"]) for e in distill.train_plan(0, scale)]
+    spans = [range(e["seed"], e["seed"] + e["size"]) for e in train_plan(0, scale)]
     assert all(a.stop <= b.start for a, b in zip(spans, spans[1:], strict=False))  # sources apart too
     for e in held:
         assert all(e["seed"] + e["size"] <= s.start or e["seed"] >= s.stop for s in spans)
@@ -54,7 +58,7 @@ def test_bundled_draft_is_a_complete_build_with_its_card() -> None:
     from envs.pairs.registry import BUNDLED
 
     bundled = BUNDLED / "smollm2-135m-draft"
-    assert distill.is_complete(bundled)
+    assert is_complete(bundled)
     recipe = json.loads((bundled / "recipe.json").read_text())
     assert recipe["command"].startswith("python -m experiments.build_pair smollm2-135m")
     assert recipe["quality"]["overall"]["4"] >= 1.8 and (bundled / "README.md").is_file()
@@ -108,13 +112,13 @@ def test_target_answers_sensibly(built_pair) -> None:
 def test_draft_acceptance_on_heldout_prompts(built_pair) -> None:
     target, tokenizer, draft, _ = built_pair
     # Held-out prompts: the build never trained on these (train prompts exclude them).
-    heldout = distill.collect_prompts(distill.heldout_plan())
+    heldout = collect_prompts(heldout_plan())
     chosen = [p for s, p in heldout if s == "gsm_symbolic"][:3] + [p for s, p in heldout if s == "instructions"][:3]
     lengths = []
     for prompt in chosen:
-        ids = distill.chat_ids(tokenizer, prompt)
+        ids = chat_ids(tokenizer, prompt)
         with torch.inference_mode():  # batch of one: the target's own greedy answer
             out = target.generate(torch.tensor([ids]), max_new_tokens=64, do_sample=False)
         answer = out[0, len(ids) :].tolist()
-        lengths += distill.accepted_lengths(distill.match_runs(draft, ids, answer), k=4)
+        lengths += accepted_lengths(match_runs(draft, ids, answer), k=4)
     assert sum(lengths) / len(lengths) >= ACCEPTANCE_FLOOR_K4
