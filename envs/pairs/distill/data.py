@@ -3,6 +3,7 @@ sees the same data order)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
