@@ -203,9 +203,7 @@ def calibrate(
             bar.update()
         for s, n in enumerate(verify_sizes):
             chain = torch.randint(0, pair.vocab_size, (n - 1,), generator=gen).tolist()
-            tree = DraftTree(
-                tokens=chain, parents=list(range(-1, n - 2)), depths=list(range(1, n)), q=[None] * (n - 1)
-            )
+            tree = DraftTree(tokens=chain, parents=list(range(-1, n - 2)), depths=list(range(1, n)), q=[None] * (n - 1))
             times = []
             for _ in range(repeats + 2):
                 with Timer(state.device) as timer:

@@ -67,9 +67,7 @@ def scale_logprobs(x: np.ndarray) -> np.ndarray:
     return np.clip(x / LOGP_SCALE, -1.0, 0.0)
 
 
-def tree_features(
-    cum: np.ndarray, probs: np.ndarray, ents: np.ndarray, n_slots: int, log_vocab: float
-) -> np.ndarray:
+def tree_features(cum: np.ndarray, probs: np.ndarray, ents: np.ndarray, n_slots: int, log_vocab: float) -> np.ndarray:
     """Tree part of the observation for ``n`` trees of ``d`` levels of width ``W``.
 
     ``cum``: [n, d, W] cumulative log-probs in creation order; ``probs``/``ents``: [n, W] of the
@@ -90,9 +88,7 @@ def tree_features(
 
 def joint_actions(max_depth: int, width: int) -> np.ndarray:
     """The joint role's Discrete actions: every (depth, size) with 1 <= size <= depth * width."""
-    return np.array(
-        [(d, n) for d in range(1, max_depth + 1) for n in range(1, d * width + 1)], dtype=np.int64
-    )
+    return np.array([(d, n) for d in range(1, max_depth + 1) for n in range(1, d * width + 1)], dtype=np.int64)
 
 
 @dataclass(slots=True)

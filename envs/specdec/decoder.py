@@ -56,8 +56,7 @@ class SpeculativeDecoder:
         limit = self.pair.max_context
         if len(ids) >= limit:
             raise SpecGymError(
-                f"prompt of {len(ids)} tokens does not fit the {limit}-token context window; "
-                "shorten the prompt"
+                f"prompt of {len(ids)} tokens does not fit the {limit}-token context window; shorten the prompt"
             )
         if min(ids) < 0 or max(ids) >= self.pair.vocab_size:
             raise SpecGymError(f"prompt token ids must lie in 0..{self.pair.vocab_size - 1}")
@@ -160,9 +159,7 @@ class SpeculativeDecoder:
         state.tokens.extend(new)
         return new
 
-    def cycle(
-        self, state: DecodeState, depth: int, width: int = 1, n_verify: int | None = None
-    ) -> CycleRecord:
+    def cycle(self, state: DecodeState, depth: int, width: int = 1, n_verify: int | None = None) -> CycleRecord:
         """One full cycle: ``depth`` draft forwards of a width-``width`` tree, then verification.
 
         Depth is capped so drafts never run past ``max_len`` (a draft token there could never

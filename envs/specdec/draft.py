@@ -19,6 +19,28 @@ from envs.specdec.sampling import SamplingConfig, check_finite, entropy, log_pro
 from envs.specdec.state import DecodeState, Timer, tree_attention_mask
 
 
+def top_w_children(logp: torch.Tensor, base: torch.Tensor, width: int):
+    """The next level of top-W trees: the W children with the highest cumulative draft log-prob among
+    the top-W tokens of each frontier row, in (row, rank) order. The one expansion rule, for the live
+    drafter (B = 1) and the trace recorder (a batch of positions).
+
+    ``logp``: [B, R, V] float32 log-probs of the R frontier rows; ``base``: [B, R] float64
+    cumulative log-probs of those rows (ranked in float32). Returns (row, token, lp, cum, ent),
+    each [B, W]: the parent row, the token, its log-prob, its cumulative log-prob (float64) and the
+    entropy of the distribution it came from.
+    """
+    b, r, _ = logp.shape
+    ent = entropy(logp)  # [B, R]
+    vals, idx = logp.topk(width, dim=-1)  # [B, R, W]
+    cand = (vals + base.to(torch.float32)[..., None]).reshape(b, r * width)  # ranked in float32
+    best = cand.topk(min(width, r * width), dim=-1).indices.sort(dim=-1).values
+    row = torch.div(best, width, rounding_mode="floor")
+    token = idx.reshape(b, -1).gather(1, best)
+    lp = vals.reshape(b, -1).gather(1, best).double()
+    cum = base.gather(1, row) + lp
+    return row, token, lp, cum, ent.gather(1, row).double()
+
+
 @dataclass
 class DraftTree:
     """Draft nodes in creation order; see :class:`~envs.specdec.records.CycleRecord`."""
@@ -119,28 +141,26 @@ class Drafter:
         tree, width = self.tree, self.width
         logp = log_probs(logits)
         self.level_logp.append(logp)
-        ent = entropy(logp).tolist()
         base = [tree.cum_logprobs[p] if p >= 0 else 0.0 for p in parents]
         depth = (tree.depths[parents[0]] if parents[0] >= 0 else 0) + 1
         if width == 1 and not self.sampling.greedy:
             q = sampling_probs(logits[0], self.sampling)
             token = sample(q, self.state.generator)
-            picks = [(0, token, float(logp[0, token]))]
+            lp = float(logp[0, token])
+            picks = [(0, token, lp, base[0] + lp, float(entropy(logp[0])))]
             dists: list[torch.Tensor | None] = [q]
         else:
-            vals, idx = logp.topk(width, dim=-1)
-            cand = (vals + torch.tensor(base, device=vals.device)[:, None]).flatten()
-            best = cand.topk(min(width, cand.numel())).indices.tolist()
-            vals_l, idx_l = vals.flatten().tolist(), idx.flatten().tolist()
-            picks = [(b // width, idx_l[b], vals_l[b]) for b in sorted(best)]
+            base_t = torch.tensor([base], dtype=torch.float64, device=logp.device)
+            columns = top_w_children(logp[None], base_t, width)
+            picks = list(zip(*(c[0].tolist() for c in columns), strict=True))
             dists = [None] * len(picks)
         tree.frontier = []
-        for (row, token, lp), q_dist in zip(picks, dists, strict=False):
+        for (row, token, lp, cum, ent), q_dist in zip(picks, dists, strict=True):
             tree.frontier.append(len(tree.tokens))
             tree.tokens.append(token)
             tree.parents.append(parents[row])
             tree.depths.append(depth)
             tree.probs.append(math.exp(lp))
-            tree.entropies.append(ent[row])
-            tree.cum_logprobs.append(base[row] + lp)
+            tree.entropies.append(ent)
+            tree.cum_logprobs.append(cum)
             tree.q.append(q_dist)

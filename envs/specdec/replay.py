@@ -114,9 +114,7 @@ class TraceReplay(CycleSource):
                 f"{meta['max_new_tokens']} or record with --max-new-tokens {max_new_tokens}"
             )
         if isinstance(cost, MeasuredCost):
-            raise SpecGymError(
-                "replay cannot measure wall clock; use a profiled .json or 'analytic' cost model"
-            )
+            raise SpecGymError("replay cannot measure wall clock; use a profiled .json or 'analytic' cost model")
         self._setup(width, max_depth, max_new_tokens)
         self.trace, self.cost = trace, cost
         self.pair_name = meta["pair"]

@@ -35,8 +35,7 @@ def check_finite(logits: torch.Tensor, who: str) -> None:
     """Refuse NaN/inf logits: acceptance on them would be silent garbage."""
     if not torch.isfinite(logits).all():
         raise SpecGymError(
-            f"the {who} model produced NaN or inf logits; load it in float32 "
-            "(dtype='float32') or check its weights"
+            f"the {who} model produced NaN or inf logits; load it in float32 (dtype='float32') or check its weights"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -72,18 +73,28 @@ class Timer:
 
 
 def tree_attention_mask(
-    cached: int, prefixes: list[int], extras: list[list[int]], dtype: torch.dtype, device: torch.device
+    cached: int,
+    prefixes: Sequence[int] | torch.Tensor,
+    extras: Sequence[Sequence[int]] | torch.Tensor,
+    dtype: torch.dtype,
+    device: torch.device,
 ) -> torch.Tensor:
-    """4D additive mask for ``len(prefixes)`` new tokens on top of ``cached`` cache entries.
+    """4D additive mask for ``len(prefixes)`` new tokens on top of ``cached`` cache entries: the one
+    tree mask, for drafting, verification and trace recording.
 
     Row ``r`` sees cache columns ``[0, prefixes[r])``, the columns in ``extras[r]`` (its tree
-    ancestors) and itself (column ``cached + r``).
+    ancestors: lists, or a [q, a] tensor) and itself (column ``cached + r``).
     """
     q = len(prefixes)
-    allowed = torch.zeros(q, cached + q, dtype=torch.bool)
-    for r, (prefix, extra) in enumerate(zip(prefixes, extras, strict=False)):
-        allowed[r, :prefix] = True
-        allowed[r, extra] = True
-        allowed[r, cached + r] = True
-    mask = torch.zeros(q, cached + q, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)
-    return mask[None, None].to(device)
+    rows = torch.arange(q, device=device)
+    own = cached + rows
+    if not torch.is_tensor(extras):  # ragged lists: pad each row with its own column (allowed anyway)
+        a = max((len(e) for e in extras), default=0)
+        extras = [list(e) + [cached + r] * (a - len(e)) for r, e in enumerate(extras)]
+        extras = torch.tensor(extras, dtype=torch.long, device=device).reshape(q, a)
+    prefixes = torch.as_tensor(prefixes, device=device)
+    allowed = torch.arange(cached + q, device=device)[None, :] < prefixes[:, None]
+    allowed[rows[:, None].expand_as(extras), extras] = True
+    allowed[rows, own] = True
+    mask = torch.zeros(q, cached + q, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
+    return mask[None, None]

@@ -27,9 +27,11 @@ from transformers import DynamicCache
 
 from envs.specdec.cache import forward_with_cache, keep_positions
 from envs.specdec.decoder import SpeculativeDecoder, check_shape
+from envs.specdec.draft import top_w_children
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair
-from envs.specdec.sampling import check_finite, entropy, log_probs
+from envs.specdec.sampling import check_finite, log_probs
+from envs.specdec.state import tree_attention_mask
 
 TRACE_VERSION = 1
 ARRAYS = (
@@ -137,8 +139,7 @@ class Trace:
                 arrays = {name: data[name] for name in names}
         except (OSError, ValueError, KeyError) as exc:
             raise SpecGymError(
-                f"cannot read trace {str(path)!r} ({exc}); re-record it with "
-                "python -m experiments.record_traces"
+                f"cannot read trace {str(path)!r} ({exc}); re-record it with python -m experiments.record_traces"
             ) from None
         if meta.get("version") != TRACE_VERSION:
             raise SpecGymError(
@@ -146,24 +147,6 @@ class Trace:
                 f"{TRACE_VERSION}; re-record it with python -m experiments.record_traces"
             )
         return meta, arrays
-
-
-def _expand(logp: torch.Tensor, base: torch.Tensor, width: int):
-    """Top-W children of every tree in a batch, exactly as ``Drafter._expand`` picks them.
-
-    ``logp``: [B, R, V] float32 log-probs of the R frontier rows; ``base``: [B, R] float64
-    cumulative log-probs of those rows. Returns (row, token, lp, cum, ent), each [B, W].
-    """
-    b, r, _ = logp.shape
-    ent = entropy(logp)  # [B, R]
-    vals, idx = logp.topk(width, dim=-1)  # [B, R, W]
-    cand = (vals + base.to(torch.float32)[..., None]).reshape(b, r * width)  # float32, as the drafter
-    best = cand.topk(min(width, r * width), dim=-1).indices.sort(dim=-1).values
-    row = torch.div(best, width, rounding_mode="floor")
-    token = idx.reshape(b, -1).gather(1, best)
-    lp = vals.reshape(b, -1).gather(1, best).double()
-    cum = base.gather(1, row) + lp
-    return row, token, lp, cum, ent.gather(1, row).double()
 
 
 @torch.no_grad()
@@ -190,7 +173,7 @@ def draft_trees(
         b = min(n, a + chunk)
         size, q = b - a, (b - a) * width
         ctx = torch.arange(p + a, p + b, device=device)  # context length of each position
-        row, token, lp, cum, ent = _expand(
+        row, token, lp, cum, ent = top_w_children(
             log_probs(first[a:b])[:, None, :], torch.zeros(size, 1, dtype=torch.float64, device=device), width
         )
         _store(out, slice(a, b), 0, width, row, token, lp, cum, ent)
@@ -199,22 +182,16 @@ def draft_trees(
         for level in range(1, depth):
             past = c0 + (level - 1) * q
             own = past + torch.arange(q, device=device)
-            allowed = torch.arange(past + q, device=device)[None, :] < rows_ctx[:, None]
-            r_idx = torch.arange(q, device=device)
-            allowed[r_idx[:, None].expand(q, level - 1), ancestors.reshape(q, level - 1)] = True
-            allowed[r_idx, own] = True
-            mask = torch.zeros(q, past + q, dtype=dtype, device=device).masked_fill_(
-                ~allowed, torch.finfo(dtype).min
-            )
+            mask = tree_attention_mask(past, rows_ctx, ancestors.reshape(q, level - 1), dtype, device)
             logits = forward_with_cache(
                 draft,
                 cache,
                 input_ids=token.reshape(1, q).to(device),
                 position_ids=(rows_ctx + level - 1)[None],
-                attention_mask=mask[None, None],
+                attention_mask=mask,
             ).logits[0]
             check_finite(logits, "draft")
-            row, token, lp, cum, ent = _expand(log_probs(logits).reshape(size, width, -1), cum, width)
+            row, token, lp, cum, ent = top_w_children(log_probs(logits).reshape(size, width, -1), cum, width)
             _store(out, slice(a, b), level, width, row, token, lp, cum, ent)
             parent_cols = own.reshape(size, width).gather(1, row)
             inherited = ancestors.gather(1, row[..., None].expand(size, width, level - 1))
@@ -251,9 +228,7 @@ def record_trace(
     trees: list[dict[str, np.ndarray]] = []
     for ids in tqdm(prompts, desc="recording traces", disable=not progress):
         result = dec.generate_target(ids, max_new_tokens)
-        trees.append(
-            draft_trees(pair.draft, list(ids), result.tokens, width=width, depth=max_depth, chunk=chunk)
-        )
+        trees.append(draft_trees(pair.draft, list(ids), result.tokens, width=width, depth=max_depth, chunk=chunk))
         lists["prompt"].append(np.asarray(ids, np.int32))
         lists["output"].append(np.asarray(result.tokens, np.int32))
         lists["eos"].append(result.stop_reason == "eos")
