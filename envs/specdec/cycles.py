@@ -86,6 +86,41 @@ def tree_features(cum: np.ndarray, probs: np.ndarray, ents: np.ndarray, n_slots:
     return out
 
 
+def cycle_features(
+    layout: dict[str, slice],
+    *,
+    depth: np.ndarray,
+    max_depth: int,
+    context_frac: np.ndarray,
+    remaining_frac: np.ndarray,
+    draft_cost: np.ndarray,
+    verify_cost: np.ndarray,
+    tree: np.ndarray,
+) -> np.ndarray:
+    """The observation without its history, for any batch shape S: the one place both backends
+    build it (one decision live; every (position, depth) of a prompt in replay).
+
+    ``depth`` [S]: draft forwards so far; ``context_frac``, ``remaining_frac``: context / window and
+    tokens left / max_new_tokens; ``draft_cost``, ``verify_cost``: the cost ratios (clipped here);
+    ``tree`` [S, 2 + W + D*W]: :func:`tree_features` where ``depth`` > 0 (ignored at depth 0, where
+    nothing is drafted: probability and entropy read 0, the log-prob slots -1).
+    """
+    depth = np.asarray(depth)
+    shape = np.broadcast_shapes(depth.shape, np.shape(context_frac), np.shape(draft_cost), np.shape(verify_cost))
+    out = np.full((*shape, layout["history_accepted"].start), -1.0)
+    out[..., layout["depth"].start] = depth / max_depth
+    out[..., layout["context"].start] = context_frac
+    out[..., layout["remaining"].start] = remaining_frac
+    out[..., layout["draft_cost"].start] = np.minimum(draft_cost, COST_RATIO_MAX)
+    out[..., layout["verify_cost"].start] = np.minimum(verify_cost, COST_RATIO_MAX)
+    tree_part = slice(layout["newest_prob"].start, layout["node_logprobs"].stop)
+    drafted = np.broadcast_to(depth > 0, shape)
+    out[..., tree_part] = np.where(drafted[..., None], tree, -1.0)
+    for name in ("newest_prob", "newest_entropy"):
+        out[..., layout[name].start] = np.where(drafted, out[..., layout[name].start], 0.0)
+    return out
+
+
 def joint_actions(max_depth: int, width: int) -> np.ndarray:
     """The joint role's Discrete actions: every (depth, size) with 1 <= size <= depth * width."""
     return np.array([(d, n) for d in range(1, max_depth + 1) for n in range(1, d * width + 1)], dtype=np.int64)
@@ -335,25 +370,27 @@ class LiveCycles(CycleSource):
         return np.array([drafted + c.verify_time(1 + n, ctx) for n in range(self.n_nodes + 1)])
 
     def observation(self) -> np.ndarray:
-        lay, d, ctx = self.layout, self.depth, self.context_len
-        obs = np.full(lay["all"].stop, -1.0)
-        obs[0] = d / self.max_depth
-        obs[1] = ctx / self.max_context
-        obs[2] = self.remaining / self.max_new_tokens
+        d, ctx, w = self.depth, self.context_len, self.width
+        draft_cost = verify_cost = 0.0  # the wall clock cannot predict: no cost features
         if self.predicts:
             t1 = self.cost.verify_time(1, ctx)
-            obs[3] = min(self.cost.draft_time(self.width, ctx) / t1, COST_RATIO_MAX)
-            obs[4] = min(self.cost.verify_time(1 + d * self.width, ctx) / t1, COST_RATIO_MAX)
-        else:  # wall clock cannot predict: no cost features
-            obs[3] = obs[4] = 0.0
-        tree_part = slice(lay["newest_prob"].start, lay["node_logprobs"].stop)
+            draft_cost = self.cost.draft_time(w, ctx) / t1
+            verify_cost = self.cost.verify_time(1 + d * w, ctx) / t1
+        tree = np.zeros(self.layout["node_logprobs"].stop - self.layout["newest_prob"].start)
         if d:
-            tree, w = self.drafter.tree, self.width
-            cum = np.array(tree.cum_logprobs).reshape(1, d, w)
-            probs = np.array(tree.probs[-w:]).reshape(1, w)
-            ents = np.array(tree.entropies[-w:]).reshape(1, w)
-            obs[tree_part] = tree_features(cum, probs, ents, self.n_slots, self._log_vocab)[0]
-        else:
-            obs[lay["newest_prob"]] = obs[lay["newest_entropy"]] = 0.0
-        obs[lay["history_accepted"].start :] = self.hist
-        return obs.astype(np.float32)
+            drafted = self.drafter.tree
+            cum = np.array(drafted.cum_logprobs).reshape(1, d, w)
+            probs = np.array(drafted.probs[-w:]).reshape(1, w)
+            ents = np.array(drafted.entropies[-w:]).reshape(1, w)
+            tree = tree_features(cum, probs, ents, self.n_slots, self._log_vocab)[0]
+        obs = cycle_features(
+            self.layout,
+            depth=np.asarray(d),
+            max_depth=self.max_depth,
+            context_frac=np.asarray(ctx / self.max_context),
+            remaining_frac=np.asarray(self.remaining / self.max_new_tokens),
+            draft_cost=np.asarray(draft_cost),
+            verify_cost=np.asarray(verify_cost),
+            tree=tree,
+        )
+        return np.concatenate((obs, self.hist)).astype(np.float32)

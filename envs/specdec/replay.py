@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.specdec.cost import CostModel, MeasuredCost
-from envs.specdec.cycles import COST_RATIO_MAX, CycleResult, CycleSource, tree_features
+from envs.specdec.cycles import CycleResult, CycleSource, cycle_features, tree_features
 from envs.specdec.errors import SpecGymError
 from envs.specdec.trace import PromptTrace, Trace
 
@@ -158,23 +158,23 @@ class TraceReplay(CycleSource):
         verify = np.array([r[3] for r in rows])
         remaining = limit - pos
         lay = self.layout
-        width_f = lay["node_logprobs"].stop
-        feat = np.full((n + 1, d_max + 1, width_f), -1.0)
-        feat[:, :, 0] = np.arange(d_max + 1)[None, :] / d_max
-        feat[:, :, 1] = ((p + pos) / self.max_context)[:, None]
-        feat[:, :, 2] = (remaining / self.max_new_tokens)[:, None]
-        feat[:, :, 3] = np.minimum(level / verify[:, 0], COST_RATIO_MAX)[:, None]
-        feat[:, :, 4] = np.minimum(verify[:, np.arange(d_max + 1) * w] / verify[:, :1], COST_RATIO_MAX)
-        feat[:, 0, lay["newest_prob"]] = feat[:, 0, lay["newest_entropy"]] = 0.0
         cum = pt.cum_logprobs[:n, :d_max]
         best = cum.argmax(axis=2)  # [n, D]: best slot of each level
         best_prob = np.take_along_axis(pt.probs[:n, :d_max], best[..., None], axis=2)[..., 0]
         best_cum = np.take_along_axis(cum, best[..., None], axis=2)[..., 0]
-        tree_part = slice(lay["newest_prob"].start, width_f)
+        tree = np.full((n + 1, d_max + 1, lay["node_logprobs"].stop - lay["newest_prob"].start), -1.0)
         for d in range(1, d_max + 1):
-            feat[:n, d, tree_part] = tree_features(
-                cum[:, :d], pt.probs[:n, d - 1], pt.entropies[:n, d - 1], k, self._log_vocab
-            )
+            tree[:n, d] = tree_features(cum[:, :d], pt.probs[:n, d - 1], pt.entropies[:n, d - 1], k, self._log_vocab)
+        feat = cycle_features(
+            lay,
+            depth=np.arange(d_max + 1)[None, :],
+            max_depth=d_max,
+            context_frac=((p + pos) / self.max_context)[:, None],
+            remaining_frac=(remaining / self.max_new_tokens)[:, None],
+            draft_cost=(level / verify[:, 0])[:, None],
+            verify_cost=verify[:, np.arange(d_max + 1) * w] / verify[:, :1],
+            tree=tree,
+        )
         return PromptTables(
             n=n,
             prompt_len=p,
