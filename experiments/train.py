@@ -64,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cost-model", default="auto",
                    help="auto (analytic for the toy pairs gsm and tiny-random, else the pair's profile on this device, "
                    "calibrated on first use) | analytic | measured | profile .json")  # fmt: skip
-    p.add_argument("--roles", nargs="+", default=list(TRAINED_ROLES), choices=TRAINED_ROLES,
-                   help="roles to train, in order")
+    p.add_argument(
+        "--roles", nargs="+", default=list(TRAINED_ROLES), choices=TRAINED_ROLES, help="roles to train, in order"
+    )
     p.add_argument("--rounds", type=positive_int, help="co-adaptive rounds (default: from the config)")
     p.add_argument("--timesteps", type=positive_int, help="timesteps per role per round (default: from the config)")
     p.add_argument("--n-envs", type=positive_int, help="parallel environments (default: from the config)")
@@ -186,7 +187,7 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
         (run_dir / "run.json").write_text(json.dumps(saved, indent=2))
     tracker = None
     if args.wandb_mode != "disabled":
-        from experiments.training.tracking import start_run
+        from experiments.training.tracking import finish_run, start_run
 
         tracker = start_run(project=args.wandb_project, entity=args.wandb_entity, mode=args.wandb_mode,
                             name=run_dir.name, group=args.exp, config=vars(args), run_dir=run_dir)  # fmt: skip
@@ -208,14 +209,14 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
             sys.exit(130)
         except SpecGymError:
             if tracker is not None:
-                tracker.finish()
+                finish_run(tracker)
                 tracker = None
             if not result and not args.resume and not (run_dir / "checkpoints").exists():
                 shutil.rmtree(run_dir, ignore_errors=True)  # bad input refused before training: nothing to resume
             raise
         finally:
             if tracker is not None:
-                tracker.finish()
+                finish_run(tracker)
     result["total_seconds"] = clock.seconds("run")
     (run_dir / "results.json").write_text(json.dumps(result, indent=2))
     print(f"run directory: {run_dir}")

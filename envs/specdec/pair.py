@@ -52,6 +52,12 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 def _load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
+    from transformers.utils import logging as hf_logging
+
+    # local files load in a moment, and every env (each worker process) loads its pair: without
+    # this, transformers' "Loading weights" bar prints twice per env; restored after the call
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
     except (OSError, ValueError) as exc:
@@ -60,6 +66,9 @@ def _load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) 
             "directory, a registered pair name (python -m experiments.build_pair --list), or a hub id "
             "already in the local Hugging Face cache"
         ) from None
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     if role == "draft":
         from envs.specdec import shortlist
 

@@ -18,6 +18,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import envs  # noqa: F401  (registers the SpecGym ids in this process and in subprocesses)
 from experiments.training.config import split
+from experiments.training.tracking import tensorboard_dir
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -38,11 +39,16 @@ def latest_checkpoint(directory: Path, prefix: str) -> tuple[Path | None, int]:
     return best
 
 
-def make_envs(env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int) -> DummyVecEnv | SubprocVecEnv:
-    # live envs (DraftVerify's live backend, Arbitration) hold models and spend their time in torch:
-    # one process each; replay steps are microseconds, where subprocess round trips would dominate
+def vec_env_class(env_kwargs: dict[str, Any], n_envs: int) -> type[DummyVecEnv | SubprocVecEnv]:
+    """Live envs (DraftVerify's live backend, Arbitration) hold models and spend their time in
+    torch: one process each; replay steps are microseconds, where subprocess round trips would dominate."""
     live = env_kwargs.get("backend", "live") == "live"
-    vec_cls = SubprocVecEnv if live and n_envs > 1 else DummyVecEnv
+    return SubprocVecEnv if live and n_envs > 1 else DummyVecEnv
+
+
+def make_envs(
+    env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_cls: type[DummyVecEnv | SubprocVecEnv]
+) -> DummyVecEnv | SubprocVecEnv:
     # a callable, not the id: given an id, make_vec_env asks for render_mode="rgb_array", which our envs
     # do not render, and gymnasium warns once per env
     return make_vec_env(functools.partial(_make, env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
@@ -73,16 +79,26 @@ def train(
         return final  # this stage finished before the interruption
     ckpt_dir = out_dir / "checkpoints"
     n_envs = int(run.get("n_envs", 1))
-    # the eval env first: it is built in this process, so bad env arguments end here in one clear
-    # error rather than in tracebacks from the training envs' worker processes
-    eval_env = make_envs(env_id, env_kwargs, 1, seed + 10_000)
-    venv = make_envs(env_id, env_kwargs, n_envs, seed)
+    vec_cls = vec_env_class(env_kwargs, n_envs)
+    if vec_cls is SubprocVecEnv:
+        # one env built (and dropped) in this process first, so bad env arguments end here in one
+        # clear error rather than in tracebacks from the worker processes
+        _make(env_id, **env_kwargs).close()
+    # the eval env wrapped as the training envs are: EvalCallback warns when the two types differ
+    eval_env = make_envs(env_id, env_kwargs, 1, seed + 10_000, vec_cls)
+    try:
+        venv = make_envs(env_id, env_kwargs, n_envs, seed, vec_cls)
+    except BaseException:
+        eval_env.close()  # its worker process, when it has one
+        raise
     checkpoint, done_steps = latest_checkpoint(ckpt_dir, name) if resume else (None, 0)
+    # one TensorBoard root per run, one directory below it per stage (tb_log_name): see tracking
+    tb_root = str(tensorboard_dir(out_dir))
     if checkpoint is not None:
-        model = MaskablePPO.load(checkpoint, env=venv, tensorboard_log=str(out_dir / "tb"))
+        model = MaskablePPO.load(checkpoint, env=venv, tensorboard_log=tb_root)
     else:
         ppo_kwargs.setdefault("policy", "MlpPolicy")
-        model = MaskablePPO(env=venv, seed=seed, verbose=0, tensorboard_log=str(out_dir / "tb"), **ppo_kwargs)
+        model = MaskablePPO(env=venv, seed=seed, verbose=0, tensorboard_log=tb_root, **ppo_kwargs)
     callbacks = [
         CheckpointCallback(save_freq=max(int(run.get("checkpoint_freq", 10_000)) // n_envs, 1),
                            save_path=str(ckpt_dir), name_prefix=name),

@@ -24,12 +24,27 @@ def wandb_mode(requested: str | None) -> str:
     return "offline"
 
 
+def tensorboard_dir(run_dir: Path) -> Path:
+    """Where a run's TensorBoard logs go: SB3 writes each stage's in a directory of its own below
+    it (``tb/draft_round1_1``, ``tb/verify_round1_1``, ... ``tb/arbiter_1``)."""
+    return run_dir / "tb"
+
+
 def start_run(
     *, project: str, entity: str | None, mode: str | None, name: str, group: str, config: dict[str, Any], run_dir: Path
 ):
-    """A W&B run that mirrors SB3's TensorBoard logs; ``wandb sync`` uploads an offline one later."""
+    """A W&B run that mirrors SB3's TensorBoard logs; ``wandb sync`` uploads an offline one later.
+
+    A co-adaptive run writes one TensorBoard directory per stage. Told their common root, W&B
+    names each stage's metrics by its directory (``draft_round1_1/rollout/ep_rew_mean``); with
+    ``sync_tensorboard=True`` alone it guesses and warns once per further directory, counting
+    across the runs of the process too. Close with :func:`finish_run`."""
     import wandb
 
+    mode = wandb_mode(mode)
+    _unpatch_tensorboard()  # a previous run's root (another run directory) in this process
+    if mode != "disabled":  # as wandb.init itself: a disabled run patches nothing
+        wandb.tensorboard.patch(root_logdir=str(tensorboard_dir(run_dir)))
     return wandb.init(
         project=project,
         entity=entity,
@@ -37,7 +52,23 @@ def start_run(
         group=group,
         config=config,
         dir=str(run_dir),
-        mode=wandb_mode(mode),
-        sync_tensorboard=True,
+        mode=mode,
+        sync_tensorboard=True,  # already patched with the root: wandb.init keeps that patch
         reinit="finish_previous",
     )
+
+
+def finish_run(run) -> None:
+    """Finish a :func:`start_run` run and take its TensorBoard patch off, so that TensorBoard
+    writers outside its root (a later untracked run in this process) are left alone."""
+    try:
+        run.finish()
+    finally:
+        _unpatch_tensorboard()
+
+
+def _unpatch_tensorboard() -> None:
+    import wandb
+
+    if wandb.patched["tensorboard"]:
+        wandb.tensorboard.unpatch()

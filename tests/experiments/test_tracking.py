@@ -1,0 +1,30 @@
+"""experiments.training.tracking: W&B runs that mirror several TensorBoard directories quietly."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_runs_with_a_tensorboard_directory_per_stage_are_not_warned(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    from torch.utils.tensorboard import SummaryWriter
+
+    from experiments.training.tracking import finish_run, start_run, tensorboard_dir
+
+    warned: list[str] = []
+    monkeypatch.setattr(wandb, "termwarn", lambda message, *args, **kwargs: warned.append(message))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    for name in ("draft-verify", "arbitration"):  # two runs of one process, as the default experiment's
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        run = start_run(project="specgym-test", entity=None, mode="offline", name=name, group="test", config={},
+                        run_dir=run_dir)  # fmt: skip
+        for stage in ("draft_round1_1", "verify_round1_1"):  # SB3's directory per stage (tb_log_name)
+            writer = SummaryWriter(str(tensorboard_dir(run_dir) / stage))
+            writer.add_scalar("rollout/ep_rew_mean", 1.0, 0)
+            writer.close()
+        finish_run(run)
+    # sync_tensorboard=True alone: "When using several event log directories, please call
+    # `wandb.tensorboard.patch(root_logdir=...)`" once per further directory, over both runs
+    assert not [m for m in warned if "log director" in m], warned
+    assert not wandb.patched["tensorboard"]  # taken off: a later untracked run's writers are left alone
