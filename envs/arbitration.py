@@ -300,4 +300,3 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     def action_masks(self) -> np.ndarray:
         """Both choices are valid at every mismatch."""
         return np.ones(2, dtype=bool)
-

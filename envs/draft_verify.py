@@ -44,8 +44,16 @@ _BEST_STATIC: dict[tuple, float] = {}
 def _best_static_rate(source: TraceReplay, traces: str, cost_model: str, n_prompts: int) -> float:
     path, profile = Path(traces), Path(str(cost_model))
     version = profile.stat().st_mtime_ns if profile.is_file() else None  # a profile rewritten in place
-    key = (str(path.resolve()), path.stat().st_mtime_ns, str(cost_model), version, source.width, source.max_depth,
-           source.max_new_tokens, n_prompts)  # fmt: skip
+    key = (
+        str(path.resolve()),
+        path.stat().st_mtime_ns,
+        str(cost_model),
+        version,
+        source.width,
+        source.max_depth,
+        source.max_new_tokens,
+        n_prompts,
+    )
     if key not in _BEST_STATIC:
         _BEST_STATIC[key] = best_static_rate(source, n_prompts)
     return _BEST_STATIC[key]
@@ -249,11 +257,15 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         if reward == "net_tokens" and rate is None and isinstance(cost, MeasuredCost):
             raise SpecGymError("net_tokens under the measured cost model needs an explicit rate= (tokens/s)")
         if rate == "best_static" and backend != "replay":
-            raise SpecGymError("rate='best_static' replays static schedules on the trace: it needs backend='replay'; "
-                               "pass a number of tokens/s otherwise")  # fmt: skip
+            raise SpecGymError(
+                "rate='best_static' replays static schedules on the trace: it needs backend='replay'; "
+                "pass a number of tokens/s otherwise"
+            )
         if rate is not None and reward != "net_tokens":
-            raise SpecGymError(f"rate= prices time in reward='net_tokens'; reward={reward!r} has none: drop rate "
-                               "or pass reward='net_tokens'")  # fmt: skip
+            raise SpecGymError(
+                f"rate= prices time in reward='net_tokens'; reward={reward!r} has none: drop rate "
+                "or pass reward='net_tokens'"
+            )
         if rate != "best_static" and rate is not None and not (isinstance(rate, int | float) and rate > 0):
             raise SpecGymError(f"rate must be > 0 tokens/s or 'best_static', got {rate!r}")
         if backend == "live":
@@ -299,9 +311,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         trace = Trace.load(traces)
         meta = trace.meta
         if meta["pair"] != pair:
-            raise SpecGymError(
-                f"trace {traces!r} was recorded for pair {meta['pair']!r}; pass pair={meta['pair']!r}"
-            )
+            raise SpecGymError(f"trace {traces!r} was recorded for pair {meta['pair']!r}; pass pair={meta['pair']!r}")
         if prompts is not None and prompts != meta.get("prompts"):
             raise SpecGymError(
                 f"trace {traces!r} holds prompts from {meta.get('prompts')!r}, not {prompts!r}; "
@@ -427,4 +437,3 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             "prompt_index": src.prompt_index,
         }
         return src.observation(), float(reward), done, False, info
-

@@ -27,8 +27,17 @@ from envs.specdec.schedules import Composite, Confidence, ExpectedSize, Heuristi
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-BASELINES = ("static-K", "heuristic", "confidence[-T]", "specdec++[-T]", "expected", "DEPTH+SIZE", "oracle",
-             "oracle-depth", "PATH.zip")  # fmt: skip
+BASELINES = (
+    "static-K",
+    "heuristic",
+    "confidence[-T]",
+    "specdec++[-T]",
+    "expected",
+    "DEPTH+SIZE",
+    "oracle",
+    "oracle-depth",
+    "PATH.zip",
+)
 
 
 class SB3Policy(Policy):

@@ -75,12 +75,15 @@ class ResidualSize(gym.Wrapper):
             raise SpecGymError(f"radius must be >= 1 (0 would be the rule itself), got {radius}")
         rate = env.unwrapped.rate
         if counterfactual and not (env.unwrapped.reward_kind == "net_tokens" and isinstance(rate, int | float)):
-            raise SpecGymError("the counterfactual baseline prices every size's time: it needs reward='net_tokens' "
-                               "with a rate (a number or 'best_static')")  # fmt: skip
+            raise SpecGymError(
+                "the counterfactual baseline prices every size's time: it needs reward='net_tokens' "
+                "with a rate (a number or 'best_static')"
+            )
         self.radius, self.counterfactual, self.rule_n = radius, counterfactual, 0
         box = env.observation_space
-        self.observation_space = spaces.Box(np.append(box.low, 0.0).astype(np.float32),
-                                            np.append(box.high, 1.0).astype(np.float32))  # fmt: skip
+        self.observation_space = spaces.Box(
+            np.append(box.low, 0.0).astype(np.float32), np.append(box.high, 1.0).astype(np.float32)
+        )
         self.action_space = spaces.Discrete(2 * radius + 1)
 
     def _observe(self, obs: np.ndarray) -> np.ndarray:
@@ -153,8 +156,15 @@ class GenerationStats:
     def features(self) -> np.ndarray:
         if self.cycles == 0:
             return np.array([-1.0, -1.0, -1.0, 0.0], np.float32)
-        return np.array([self.accepted / self.cycles / self.max_depth, self.accepted / self.drafted,
-                         self.ema / self.max_depth, min(self.cycles / 32, 1.0)], np.float32)  # fmt: skip
+        return np.array(
+            [
+                self.accepted / self.cycles / self.max_depth,
+                self.accepted / self.drafted,
+                self.ema / self.max_depth,
+                min(self.cycles / 32, 1.0),
+            ],
+            np.float32,
+        )
 
 
 class GenerationStatsObs(gym.Wrapper):
@@ -164,8 +174,9 @@ class GenerationStatsObs(gym.Wrapper):
         super().__init__(env)
         self.stats = GenerationStats(env.unwrapped.source.max_depth)
         box, n = env.observation_space, len(self.stats.features())
-        self.observation_space = spaces.Box(np.append(box.low, -np.ones(n)).astype(np.float32),
-                                            np.append(box.high, np.ones(n)).astype(np.float32))  # fmt: skip
+        self.observation_space = spaces.Box(
+            np.append(box.low, -np.ones(n)).astype(np.float32), np.append(box.high, np.ones(n)).astype(np.float32)
+        )
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(**kwargs)
@@ -217,17 +228,31 @@ def train_variant(
     """Train one variant's role (``config``: ``role_config``'s); returns the learned role as a policy."""
     role = ABLATIONS[args.ablation][0]
     role_id, ppo_kwargs, run = config
-    env_kwargs = {**run["env_kwargs"], "pair": args.pair, "backend": "replay", "cost_model": cost,
-                  "width": args.width, "max_depth": args.max_depth, "split": "train", "traces": str(args.train_traces),
-                  "partner": "expected" if role == "draft" else args.depth_rule}  # fmt: skip
+    env_kwargs = {
+        **run["env_kwargs"],
+        "pair": args.pair,
+        "backend": "replay",
+        "cost_model": cost,
+        "width": args.width,
+        "max_depth": args.max_depth,
+        "split": "train",
+        "traces": str(args.train_traces),
+        "partner": "expected" if role == "draft" else args.depth_rule,
+    }
     wrapper, wrapper_kwargs = {
         "plain": (None, None),
         "residual": (ResidualSize, {"radius": args.radius}),
         "residual_counterfactual": (ResidualSize, {"radius": args.radius, "counterfactual": True}),
         "generation_stats": (GenerationStatsObs, {}),
     }[variant]
-    venv = make_vec_env(functools.partial(_make, role_id), n_envs=int(run.get("n_envs", 1)), seed=seed,
-                        env_kwargs=env_kwargs, wrapper_class=wrapper, wrapper_kwargs=wrapper_kwargs)  # fmt: skip
+    venv = make_vec_env(
+        functools.partial(_make, role_id),
+        n_envs=int(run.get("n_envs", 1)),
+        seed=seed,
+        env_kwargs=env_kwargs,
+        wrapper_class=wrapper,
+        wrapper_kwargs=wrapper_kwargs,
+    )
     ppo_kwargs = {"policy": "MlpPolicy", **ppo_kwargs, **PPO_OVERRIDES.get(variant, {})}
     model = MaskablePPO(env=venv, seed=seed, verbose=0, **ppo_kwargs)
     model.learn(total_timesteps=run["n_timesteps"])
@@ -247,8 +272,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cost = default_cost_model(args.pair) if args.cost_model == "auto" else args.cost_model
     args.train_traces = args.train_traces or default_traces(args.pair, "train", args.width, args.max_depth)
     args.traces = args.traces or default_traces(args.pair, "heldout", args.width, args.max_depth)
-    heldout = TraceReplay(Trace.load(args.traces), cost=make_cost_model(cost), width=args.width,
-                          max_depth=args.max_depth)  # fmt: skip
+    heldout = TraceReplay(
+        Trace.load(args.traces), cost=make_cost_model(cost), width=args.width, max_depth=args.max_depth
+    )
     oracle = tokens_per_s(make_policy("oracle", source=heldout), heldout)
     config = role_config(args)  # read once for every variant and seed
     rule_pair = f"{args.depth_rule}+expected"
@@ -258,15 +284,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         scores, changed = [], []
         for seed in args.seeds:
             learned = train_variant(args, config, variant, seed, cost)
-            pair = Composite(make_policy(args.depth_rule), learned) if role == "verify" else \
-                Composite(learned, ExpectedSize())  # fmt: skip
+            pair = (
+                Composite(make_policy(args.depth_rule), learned)
+                if role == "verify"
+                else Composite(learned, ExpectedSize())
+            )
             scores.append(tokens_per_s(pair, heldout))
             if isinstance(learned, LearnedResidual):
                 changed.append(learned.changed / max(learned.decisions, 1))
-            print(f"{args.ablation} {variant} seed {seed}: {scores[-1]:.2f} tok/s ({scores[-1] / oracle:.1%} of the "
-                  f"oracle; {rule_pair} {reference / oracle:.1%})", flush=True)  # fmt: skip
-        results[variant] = {"seeds": list(args.seeds), "tokens_per_s": scores, "fraction_of_oracle":
-                            [s / oracle for s in scores], "ppo_overrides": PPO_OVERRIDES.get(variant, {})}  # fmt: skip
+            print(
+                f"{args.ablation} {variant} seed {seed}: {scores[-1]:.2f} tok/s ({scores[-1] / oracle:.1%} of the "
+                f"oracle; {rule_pair} {reference / oracle:.1%})",
+                flush=True,
+            )
+        results[variant] = {
+            "seeds": list(args.seeds),
+            "tokens_per_s": scores,
+            "fraction_of_oracle": [s / oracle for s in scores],
+            "ppo_overrides": PPO_OVERRIDES.get(variant, {}),
+        }
         if changed:  # the held-out decisions where the learned size is not the rule's
             results[variant]["departs_from_rule"] = changed
     info = heldout.trace.meta.get("pair_info", {})
@@ -292,8 +328,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.ablations", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.ablations",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("ablation", help=" | ".join(ABLATIONS))
     p.add_argument("--pair", default="smollm2-135m")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

@@ -79,8 +79,14 @@ def measure_live(
     """Wall-clock tokens/s, policies and target-only interleaved per prompt; and where a policy's
     output left the target's greedy tokens (never in float32; bfloat16 ties: benchmarks.common)."""
     # the policies observe cost-model features (as in training); the clock below is the wall clock
-    source = LiveCycles(pair, prompts, cost=make_cost_model(s.cost_model), width=s.width,
-                        max_depth=s.max_depth, max_new_tokens=s.max_new_tokens)  # fmt: skip
+    source = LiveCycles(
+        pair,
+        prompts,
+        cost=make_cost_model(s.cost_model),
+        width=s.width,
+        max_depth=s.max_depth,
+        max_new_tokens=s.max_new_tokens,
+    )
     dec = SpeculativeDecoder(pair)
 
     def decode_with(policy: Policy):
@@ -136,8 +142,9 @@ class EvalSettings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument(
         "--env",
         default="draft-verify",
@@ -153,13 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a .jsonl file, task:NAME or reasoning-gym task names (default: the pair's "
         "training prompts' kind, held out: task:NAME for a task pair, else generated questions)",
     )
-    p.add_argument("--n-prompts", type=positive_int, default=None,
-                   help="prompts to record (default: 20; a trace's: all)")  # fmt: skip
+    p.add_argument(
+        "--n-prompts", type=positive_int, default=None, help="prompts to record (default: 20; a trace's: all)"
+    )
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the trace's, or 128 when recording")
     p.add_argument("--width", type=int, default=None, help="tree width (default: the run's, else 4)")
     p.add_argument("--max-depth", type=int, default=None, help="(default: the run's, else 8)")
-    p.add_argument("--cost-model", default="auto",
-                   help="auto (the run's unless measured, else train's auto) | analytic | profile .json")  # fmt: skip
+    p.add_argument(
+        "--cost-model",
+        default="auto",
+        help="auto (the run's unless measured, else train's auto) | analytic | profile .json",
+    )
     p.add_argument("--no-live", action="store_true", help="skip the wall-clock measurement")
     p.add_argument("--out", help="write the results JSON here")
     return p
@@ -173,13 +184,17 @@ def resolve(settings: EvalSettings) -> EvalSettings:
     if s.traces and not (s.target or s.draft):
         check_trace_pair(s.traces, Trace.load_meta(s.traces), pair)
     if s.traces and (s.prompts or s.n_prompts):
-        raise SpecGymError("pass --traces (a recorded trace, all its prompts scored) or --prompts/--n-prompts "
-                           "(recorded here), not both")  # fmt: skip
+        raise SpecGymError(
+            "pass --traces (a recorded trace, all its prompts scored) or --prompts/--n-prompts "
+            "(recorded here), not both"
+        )
     if s.verify_policy and Path(s.policy).is_dir():
         raise SpecGymError("a run directory brings its own size policy; pass --verify-policy with a depth-policy .zip")
     if s.cost_model == "measured":
-        raise SpecGymError("the wall clock is measured separately (measured_tokens_per_s); pass --cost-model "
-                           "auto, analytic or a profile .json for the replayed comparison")  # fmt: skip
+        raise SpecGymError(
+            "the wall clock is measured separately (measured_tokens_per_s); pass --cost-model "
+            "auto, analytic or a profile .json for the replayed comparison"
+        )
     cost_model = s.cost_model
     if cost_model == "auto":
         # the run's cost model, unless it trained on the wall clock or on another pair (whose profile it is)
@@ -204,10 +219,15 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
         trace: Trace | str = s.traces
     else:
         prompts = [pair.encode(t) for t in load_prompts(s.prompts, s.n_prompts or 20)]
-        trace = record_trace(pair, prompts, max_new_tokens=s.max_new_tokens or 128, width=s.width,
-                             max_depth=s.max_depth, meta={"prompts": s.prompts})  # fmt: skip
-    source = TraceReplay(trace, cost=cost, width=s.width, max_depth=s.max_depth,
-                         max_new_tokens=s.max_new_tokens)  # fmt: skip
+        trace = record_trace(
+            pair,
+            prompts,
+            max_new_tokens=s.max_new_tokens or 128,
+            width=s.width,
+            max_depth=s.max_depth,
+            meta={"prompts": s.prompts},
+        )
+    source = TraceReplay(trace, cost=cost, width=s.width, max_depth=s.max_depth, max_new_tokens=s.max_new_tokens)
     prompts = [source.trace.prompt(i).prompt.tolist() for i in range(source.n_prompts)]
     s = replace(s, max_new_tokens=source.max_new_tokens)
     learned = learned_policy(s.policy, s.verify_policy)
@@ -257,8 +277,13 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
         table.add_column(col)
     for name, row in sorted(results.items(), key=lambda kv: -kv[1]["tokens_per_s"]):
         measured = row.get("measured_tokens_per_s")
-        table.add_row(name, f"{row['tokens_per_s']:.1f}", f"{row['mean_accepted_length']:.2f}",
-                      f"{row['fraction_of_oracle']:.1%}", f"{measured:.1f}" if measured else "")  # fmt: skip
+        table.add_row(
+            name,
+            f"{row['tokens_per_s']:.1f}",
+            f"{row['mean_accepted_length']:.2f}",
+            f"{row['fraction_of_oracle']:.1%}",
+            f"{measured:.1f}" if measured else "",
+        )
     console.print(table)
     console.print(
         f"learned / best static ({best_static}): {out['learned_over_best_static']:.3f}; "

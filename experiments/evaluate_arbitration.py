@@ -110,8 +110,11 @@ def run_interleaved(env: ArbitrationEnv, arbiters: dict[str, Arbiter], items: ra
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.evaluate --env arbitration", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.evaluate --env arbitration",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--env", default="arbitration", choices=["arbitration"])
     p.add_argument("--policy", required=True, help="a run directory of --env arbitration, or a policy .zip")
     p.add_argument("--pair", default="gsm", help="registered pair name (default: gsm)")
@@ -154,8 +157,16 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     """The learned arbiter against every baseline on held-out items; the results JSON."""
     if args.n_items < 2:
         raise SpecGymError(f"--n-items must be >= 2 (a paired interval needs two items), got {args.n_items}")
-    env = ArbitrationEnv(pair=args.pair, task=args.task, n_items=args.n_items, split="heldout", k=args.k,
-                         max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype)  # fmt: skip
+    env = ArbitrationEnv(
+        pair=args.pair,
+        task=args.task,
+        n_items=args.n_items,
+        split="heldout",
+        k=args.k,
+        max_new_tokens=args.max_new_tokens,
+        device=args.device,
+        dtype=args.dtype,
+    )
     arbiters = {"learned": learned_arbiter(args.policy)}
     for name in ("target-only", "always-draft", "random", *RULES):
         arbiters[key(name)] = make_arbiter(name, seed=args.seed)
@@ -192,9 +203,14 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
         table.add_column(col)
     for name, row in sorted(policies.items(), key=lambda kv: -kv[1]["accuracy"]):
         lo, hi = row["accuracy_ci95"]
-        table.add_row(f"{name} (n={row['n_items']})" if name == "oracle" else name, f"{row['accuracy']:.3f}",
-                      f"[{lo:.3f}, {hi:.3f}]", f"{row['mean_accepted_length']:.2f}", f"{row['tokens_per_s']:.0f}",
-                      f"{row['draft_kept_fraction']:.2f}")  # fmt: skip
+        table.add_row(
+            f"{name} (n={row['n_items']})" if name == "oracle" else name,
+            f"{row['accuracy']:.3f}",
+            f"[{lo:.3f}, {hi:.3f}]",
+            f"{row['mean_accepted_length']:.2f}",
+            f"{row['tokens_per_s']:.0f}",
+            f"{row['draft_kept_fraction']:.2f}",
+        )
     console.print(table)
     d = out["paired_diff_vs_target_only"]
     console.print(f"learned - target-only: {d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]")

@@ -10,9 +10,7 @@ from transformers import GenerationConfig
 from envs.specdec import ModelPair
 
 
-def hf_assisted_generate(
-    pair: ModelPair, prompt_ids: Sequence[int], max_new_tokens: int, k: int | None
-) -> list[int]:
+def hf_assisted_generate(pair: ModelPair, prompt_ids: Sequence[int], max_new_tokens: int, k: int | None) -> list[int]:
     """Greedy ``generate(assistant_model=...)``: fixed ``k`` drafts, or transformers' dynamic default.
 
     The assistant's settings live on the draft's ``generation_config``; kwargs to ``generate``

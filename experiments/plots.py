@@ -62,8 +62,14 @@ def arbitration_tradeoff(result: dict, out: Path) -> Path:
     for name, row in result["policies"].items():
         lo, hi = row["accuracy_ci95"]
         acc = row["accuracy"]
-        ax.errorbar(row["mean_accepted_length"], acc, yerr=[[acc - lo], [hi - acc]], fmt="o", capsize=3,
-                    label=f"{name} (n={row['n_items']})" if name == "oracle" else name)  # fmt: skip
+        ax.errorbar(
+            row["mean_accepted_length"],
+            acc,
+            yerr=[[acc - lo], [hi - acc]],
+            fmt="o",
+            capsize=3,
+            label=f"{name} (n={row['n_items']})" if name == "oracle" else name,
+        )
     ax.set_xlabel("mean accepted length (tokens per target forward)")
     ax.set_ylabel("accuracy (95% Wilson CI)")
     ax.set_title(f"Arbitration, {result['pair']}, {result['task']}, {result['n_items']} held-out items")

@@ -36,9 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--max-depth", type=int, default=8, help="tree depth recorded (default: 8)")
     group.add_argument("--split", choices=SPLITS, default="heldout", help="prompt seed split")
     group.add_argument("--chunk", type=int, default=64, help="positions per batched draft forward")
-    group.add_argument("--out", help="output .npz (default: <data dir>/traces/<pair>__w<W>_d<D>_<split>.npz; train "
-                       "and the benchmarks record and read their own, <pair>__default__w<W>_d<D>_<split>.npz, "
-                       "so pass this one to them with --traces)")  # fmt: skip
+    group.add_argument(
+        "--out",
+        help="output .npz (default: <data dir>/traces/<pair>__w<W>_d<D>_<split>.npz; train "
+        "and the benchmarks record and read their own, <pair>__default__w<W>_d<D>_<split>.npz, "
+        "so pass this one to them with --traces)",
+    )
     return parser
 
 

@@ -56,9 +56,20 @@ def engine_table(rows: list[dict]) -> list[str]:
     lines = _head(
         "**Engine vs transformers' assisted generation** (`benchmark engine`, greedy, fixed k; tokens/s "
         "mean ± sd over interleaved repeats; ratio = SpecGym / assisted per repeat):",
-        ["pair", "device", "k", "prompts x tokens", "repeats", "target-only", "SpecGym", "HF assisted",
-         "SpecGym / HF (min)", "identical", "file"],
-    )  # fmt: skip
+        [
+            "pair",
+            "device",
+            "k",
+            "prompts x tokens",
+            "repeats",
+            "target-only",
+            "SpecGym",
+            "HF assisted",
+            "SpecGym / HF (min)",
+            "identical",
+            "file",
+        ],
+    )
     for r in rows:
         t = r["tokens_per_s"]
         ratio = r["specgym_over_hf_assisted"]
@@ -87,9 +98,18 @@ def cost_table(rows: list[dict]) -> list[str]:
 def pair_table(rows: list[dict]) -> list[str]:
     lines = _head(
         "**Pairs** (`benchmark pair`: greedy, held-out prompts, target-only and every k interleaved in one run):",
-        ["pair", "device", "prompts x tokens", "mean accepted length (k)", "acceptance rate", "best static k",
-         "speedup at best k", "identical", "file"],
-    )  # fmt: skip
+        [
+            "pair",
+            "device",
+            "prompts x tokens",
+            "mean accepted length (k)",
+            "acceptance rate",
+            "best static k",
+            "speedup at best k",
+            "identical",
+            "file",
+        ],
+    )
     for r in rows:
         lines.append(
             f"| {r['pair']} | {_device(r)} | {r['n_prompts']} x {r['max_new_tokens']} "
@@ -104,9 +124,20 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
         "**DraftVerify policies** (`evaluate --env draft-verify`: a held-out trace, or one recorded for a prompt "
         "file, replayed under the cost model; best rule: the fastest of the dynamic rules at their published "
         "thresholds, each also with the expected size rule; measured = live decoding, wall clock, interleaved):",
-        ["pair", "cost model", "prompts", "n", "learned / best static (k)", "learned / best rule (rule)",
-         "learned of oracle", "best static of oracle", "measured learned / best static", "identical (live)", "file"],
-    )  # fmt: skip
+        [
+            "pair",
+            "cost model",
+            "prompts",
+            "n",
+            "learned / best static (k)",
+            "learned / best rule (rule)",
+            "learned of oracle",
+            "best static of oracle",
+            "measured learned / best static",
+            "identical (live)",
+            "file",
+        ],
+    )
     for r in rows:
         pol = r["policies"]
         best = pol[f"static_k{r['best_static_k']}"]
@@ -123,9 +154,17 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
 
 
 HEADROOM = (
-    "oracle", "oracle_depth", "best_static", "confidence_tuned", "specdec++_tuned", "confidence_expected_tuned",
-    "specdec++_expected_tuned", "learned", "learned_depth_hindsight_size", "hindsight_depth_learned_size",
-)  # fmt: skip
+    "oracle",
+    "oracle_depth",
+    "best_static",
+    "confidence_tuned",
+    "specdec++_tuned",
+    "confidence_expected_tuned",
+    "specdec++_expected_tuned",
+    "learned",
+    "learned_depth_hindsight_size",
+    "hindsight_depth_learned_size",
+)
 
 
 def _pair_label(result: dict) -> str:
@@ -168,9 +207,21 @@ def env_table(rows: list[dict]) -> list[str]:
     lines = _head(
         "**Env speed** (`benchmark env`: steps/s in one process, inside `env.step`/`reset` / with the policy's "
         "choice too; the replay target is 20,000):",
-        ["env", "backend", "role", "pair", "width x depth", "reward", "cost model", "policy", "steps/s",
-         "with policy", "device", "file"],
-    )  # fmt: skip
+        [
+            "env",
+            "backend",
+            "role",
+            "pair",
+            "width x depth",
+            "reward",
+            "cost model",
+            "policy",
+            "steps/s",
+            "with policy",
+            "device",
+            "file",
+        ],
+    )
     for r in rows:
         reward = r.get("reward", {"reward": "throughput", "credit": "cycle", "rate": None})
         rate = f", rate {reward['rate']}" if reward["rate"] is not None else ""
@@ -225,14 +276,23 @@ def arbitration_table(rows: list[dict]) -> list[str]:
             f"held-out items, k={r['k']}, {r['device']}; accuracy with 95% Wilson interval; tokens/s = wall clock "
             f"of drafting + verification, policies interleaved per item; `{r['_file']}`). Learned minus "
             f"target-only on the same items: {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}].",
-            ["policy", "accuracy", "95% CI", "vs target-only, paired (95% CI)", "mean accepted length", "tokens/s",
-             "draft kept at mismatches"],
-        )  # fmt: skip
+            [
+                "policy",
+                "accuracy",
+                "95% CI",
+                "vs target-only, paired (95% CI)",
+                "mean accepted length",
+                "tokens/s",
+                "draft kept at mismatches",
+            ],
+        )
         for name, p in sorted(r["policies"].items(), key=lambda kv: -kv[1]["accuracy"]):
             label = f"{name} ({p['n_items']} items)" if p["n_items"] != r["n_items"] else name
             if "target_only_accuracy_same_items" in p:
-                label += (f"; on them target-only {p['target_only_accuracy_same_items']:.1%}, "
-                          f"learned {p['learned_accuracy_same_items']:.1%}")  # fmt: skip
+                label += (
+                    f"; on them target-only {p['target_only_accuracy_same_items']:.1%}, "
+                    f"learned {p['learned_accuracy_same_items']:.1%}"
+                )
             lo, hi = p["accuracy_ci95"]
             diff = p.get("diff_vs_target_only")
             paired = f"{diff['mean']:+.1%} [{diff['ci95'][0]:+.1%}, {diff['ci95'][1]:+.1%}]" if diff else "-"
@@ -271,10 +331,12 @@ def ablation_table(rows: list[dict]) -> list[str]:
             label = variant + "".join(f" ({k} {x:g})" for k, x in v.get("ppo_overrides", {}).items())
             if "departs_from_rule" in v:
                 fractions += " (departs from the rule at " + ", ".join(f"{x:.1%}" for x in v["departs_from_rule"]) + ")"
-            lines.append(f"| {r['pair']} | {r['width']} | {r['ablation']} ({r['role']}) | {label} "
-                         f"| {', '.join(map(str, v['seeds']))} | {rates} | {fractions} "
-                         f"| {ref['policy']}: {ref['tokens_per_s']:.2f} ({ref['fraction_of_oracle']:.1%}) "
-                         f"| {r['_file']} |")  # fmt: skip
+            lines.append(
+                f"| {r['pair']} | {r['width']} | {r['ablation']} ({r['role']}) | {label} "
+                f"| {', '.join(map(str, v['seeds']))} | {rates} | {fractions} "
+                f"| {ref['policy']}: {ref['tokens_per_s']:.2f} ({ref['fraction_of_oracle']:.1%}) "
+                f"| {r['_file']} |"
+            )
     return lines
 
 
@@ -292,8 +354,10 @@ def seeds_table(rows: list[dict]) -> list[str]:
                 if isinstance(v, dict):
                     cells = [_metric(key, v[x]) for x in ("mean", "sd", "min", "max")]
                     cells[1] = cells[1].lstrip("+")
-                    lines.append(f"| {env} | {pair} | {seeds} | {key} | {cells[0]} ± {cells[1]} "
-                                 f"| {cells[2]} | {cells[3]} | {r['_file']} |")  # fmt: skip
+                    lines.append(
+                        f"| {env} | {pair} | {seeds} | {key} | {cells[0]} ± {cells[1]} "
+                        f"| {cells[2]} | {cells[3]} | {r['_file']} |"
+                    )
     return lines
 
 
@@ -309,11 +373,24 @@ def summarise_runs(run_dirs: list[Path], tag: str | None = None) -> dict:
         results = json.loads((Path(run) / "results.json").read_text())
         if not results.get("headline"):
             raise SpecGymError(f"{run} has no evaluated headline; train it with evaluation on")
-        rows.append({"env": results["env"], "seed": results["seed"], "run_dir": str(run),
-                     "headline": results["headline"], "seconds": results["total_seconds"]})  # fmt: skip
+        rows.append(
+            {
+                "env": results["env"],
+                "seed": results["seed"],
+                "run_dir": str(run),
+                "headline": results["headline"],
+                "seconds": results["total_seconds"],
+            }
+        )
         pairs.add(results["pair"])
-    return {"benchmark": "train-summary", "pair": ", ".join(sorted(pairs)), "tag": tag, "runs": rows,
-            "summary": summarise(rows), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}  # fmt: skip
+    return {
+        "benchmark": "train-summary",
+        "pair": ", ".join(sorted(pairs)),
+        "tag": tag,
+        "runs": rows,
+        "summary": summarise(rows),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def render(results_dir: Path) -> str:

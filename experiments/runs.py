@@ -21,8 +21,10 @@ def learned_policy(path: str, verify: str | None) -> Policy:
         run = json.loads(results.read_text())
         policies = run["policies"]
         if run.get("env", "draft-verify") != "draft-verify" or not (policies.get("draft") or policies.get("verify")):
-            raise SpecGymError(f"{p} holds no DraftVerify policy (a run of --env {run.get('env')}); pass a run of "
-                               "--env draft-verify, or evaluate this one with --env arbitration")  # fmt: skip
+            raise SpecGymError(
+                f"{p} holds no DraftVerify policy (a run of --env {run.get('env')}); pass a run of "
+                "--env draft-verify, or evaluate this one with --env arbitration"
+            )
         depth = SB3Policy(policies["draft"], "draft") if policies.get("draft") else make_policy("static-4")
         size = SB3Policy(policies["verify"], "verify") if policies.get("verify") else Policy()
         return Composite(depth, size, "learned")
@@ -33,8 +35,10 @@ def check_trace_pair(path: str, meta: dict, pair: str) -> None:
     """Refuse, naming the fix, a trace (``meta`` read from ``path``) recorded for another pair than ``--pair``."""
     recorded = meta.get("pair")
     if recorded != pair:
-        raise SpecGymError(f"trace {path} was recorded for pair {recorded!r}, not {pair!r}; pass "
-                           f"--pair {recorded} or a trace of {pair}")  # fmt: skip
+        raise SpecGymError(
+            f"trace {path} was recorded for pair {recorded!r}, not {pair!r}; pass "
+            f"--pair {recorded} or a trace of {pair}"
+        )
 
 
 def run_env_kwargs(policy: str) -> dict:

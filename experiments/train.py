@@ -51,8 +51,9 @@ TRAINED_ROLES = ("draft", "verify")  # the co-adaptive ones (joint decides both 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m experiments.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m experiments.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--env", default="all", help=f"all | {' | '.join(ENVS)} (default: all, one after the other)")
     p.add_argument("--pair", default=DEFAULT_PAIR, help=f"registered pair name (default: {DEFAULT_PAIR})")
     p.add_argument("--task", help="arbitration: reasoning-gym task or GSM8K-format .jsonl (default: the config's)")
@@ -61,9 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-traces", help="draft-verify held-out trace .npz (default: recorded on first use)")
     p.add_argument("--eval-items", type=int, default=300, help="arbitration held-out items (0: no evaluation)")
     p.add_argument("--oracle-items", type=int, default=100, help="arbitration items for the slow oracle")
-    p.add_argument("--cost-model", default="auto",
-                   help="auto (analytic for the toy pairs gsm and tiny-random, else the pair's profile on this device, "
-                   "calibrated on first use) | analytic | measured | profile .json")  # fmt: skip
+    p.add_argument(
+        "--cost-model",
+        default="auto",
+        help="auto (analytic for the toy pairs gsm and tiny-random, else the pair's profile on this device, "
+        "calibrated on first use) | analytic | measured | profile .json",
+    )
     p.add_argument(
         "--roles", nargs="+", default=list(TRAINED_ROLES), choices=TRAINED_ROLES, help="roles to train, in order"
     )
@@ -102,8 +106,14 @@ def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any], env_id: str
 
     defaults = inspect.signature(DraftVerifyEnv).parameters
     shape = {key: gym.spec(env_id).kwargs.get(key, defaults[key].default) for key in ("width", "max_depth")}
-    kwargs = {**shape, **config["env_kwargs"], "pair": args.pair, "backend": args.backend,
-              "cost_model": args.cost_model, "device": args.device}  # fmt: skip
+    kwargs = {
+        **shape,
+        **config["env_kwargs"],
+        "pair": args.pair,
+        "backend": args.backend,
+        "cost_model": args.cost_model,
+        "device": args.device,
+    }
     if args.backend == "replay":
         kwargs["traces"] = args.traces or str(default_traces(args.pair, "train", kwargs["width"], kwargs["max_depth"]))
     else:  # the config's replay-only training aids read the trace; live training pays by cycle, target rate
@@ -111,8 +121,10 @@ def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any], env_id: str
         for key in dropped:
             del kwargs[key]
         if dropped and env_id.endswith("Draft-v0"):
-            print(f"live backend: training without {', '.join(dropped)} (they need a trace); the depth role's "
-                  "rewards then arrive at each cycle's end, so give it gamma 0.995 in --config")  # fmt: skip
+            print(
+                f"live backend: training without {', '.join(dropped)} (they need a trace); the depth role's "
+                "rewards then arrive at each cycle's end, so give it gamma 0.995 in --config"
+            )
     kwargs.setdefault("split", "train")
     return kwargs
 
@@ -144,11 +156,28 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path, clock: RunClo
             name = f"{role}_round{r}"
             with clock.timing(name):
                 # the role-specific registered ids share width and depth, so the saved policies fit each other
-                path = train(role_id, kwargs, config, run_dir, name=name, seed=stage_seed(seed, r),
-                             resume=bool(args.resume), tracking=tracking, progress=not args.no_progress)  # fmt: skip
+                path = train(
+                    role_id,
+                    kwargs,
+                    config,
+                    run_dir,
+                    name=name,
+                    seed=stage_seed(seed, r),
+                    resume=bool(args.resume),
+                    tracking=tracking,
+                    progress=not args.no_progress,
+                )
             partners[role] = str(path)
-            stages.append({"round": r, "role": role, "policy": str(path), "env_kwargs": kwargs,
-                           "n_timesteps": config["n_timesteps"], "seconds": clock.seconds(name)})  # fmt: skip
+            stages.append(
+                {
+                    "round": r,
+                    "role": role,
+                    "policy": str(path),
+                    "env_kwargs": kwargs,
+                    "n_timesteps": config["n_timesteps"],
+                    "seconds": clock.seconds(name),
+                }
+            )
     return {"stages": stages, "policies": {role: partners[role] for role in args.roles}}
 
 
@@ -165,10 +194,23 @@ def arbitration(args: argparse.Namespace, seed: int, run_dir: Path, clock: RunCl
         kwargs["task"] = args.task
     kwargs.setdefault("split", "train")
     with clock.timing("arbiter"):
-        path = train(env_id, kwargs, config, run_dir, name="arbiter", seed=seed, resume=bool(args.resume),
-                     tracking=args.wandb_mode != "disabled", progress=not args.no_progress)  # fmt: skip
-    stage = {"policy": str(path), "env_kwargs": kwargs, "n_timesteps": config["n_timesteps"],
-             "seconds": clock.seconds("arbiter")}  # fmt: skip
+        path = train(
+            env_id,
+            kwargs,
+            config,
+            run_dir,
+            name="arbiter",
+            seed=seed,
+            resume=bool(args.resume),
+            tracking=args.wandb_mode != "disabled",
+            progress=not args.no_progress,
+        )
+    stage = {
+        "policy": str(path),
+        "env_kwargs": kwargs,
+        "n_timesteps": config["n_timesteps"],
+        "seconds": clock.seconds("arbiter"),
+    }
     return {"stages": [stage], "policies": {"arbiter": str(path)}}
 
 
@@ -189,8 +231,15 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
     if args.wandb_mode != "disabled":
         from experiments.training.tracking import finish_run, start_run
 
-        tracker = start_run(project=args.wandb_project, entity=args.wandb_entity, mode=args.wandb_mode,
-                            name=run_dir.name, group=args.exp, config=vars(args), run_dir=run_dir)  # fmt: skip
+        tracker = start_run(
+            project=args.wandb_project,
+            entity=args.wandb_entity,
+            mode=args.wandb_mode,
+            name=run_dir.name,
+            group=args.exp,
+            config=vars(args),
+            run_dir=run_dir,
+        )
     clock = RunClock(run_dir)  # seconds summed over the interrupted parts of a resumed run
     result: dict[str, Any] = {}
     with clock.timing("run"):
@@ -220,8 +269,13 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
     result["total_seconds"] = clock.seconds("run")
     (run_dir / "results.json").write_text(json.dumps(result, indent=2))
     print(f"run directory: {run_dir}")
-    return {"env": env, "seed": seed, "run_dir": str(run_dir), "headline": result.get("headline"),
-            "seconds": result["total_seconds"]}  # fmt: skip
+    return {
+        "env": env,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "headline": result.get("headline"),
+        "seconds": result["total_seconds"],
+    }
 
 
 def print_table(rows: list[dict[str, Any]]) -> str:
@@ -236,12 +290,19 @@ def print_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         h = r["headline"] or {}
         if r["env"] == "draft-verify" and h:
-            cells = [f"{h['learned_tokens_per_s']:.1f} tok/s", f"static k={h['best_static_k']}: "
-                     f"{h['best_static_tokens_per_s']:.1f} tok/s", f"{h['learned_over_best_static']:.3f}x",
-                     f"{h['learned_fraction_of_oracle']:.1%}"]  # fmt: skip
+            cells = [
+                f"{h['learned_tokens_per_s']:.1f} tok/s",
+                f"static k={h['best_static_k']}: {h['best_static_tokens_per_s']:.1f} tok/s",
+                f"{h['learned_over_best_static']:.3f}x",
+                f"{h['learned_fraction_of_oracle']:.1%}",
+            ]
         elif h:
-            cells = [f"{h['learned_accuracy']:.1%} correct", f"target-only: {h['target_only_accuracy']:.1%}",
-                     f"{h['learned_minus_target_only']:+.1%}", "-"]  # fmt: skip
+            cells = [
+                f"{h['learned_accuracy']:.1%} correct",
+                f"target-only: {h['target_only_accuracy']:.1%}",
+                f"{h['learned_minus_target_only']:+.1%}",
+                "-",
+            ]
         else:
             cells = ["-"] * 4
         row = [r["env"], str(r["seed"]), *cells, f"{r['seconds'] / 60:.1f}"]

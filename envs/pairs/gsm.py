@@ -138,8 +138,17 @@ def train_model(
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)), {}
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    return resumable_training(model, opt, sched, loss_at, steps=steps, ckpt=ckpt,
-                              checkpoint_seconds=cfg.checkpoint_seconds, desc=desc, progress=progress)  # fmt: skip
+    return resumable_training(
+        model,
+        opt,
+        sched,
+        loss_at,
+        steps=steps,
+        ckpt=ckpt,
+        checkpoint_seconds=cfg.checkpoint_seconds,
+        desc=desc,
+        progress=progress,
+    )
 
 
 def task_accuracy(pair, items, max_new_tokens: int = 128, progress: bool = True) -> dict:
@@ -179,8 +188,9 @@ def evaluate(target_dir: Path, draft_dir: Path, task: str, n: int, progress: boo
     pair = ModelPair.load(str(target_dir), str(draft_dir), device="cpu", dtype="float32", name="gsm")
     items = load_items(task, n, HELDOUT_SEED)
     dec = SpeculativeDecoder(pair)
-    accepted = [dec.generate(pair.encode(prompt_text(x.question), chat=False), 128, k=4).mean_accepted_length
-                for x in items]  # fmt: skip
+    accepted = [
+        dec.generate(pair.encode(prompt_text(x.question), chat=False), 128, k=4).mean_accepted_length for x in items
+    ]
     return task_accuracy(pair, items, 128, progress) | {"mean_accepted_length_k4": statistics.fmean(accepted)}
 
 

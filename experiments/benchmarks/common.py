@@ -98,8 +98,17 @@ def divergences(
             a, b = ref[pos] if pos < len(ref) else None, out[pos] if pos < len(out) else None
             both = a is not None and b is not None
             gap, logit = (float((logits[a] - logits[b]).abs()), float(logits[a])) if both else (math.nan, math.nan)
-            found.append({"method": method, "prompt": i, "position": pos, "target_token": a, "spd_token": b,
-                          "float32_logit_gap": gap, "float32_logit": logit})  # fmt: skip
+            found.append(
+                {
+                    "method": method,
+                    "prompt": i,
+                    "position": pos,
+                    "target_token": a,
+                    "spd_token": b,
+                    "float32_logit_gap": gap,
+                    "float32_logit": logit,
+                }
+            )
     return found
 
 

@@ -46,9 +46,14 @@ def learned_method(pair, prompts: list[list[int]], run_dir: str, max_new: int):
     from experiments.runs import learned_policy, run_env_kwargs
 
     kwargs = run_env_kwargs(run_dir)
-    source = LiveCycles(pair, prompts, cost=make_cost_model(kwargs.get("cost_model", "analytic")),
-                        width=int(kwargs.get("width", 4)), max_depth=int(kwargs.get("max_depth", 8)),
-                        max_new_tokens=max_new)  # fmt: skip
+    source = LiveCycles(
+        pair,
+        prompts,
+        cost=make_cost_model(kwargs.get("cost_model", "analytic")),
+        width=int(kwargs.get("width", 4)),
+        max_depth=int(kwargs.get("max_depth", 8)),
+        max_new_tokens=max_new,
+    )
     policy = learned_policy(run_dir, None)
     index = {id(p): i for i, p in enumerate(prompts)}  # the timing loop passes these very lists
 
@@ -103,8 +108,11 @@ def run(args: argparse.Namespace) -> dict:
     for col in ("method", "tokens/s (mean ± sd over repeats)", "vs target-only"):
         table.add_column(col)
     for name, row in sorted(result["methods"].items(), key=lambda kv: -kv[1]["speedup_vs_target_only"]):
-        cells = [name, f"{row['tokens_per_s']['mean']:.1f} ± {row['tokens_per_s']['std']:.1f}",
-                 f"{row['speedup_vs_target_only']:.2f}x"]  # fmt: skip
+        cells = [
+            name,
+            f"{row['tokens_per_s']['mean']:.1f} ± {row['tokens_per_s']['std']:.1f}",
+            f"{row['speedup_vs_target_only']:.2f}x",
+        ]
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
     console.print(table)

@@ -72,18 +72,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-model", default="auto", help="auto (as train's) | analytic | profile .json")
     p.add_argument("--policy", help="a DraftVerify run directory to score beside the baselines")
     p.add_argument("--draft-speedups", default="2,4", help="what-if draft speedups, comma-separated")
-    p.add_argument("--target-features", action="store_true",
-                   help="also fit the first-token predictor with the target's side (loads the pair)")  # fmt: skip
+    p.add_argument(
+        "--target-features",
+        action="store_true",
+        help="also fit the first-token predictor with the target's side (loads the pair)",
+    )
     p.add_argument("--tag", help="a label for this pair's variant in the results (e.g. 'draft 500 steps')")
     p.add_argument("--out", help="write the results JSON here")
     p.set_defaults(run=run)
 
 
 FEATURES = (
-    "first-level top prob (log)", "first-level second prob (log)", "first-level entropy",
-    "second-level best prob (log)", "second-level entropy", "hit at the previous position",
-    "hit two positions back", "position in the output",
-)  # fmt: skip
+    "first-level top prob (log)",
+    "first-level second prob (log)",
+    "first-level entropy",
+    "second-level best prob (log)",
+    "second-level entropy",
+    "hit at the previous position",
+    "hit two positions back",
+    "position in the output",
+)
 
 
 def first_token(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
@@ -102,11 +110,21 @@ def first_token(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
         second = top[:, 1] if top.shape[1] > 1 else np.zeros(n)
         best2 = pt.cum_logprobs[:, level, :].argmax(axis=1)
         past = np.concatenate([[-1.0, -1.0], hit])  # -1: no such position
-        feats.append(np.stack([
-            np.log(top[:, 0]), np.log(np.maximum(second, 1e-12)), pt.entropies[rows, 0, best],
-            np.log(pt.probs[rows, level, best2]), pt.entropies[rows, level, best2],
-            past[1 : n + 1], past[:n], rows / int(trace.meta["max_new_tokens"]),
-        ], axis=1))  # fmt: skip
+        feats.append(
+            np.stack(
+                [
+                    np.log(top[:, 0]),
+                    np.log(np.maximum(second, 1e-12)),
+                    pt.entropies[rows, 0, best],
+                    np.log(pt.probs[rows, level, best2]),
+                    pt.entropies[rows, level, best2],
+                    past[1 : n + 1],
+                    past[:n],
+                    rows / int(trace.meta["max_new_tokens"]),
+                ],
+                axis=1,
+            )
+        )
         hits.append(hit.astype(bool))
     return np.concatenate(feats), np.concatenate(hits)
 
@@ -202,8 +220,11 @@ def _tuned(rule: str, train: TraceReplay, heldout: TraceReplay, size: str = "") 
     """``rule``'s threshold tuned on ``train``, scored on ``heldout``; ``size``: e.g. ``"+expected"``."""
     scores = [tokens_per_s(make_policy(f"{rule}-{t:g}{size}"), train) for t in THRESHOLDS]
     t = float(THRESHOLDS[int(np.argmax(scores))])
-    return {"threshold": t, "train_tokens_per_s": max(scores),
-            "tokens_per_s": tokens_per_s(make_policy(f"{rule}-{t:g}{size}"), heldout)}  # fmt: skip
+    return {
+        "threshold": t,
+        "train_tokens_per_s": max(scores),
+        "tokens_per_s": tokens_per_s(make_policy(f"{rule}-{t:g}{size}"), heldout),
+    }
 
 
 def _row(heldout: TraceReplay, train: TraceReplay, oracle: Policy, learned: Composite | None) -> dict:
@@ -219,8 +240,10 @@ def _row(heldout: TraceReplay, train: TraceReplay, oracle: Policy, learned: Comp
     row |= {f"{rule}_expected_tuned": _tuned(rule, train, heldout, "+expected") for rule in RULES}
     if learned is not None:
         row["learned"] = {"tokens_per_s": tokens_per_s(learned, heldout)}
-        for name, pair in (("learned_depth_hindsight_size", Composite(learned.depth, oracle)),
-                           ("hindsight_depth_learned_size", Composite(oracle, learned.size))):  # fmt: skip
+        for name, pair in (
+            ("learned_depth_hindsight_size", Composite(learned.depth, oracle)),
+            ("hindsight_depth_learned_size", Composite(oracle, learned.size)),
+        ):
             row[name] = {"tokens_per_s": tokens_per_s(pair, heldout)}
     for entry in row.values():
         entry["fraction_of_oracle"] = entry["tokens_per_s"] / row["oracle"]["tokens_per_s"]
@@ -238,9 +261,13 @@ def by_prompt(heldout: TraceReplay, row: dict, oracle: Policy, learned: Composit
     prompts = []
     for i in range(heldout.n_prompts):
         best, base = rollout(oracle, heldout, i), rollout(static, heldout, i)
-        entry = {"prompt": i, "tokens": best.tokens, "static_accepted_length": base.mean_accepted_length,
-                 "oracle_accepted_length": best.mean_accepted_length,
-                 "oracle_tokens_per_s": best.tokens_per_s}  # fmt: skip
+        entry = {
+            "prompt": i,
+            "tokens": best.tokens,
+            "static_accepted_length": base.mean_accepted_length,
+            "oracle_accepted_length": best.mean_accepted_length,
+            "oracle_tokens_per_s": best.tokens_per_s,
+        }
         for name, policy in causal.items():
             entry[f"{name}_fraction"] = rollout(policy, heldout, i).tokens_per_s / best.tokens_per_s
         prompts.append(entry)
@@ -248,13 +275,19 @@ def by_prompt(heldout: TraceReplay, row: dict, oracle: Policy, learned: Composit
     corr = {name: float(np.corrcoef(x, [p[f"{name}_fraction"] for p in prompts])[0, 1]) for name in causal}
     # the same rule pair with its threshold picked per prompt in hindsight: what adapting the
     # operating point to each prompt could be worth at most
-    seconds = [[rollout(make_policy(f"confidence-{u:g}+expected"), heldout, i).time for u in THRESHOLDS]
-               for i in range(heldout.n_prompts)]  # fmt: skip
+    seconds = [
+        [rollout(make_policy(f"confidence-{u:g}+expected"), heldout, i).time for u in THRESHOLDS]
+        for i in range(heldout.n_prompts)
+    ]
     rate = sum(p["tokens"] for p in prompts) / float(np.min(seconds, axis=1).sum())
     oracle_rate = row["oracle"]["tokens_per_s"]
     per_prompt = {"tokens_per_s": rate, "fraction_of_oracle": rate / oracle_rate}
-    return {"static_k": k, "correlation": corr, "confidence_expected_per_prompt_hindsight": per_prompt,
-            "prompts": prompts}  # fmt: skip
+    return {
+        "static_k": k,
+        "correlation": corr,
+        "confidence_expected_per_prompt_hindsight": per_prompt,
+        "prompts": prompts,
+    }
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -282,8 +315,9 @@ def run(args: argparse.Namespace) -> dict:
     rows, profiled = [], None
     for s in speedups:
         cost = base if s == 1.0 else ScaledDraftCost(base, 1.0 / s)
-        heldout, train_replay = (TraceReplay(t, cost=cost, width=args.width, max_depth=args.max_depth)
-                                 for t in (trace, train))  # fmt: skip
+        heldout, train_replay = (
+            TraceReplay(t, cost=cost, width=args.width, max_depth=args.max_depth) for t in (trace, train)
+        )
         oracle = make_policy("oracle", source=heldout)  # one per replay: its plans serve every row below
         rows.append({"draft_speedup": s, **_row(heldout, train_replay, oracle, learned if s == 1.0 else None)})
         if s == 1.0:
@@ -313,18 +347,23 @@ def run(args: argparse.Namespace) -> dict:
     for name in names:
         table.add_column(name)
     for row in rows:
-        cells = [f"{row[n]['tokens_per_s']:.1f} ({row[n]['fraction_of_oracle']:.0%})" if n in row else ""
-                 for n in names]  # fmt: skip
+        cells = [
+            f"{row[n]['tokens_per_s']:.1f} ({row[n]['fraction_of_oracle']:.0%})" if n in row else "" for n in names
+        ]
         table.add_row(f"{row['draft_speedup']:g}x", *cells)
     console.print(table)
     auc = result["first_token_acceptance"]
-    console.print(f"first draft token: hit rate {auc['hit_rate']:.2f}, AUC of its draft prob {auc['auc']:.3f}, "
-                  f"of a logistic fit on every draft-side feature {auc['auc_fitted']:.3f}")
+    console.print(
+        f"first draft token: hit rate {auc['hit_rate']:.2f}, AUC of its draft prob {auc['auc']:.3f}, "
+        f"of a logistic fit on every draft-side feature {auc['auc_fitted']:.3f}"
+    )
     if "auc_fitted_target" in auc:
         console.print(f"the same fit with the target's side too: {auc['auc_fitted_target']:.3f}")
     corr = ", ".join(f"{k} {v:+.2f}" for k, v in result["by_prompt"]["correlation"].items())
     console.print(f"over prompts, correlation of the fraction of the oracle with the static accepted length: {corr}")
     hind = result["by_prompt"]["confidence_expected_per_prompt_hindsight"]
-    console.print(f"confidence+expected, threshold per prompt in hindsight: {hind['tokens_per_s']:.1f} tok/s "
-                  f"({hind['fraction_of_oracle']:.1%} of the oracle)")
+    console.print(
+        f"confidence+expected, threshold per prompt in hindsight: {hind['tokens_per_s']:.1f} tok/s "
+        f"({hind['fraction_of_oracle']:.1%} of the oracle)"
+    )
     return result

@@ -16,9 +16,21 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 # MaskablePPO constructor arguments we pass through, plus our own run settings
 PPO_KEYS = {
-    "policy", "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range",
-    "ent_coef", "vf_coef", "max_grad_norm", "target_kl", "policy_kwargs", "normalize_advantage",
-}  # fmt: skip
+    "policy",
+    "learning_rate",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "gamma",
+    "gae_lambda",
+    "clip_range",
+    "ent_coef",
+    "vf_coef",
+    "max_grad_norm",
+    "target_kl",
+    "policy_kwargs",
+    "normalize_advantage",
+}
 RUN_KEYS = {"n_timesteps", "n_envs", "eval_freq", "n_eval_episodes", "checkpoint_freq", "env_kwargs", "rounds"}
 
 

@@ -51,8 +51,9 @@ def make_envs(
 ) -> DummyVecEnv | SubprocVecEnv:
     # a callable, not the id: given an id, make_vec_env asks for render_mode="rgb_array", which our envs
     # do not render, and gymnasium warns once per env
-    return make_vec_env(functools.partial(_make, env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
-                        vec_env_cls=vec_cls)  # fmt: skip
+    return make_vec_env(
+        functools.partial(_make, env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=vec_cls
+    )
 
 
 def _make(env_id: str, **kwargs: Any) -> gym.Env:
@@ -100,12 +101,20 @@ def train(
         ppo_kwargs.setdefault("policy", "MlpPolicy")
         model = MaskablePPO(env=venv, seed=seed, verbose=0, tensorboard_log=tb_root, **ppo_kwargs)
     callbacks = [
-        CheckpointCallback(save_freq=max(int(run.get("checkpoint_freq", 10_000)) // n_envs, 1),
-                           save_path=str(ckpt_dir), name_prefix=name),
-        MaskableEvalCallback(eval_env, eval_freq=max(int(run.get("eval_freq", 5_000)) // n_envs, 1),
-                             n_eval_episodes=int(run.get("n_eval_episodes", 5)),
-                             log_path=str(out_dir / "eval" / name), best_model_save_path=None, verbose=0),
-    ]  # fmt: skip
+        CheckpointCallback(
+            save_freq=max(int(run.get("checkpoint_freq", 10_000)) // n_envs, 1),
+            save_path=str(ckpt_dir),
+            name_prefix=name,
+        ),
+        MaskableEvalCallback(
+            eval_env,
+            eval_freq=max(int(run.get("eval_freq", 5_000)) // n_envs, 1),
+            n_eval_episodes=int(run.get("n_eval_episodes", 5)),
+            log_path=str(out_dir / "eval" / name),
+            best_model_save_path=None,
+            verbose=0,
+        ),
+    ]
     if tracking:
         from wandb.integration.sb3 import WandbCallback
 

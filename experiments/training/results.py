@@ -25,15 +25,28 @@ def evaluate_run(env: str, run_dir: Path, args: argparse.Namespace) -> dict[str,
         trained = run_env_kwargs(str(run_dir))  # evaluate replays the same tree shape
         traces = args.eval_traces or default_traces(args.pair, "heldout", trained["width"], trained["max_depth"])
         return evaluate_draft_verify(
-            EvalSettings(policy=str(run_dir), pair=args.pair, device=args.device, traces=str(traces),
-                         cost_model=args.cost_model, no_live=True, out=out)  # fmt: skip
+            EvalSettings(
+                policy=str(run_dir),
+                pair=args.pair,
+                device=args.device,
+                traces=str(traces),
+                cost_model=args.cost_model,
+                no_live=True,
+                out=out,
+            )
         )
     if args.eval_items < 2:
         return None
     from experiments.evaluate_arbitration import ArbitrationEvalSettings, evaluate_arbitration
 
-    settings = ArbitrationEvalSettings(policy=str(run_dir), pair=args.pair, n_items=args.eval_items,
-                                       device=args.device, oracle_items=args.oracle_items, out=out)  # fmt: skip
+    settings = ArbitrationEvalSettings(
+        policy=str(run_dir),
+        pair=args.pair,
+        n_items=args.eval_items,
+        device=args.device,
+        oracle_items=args.oracle_items,
+        out=out,
+    )
     return evaluate_arbitration(replace(settings, task=args.task) if args.task else settings)
 
 
@@ -63,20 +76,28 @@ def markdown(env: str, evaluation: dict[str, Any]) -> str:
     """results.md: the run's evaluation table."""
     pol = evaluation["policies"]
     if env == "draft-verify":
-        head = (f"# DraftVerify: {evaluation['pair']}, {evaluation['n_prompts']} held-out prompts, cost model "
-                f"{Path(evaluation['cost_model']).name}\n\n| policy | tokens/s | mean accepted length | of oracle |\n"
-                "|---|---|---|---|\n")  # fmt: skip
-        rows = [f"| {n} | {r['tokens_per_s']:.1f} | {r['mean_accepted_length']:.2f} | {r['fraction_of_oracle']:.1%} |"
-                for n, r in sorted(pol.items(), key=lambda kv: -kv[1]["tokens_per_s"])]  # fmt: skip
+        head = (
+            f"# DraftVerify: {evaluation['pair']}, {evaluation['n_prompts']} held-out prompts, cost model "
+            f"{Path(evaluation['cost_model']).name}\n\n| policy | tokens/s | mean accepted length | of oracle |\n"
+            "|---|---|---|---|\n"
+        )
+        rows = [
+            f"| {n} | {r['tokens_per_s']:.1f} | {r['mean_accepted_length']:.2f} | {r['fraction_of_oracle']:.1%} |"
+            for n, r in sorted(pol.items(), key=lambda kv: -kv[1]["tokens_per_s"])
+        ]
         ratio = evaluation["learned_over_best_static"]
         tail = f"\nLearned / best static (k={evaluation['best_static_k']}): {ratio:.3f}\n"
         return head + "\n".join(rows) + "\n" + tail
     d = evaluation["paired_diff_vs_target_only"]
-    head = (f"# Arbitration: {evaluation['pair']}, {evaluation['task']}, {evaluation['n_items']} held-out items\n\n"
-            "| policy | accuracy | 95% CI | mean accepted length | draft kept |\n|---|---|---|---|---|\n")  # fmt: skip
-    rows = [f"| {n} (n={r['n_items']}) | {r['accuracy']:.1%} | [{r['accuracy_ci95'][0]:.1%}, "
-            f"{r['accuracy_ci95'][1]:.1%}] | {r['mean_accepted_length']:.2f} | {r['draft_kept_fraction']:.1%} |"
-            for n, r in sorted(pol.items(), key=lambda kv: -kv[1]["accuracy"])]  # fmt: skip
+    head = (
+        f"# Arbitration: {evaluation['pair']}, {evaluation['task']}, {evaluation['n_items']} held-out items\n\n"
+        "| policy | accuracy | 95% CI | mean accepted length | draft kept |\n|---|---|---|---|---|\n"
+    )
+    rows = [
+        f"| {n} (n={r['n_items']}) | {r['accuracy']:.1%} | [{r['accuracy_ci95'][0]:.1%}, "
+        f"{r['accuracy_ci95'][1]:.1%}] | {r['mean_accepted_length']:.2f} | {r['draft_kept_fraction']:.1%} |"
+        for n, r in sorted(pol.items(), key=lambda kv: -kv[1]["accuracy"])
+    ]
     tail = f"\nLearned - target-only (paired): {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}]\n"
     return head + "\n".join(rows) + "\n" + tail
 
@@ -85,8 +106,10 @@ def report_run(env: str, run_dir: Path, evaluation: dict[str, Any] | None, track
     """results.md and the PNG plots in ``run_dir``; the same metrics and images to W&B."""
     pngs = [p for p in [plots.learning_curves(run_dir, run_dir / "learning_curves.png")] if p]
     if not pngs:
-        print("no learning curves: no stage reached its first evaluation (eval_freq in the config is more than "
-              "its timesteps)")  # fmt: skip
+        print(
+            "no learning curves: no stage reached its first evaluation (eval_freq in the config is more than "
+            "its timesteps)"
+        )
     if evaluation is not None:
         (run_dir / "results.md").write_text(markdown(env, evaluation))
         if env == "draft-verify":

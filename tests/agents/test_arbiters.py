@@ -23,18 +23,36 @@ OBS = np.zeros(27, dtype=np.float32)
 
 
 def mismatch(**kw) -> Mismatch:
-    base = dict(index=0, block=4, draft_token=1, target_token=2, p_draft_of_draft=0.6, p_draft_of_target=0.2,
-                p_target_of_draft=0.3, p_target_of_target=0.5, draft_entropy=1.0, target_entropy=1.0,
-                draft_margin=0.4, target_margin=0.2)  # fmt: skip
+    base = dict(
+        index=0,
+        block=4,
+        draft_token=1,
+        target_token=2,
+        p_draft_of_draft=0.6,
+        p_draft_of_target=0.2,
+        p_target_of_draft=0.3,
+        p_target_of_target=0.5,
+        draft_entropy=1.0,
+        target_entropy=1.0,
+        draft_margin=0.4,
+        target_margin=0.2,
+    )
     return Mismatch(**{**base, **kw})
 
 
 @pytest.mark.parametrize(
     ("name", "cls"),
-    [("target-only", TargetOnly), ("always-draft", AlwaysDraft), ("random", RandomArbiter),
-     ("random-0.2", RandomArbiter), ("target-prob-0.3", TargetProbRule), ("draft-margin-0", DraftMarginRule),
-     ("draft-margin--0.1", DraftMarginRule), ("oracle", OracleArbiter)],
-)  # fmt: skip
+    [
+        ("target-only", TargetOnly),
+        ("always-draft", AlwaysDraft),
+        ("random", RandomArbiter),
+        ("random-0.2", RandomArbiter),
+        ("target-prob-0.3", TargetProbRule),
+        ("draft-margin-0", DraftMarginRule),
+        ("draft-margin--0.1", DraftMarginRule),
+        ("oracle", OracleArbiter),
+    ],
+)
 def test_names(name, cls):
     arbiter = make_arbiter(name)
     assert isinstance(arbiter, cls) and arbiter.name == name

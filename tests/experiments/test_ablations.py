@@ -17,8 +17,16 @@ from envs.specdec.schedules import Composite, ExpectedSize, rollout
 from envs.specdec.trace import Trace
 from experiments import ablations
 
-KW = dict(pair="tiny-random", backend="replay", cost_model="analytic", width=4, max_depth=8, split="heldout",
-          reward="net_tokens", rate="best_static")  # fmt: skip
+KW = dict(
+    pair="tiny-random",
+    backend="replay",
+    cost_model="analytic",
+    width=4,
+    max_depth=8,
+    split="heldout",
+    reward="net_tokens",
+    rate="best_static",
+)
 
 
 class Stub:
@@ -51,11 +59,13 @@ def play(env: gym.Env, model, prompt: int) -> tuple[float, int]:
 def test_policy_adapters_see_and_do_what_the_wrapped_env_shows(traces, variant):
     heldout = str(traces / "heldout.npz")
     if variant == "residual":
-        env = ablations.ResidualSize(gym.make("SpecGym/DraftVerify-Verify-v0", traces=heldout, partner="confidence-0.6",
-                                              **KW), radius=2)  # fmt: skip
+        env = ablations.ResidualSize(
+            gym.make("SpecGym/DraftVerify-Verify-v0", traces=heldout, partner="confidence-0.6", **KW), radius=2
+        )
     else:
-        env = ablations.GenerationStatsObs(gym.make("SpecGym/DraftVerify-Draft-v0", traces=heldout, partner="expected",
-                                                    **KW))  # fmt: skip
+        env = ablations.GenerationStatsObs(
+            gym.make("SpecGym/DraftVerify-Draft-v0", traces=heldout, partner="expected", **KW)
+        )
     src = TraceReplay(Trace.load(heldout), cost=make_cost_model("analytic"), width=4, max_depth=8)
     in_env, adapted = Stub(), Stub()
     if variant == "residual":
@@ -95,9 +105,25 @@ def test_residual_masks_and_counterfactual_baseline(traces):
 
 def test_ablation_json(traces, tmp_path):
     out = tmp_path / "ablation.json"
-    ablations.main(["residual-size", "--pair", "tiny-random", "--cost-model", "analytic", "--seeds", "0",
-                    "--timesteps", "256", "--traces", str(traces / "heldout.npz"),
-                    "--train-traces", str(traces / "train.npz"), "--out", str(out)])  # fmt: skip
+    ablations.main(
+        [
+            "residual-size",
+            "--pair",
+            "tiny-random",
+            "--cost-model",
+            "analytic",
+            "--seeds",
+            "0",
+            "--timesteps",
+            "256",
+            "--traces",
+            str(traces / "heldout.npz"),
+            "--train-traces",
+            str(traces / "train.npz"),
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     assert data["benchmark"] == "ablation" and data["role"] == "verify"
     assert set(data["variants"]) == {"plain", "residual", "residual_counterfactual"}
@@ -113,8 +139,11 @@ def test_bad_input_is_refused(traces):
 
     with pytest.raises(SpecGymError, match="unknown ablation 'bogus'; choose one of residual-size"):
         ablations.main(["bogus"])
-    env = gym.make("SpecGym/DraftVerify-Verify-v0", **{**KW, "reward": "throughput", "rate": None},
-                   traces=str(traces / "heldout.npz"))  # fmt: skip
+    env = gym.make(
+        "SpecGym/DraftVerify-Verify-v0",
+        **{**KW, "reward": "throughput", "rate": None},
+        traces=str(traces / "heldout.npz"),
+    )
     with pytest.raises(SpecGymError, match="counterfactual baseline prices every size's time"):
         ablations.ResidualSize(env, counterfactual=True)
     with pytest.raises(SpecGymError, match="radius must be >= 1"):

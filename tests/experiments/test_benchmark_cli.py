@@ -67,8 +67,20 @@ def test_cost_error_is_relative_to_the_measured_cycle(monkeypatch, tmp_path):
 
     monkeypatch.setattr(ProfiledCost, "cycle_time", lambda self, record: 1.25 * record.time)
     out = tmp_path / "cost.json"
-    benchmark.main(["cost", *TINY, "--ks", "2", "--calibration-repeats", "1",
-                    "--profile-out", str(tmp_path / "profile.json"), "--out", str(out)])  # fmt: skip
+    benchmark.main(
+        [
+            "cost",
+            *TINY,
+            "--ks",
+            "2",
+            "--calibration-repeats",
+            "1",
+            "--profile-out",
+            str(tmp_path / "profile.json"),
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     assert data["n_cycles"] > 0
     for key in ("cycle_median_abs_rel_error", "cycle_p90_abs_rel_error"):

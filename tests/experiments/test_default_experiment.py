@@ -16,11 +16,32 @@ from experiments import evaluate, report
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    cmd = [sys.executable, "-m", "experiments.train", "--pair", "tiny-random", "--timesteps", "256",
-           "--rounds", "1", "--n-envs", "1", "--eval-items", "4", "--oracle-items", "2", "--runs-dir", str(runs),
-           "--no-progress"]  # fmt: skip
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
-           "SPECGYM_DATA": str(tmp_path_factory.mktemp("data"))}  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "experiments.train",
+        "--pair",
+        "tiny-random",
+        "--timesteps",
+        "256",
+        "--rounds",
+        "1",
+        "--n-envs",
+        "1",
+        "--eval-items",
+        "4",
+        "--oracle-items",
+        "2",
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+    ]
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "SPECGYM_DATA": str(tmp_path_factory.mktemp("data")),
+    }
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "SpecGym results (held-out)" in proc.stdout
@@ -49,14 +70,36 @@ def test_run_directories(runs, env):
 
 def test_evaluate_reports_every_policy(trained, tmp_path):
     out = tmp_path / "eval.json"
-    evaluate.main(["--env", "arbitration", "--policy", str(trained), "--pair", "tiny-random", "--n-items", "6",
-                   "--oracle-items", "2", "--max-new-tokens", "16", "--out", str(out)])  # fmt: skip
+    evaluate.main(
+        [
+            "--env",
+            "arbitration",
+            "--policy",
+            str(trained),
+            "--pair",
+            "tiny-random",
+            "--n-items",
+            "6",
+            "--oracle-items",
+            "2",
+            "--max-new-tokens",
+            "16",
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     names = {"learned", "target_only", "always_draft", "random", "oracle"}
     assert names <= set(data["policies"])
     for row in data["policies"].values():
-        assert {"accuracy", "accuracy_ci95", "n_items", "mean_accepted_length", "tokens_per_s",
-                "draft_kept_fraction"} <= set(row)  # fmt: skip
+        assert {
+            "accuracy",
+            "accuracy_ci95",
+            "n_items",
+            "mean_accepted_length",
+            "tokens_per_s",
+            "draft_kept_fraction",
+        } <= set(row)
         lo, hi = row["accuracy_ci95"]
         assert 0.0 <= lo <= row["accuracy"] <= hi <= 1.0
     assert data["policies"]["target_only"]["draft_kept_fraction"] == 0.0

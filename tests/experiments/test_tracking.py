@@ -17,8 +17,9 @@ def test_runs_with_a_tensorboard_directory_per_stage_are_not_warned(tmp_path, mo
     for name in ("draft-verify", "arbitration"):  # two runs of one process, as the default experiment's
         run_dir = tmp_path / name
         run_dir.mkdir()
-        run = start_run(project="specgym-test", entity=None, mode="offline", name=name, group="test", config={},
-                        run_dir=run_dir)  # fmt: skip
+        run = start_run(
+            project="specgym-test", entity=None, mode="offline", name=name, group="test", config={}, run_dir=run_dir
+        )
         for stage in ("draft_round1_1", "verify_round1_1"):  # SB3's directory per stage (tb_log_name)
             writer = SummaryWriter(str(tensorboard_dir(run_dir) / stage))
             writer.add_scalar("rollout/ep_rew_mean", 1.0, 0)

@@ -17,10 +17,30 @@ from experiments import benchmark, evaluate, report
 
 
 def train_cmd(traces: Path, runs: Path, timesteps: int) -> list[str]:
-    return [sys.executable, "-m", "experiments.train", "--env", "draft-verify", "--pair", "tiny-random",
-            "--backend", "replay", "--traces", str(traces / "train.npz"), "--timesteps", str(timesteps),
-            "--eval-traces", str(traces / "heldout.npz"),
-            "--rounds", "1", "--n-envs", "2", "--runs-dir", str(runs), "--no-progress"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "experiments.train",
+        "--env",
+        "draft-verify",
+        "--pair",
+        "tiny-random",
+        "--backend",
+        "replay",
+        "--traces",
+        str(traces / "train.npz"),
+        "--timesteps",
+        str(timesteps),
+        "--eval-traces",
+        str(traces / "heldout.npz"),
+        "--rounds",
+        "1",
+        "--n-envs",
+        "2",
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+    ]
 
 
 def run_dir_of(runs: Path) -> Path:
@@ -99,8 +119,21 @@ def test_env_kwargs_take_the_registered_shape_then_the_config():
 
 def test_evaluate_reports_every_policy(trained, traces, tmp_path):
     out = tmp_path / "eval.json"
-    evaluate.main(["--policy", str(trained), "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
-                   "--threads", "1", "--no-live", "--out", str(out)])  # fmt: skip
+    evaluate.main(
+        [
+            "--policy",
+            str(trained),
+            "--pair",
+            "tiny-random",
+            "--traces",
+            str(traces / "heldout.npz"),
+            "--threads",
+            "1",
+            "--no-live",
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     rules = {"heuristic", "confidence", "specdec++"}
     rules |= {f"{r}+expected" for r in rules}
@@ -125,8 +158,24 @@ def test_evaluate_on_a_prompts_file_records_a_trace_and_measures_live(trained, t
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps({"turns": [f"Question {i}: what is {i} + {i}?"]}) + "\n" for i in range(3)))
     out = tmp_path / "eval.json"
-    evaluate.main(["--policy", str(trained), "--pair", "tiny-random", "--prompts", str(prompts), "--n-prompts", "2",
-                   "--max-new-tokens", "12", "--threads", "1", "--out", str(out)])  # fmt: skip
+    evaluate.main(
+        [
+            "--policy",
+            str(trained),
+            "--pair",
+            "tiny-random",
+            "--prompts",
+            str(prompts),
+            "--n-prompts",
+            "2",
+            "--max-new-tokens",
+            "12",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     assert data["n_prompts"] == 2 and data["traces"] == "recorded for the prompts"
     assert data["prompts"] == str(prompts)
@@ -174,9 +223,30 @@ def test_evaluate_takes_the_runs_pair_and_refuses_other_pairs_traces_and_arbitra
 
 def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
     out = tmp_path / "decode.json"
-    benchmark.main(["decode", "--pair", "tiny-random", "--threads", "1", "--n-prompts", "2", "--max-new-tokens", "16",
-                    "--ks", "1", "3", "--hf-k", "3", "--repeats", "1", "--policy", str(trained),
-                    "--out", str(out)])  # fmt: skip
+    benchmark.main(
+        [
+            "decode",
+            "--pair",
+            "tiny-random",
+            "--threads",
+            "1",
+            "--n-prompts",
+            "2",
+            "--max-new-tokens",
+            "16",
+            "--ks",
+            "1",
+            "3",
+            "--hf-k",
+            "3",
+            "--repeats",
+            "1",
+            "--policy",
+            str(trained),
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     names = {"target_only", "hf_assisted_k3", "hf_assisted_dynamic", "specgym_k1", "specgym_k3", "learned"}
     assert set(data["methods"]) == names
@@ -188,10 +258,28 @@ def test_decode_benchmark_with_a_learned_policy(trained, tmp_path):
 
 def test_headroom_benchmark(trained, traces, tmp_path):
     out = tmp_path / "headroom.json"
-    benchmark.main(["headroom", "--pair", "tiny-random", "--traces", str(traces / "heldout.npz"),
-                    "--train-traces", str(traces / "train.npz"), "--cost-model", "analytic",
-                    "--policy", str(trained), "--draft-speedups", "4", "--tag", "draft x",
-                    "--target-features", "--out", str(out)])  # fmt: skip
+    benchmark.main(
+        [
+            "headroom",
+            "--pair",
+            "tiny-random",
+            "--traces",
+            str(traces / "heldout.npz"),
+            "--train-traces",
+            str(traces / "train.npz"),
+            "--cost-model",
+            "analytic",
+            "--policy",
+            str(trained),
+            "--draft-speedups",
+            "4",
+            "--tag",
+            "draft x",
+            "--target-features",
+            "--out",
+            str(out),
+        ]
+    )
     data = json.loads(out.read_text())
     assert "| tiny-random (draft x) | 4 | 1x |" in report.render(tmp_path)
     slow, fast = data["rows"]
@@ -263,9 +351,20 @@ def test_target_features_refuse_another_pairs_traces(traces):
     from envs.specdec.errors import SpecGymError
 
     with pytest.raises(SpecGymError, match="recorded for pair 'tiny-random', not 'gsm'; pass --pair tiny-random"):
-        benchmark.main(["headroom", "--pair", "gsm", "--traces", str(traces / "heldout.npz"),
-                        "--train-traces", str(traces / "train.npz"), "--cost-model", "analytic",
-                        "--target-features"])  # fmt: skip
+        benchmark.main(
+            [
+                "headroom",
+                "--pair",
+                "gsm",
+                "--traces",
+                str(traces / "heldout.npz"),
+                "--train-traces",
+                str(traces / "train.npz"),
+                "--cost-model",
+                "analytic",
+                "--target-features",
+            ]
+        )
 
 
 def test_logistic_fit_combines_features_on_held_out_rows():

@@ -66,5 +66,14 @@ def train(
                 loss = loss + cfg.copy_weight * copy_loss(draft, copies, vocab)
         return loss, {"acc": acc}
 
-    return resumable_training(draft, opt, sched, loss_at, steps=steps, ckpt=ckpt, desc="training draft",
-                              checkpoint_seconds=cfg.checkpoint_seconds, progress=progress)  # fmt: skip
+    return resumable_training(
+        draft,
+        opt,
+        sched,
+        loss_at,
+        steps=steps,
+        ckpt=ckpt,
+        desc="training draft",
+        checkpoint_seconds=cfg.checkpoint_seconds,
+        progress=progress,
+    )

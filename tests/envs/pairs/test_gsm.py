@@ -11,8 +11,15 @@ from envs.pairs import load_pair
 from envs.pairs.gsm import MathPairConfig, ModelShape, build_math_pair, is_complete
 from envs.tasks.math import chain_solution, extract_answer, generator_items, is_correct
 
-TOY = MathPairConfig(target=ModelShape(1, 32, 2), draft=ModelShape(1, 16, 2), target_steps=3, draft_steps=2,
-                     batch_size=4, eval_items=2, checkpoint_seconds=0.0)  # fmt: skip
+TOY = MathPairConfig(
+    target=ModelShape(1, 32, 2),
+    draft=ModelShape(1, 16, 2),
+    target_steps=3,
+    draft_steps=2,
+    batch_size=4,
+    eval_items=2,
+    checkpoint_seconds=0.0,
+)
 
 
 def test_toy_build_records_its_recipe_and_is_reused(tmp_path, monkeypatch):

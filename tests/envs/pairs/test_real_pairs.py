@@ -17,8 +17,13 @@ from envs.specdec import SpeculativeDecoder
 from envs.tasks import load_prompts
 from experiments.benchmarks.common import divergences
 
-MODES = {"k1": {"k": 1}, "k3": {"k": 3}, "k6": {"k": 6}, "tree3x2": {"depth": 3, "width": 2},
-         "tree2x4_verify4": {"depth": 2, "width": 4, "n_verify": 4}}  # fmt: skip
+MODES = {
+    "k1": {"k": 1},
+    "k3": {"k": 3},
+    "k6": {"k": 6},
+    "tree3x2": {"depth": 3, "width": 2},
+    "tree2x4_verify4": {"depth": 2, "width": 4, "n_verify": 4},
+}
 
 
 def decode_all(pair, prompts: list[list[int]], n: int) -> dict[str, list[list[int]]]:

@@ -69,8 +69,11 @@ def test_bundled_draft_is_a_complete_build_with_its_card() -> None:
 def test_force_rebuild_drops_traces_and_profiles_of_the_old_pair(tmp_path, monkeypatch) -> None:
     from experiments import build_pair
 
-    for kind, name in [("traces", "smollm2-135m__default__w4_d8_train.npz"), ("profiles", "smollm2-135m__cpu__x.json"),
-                       ("traces", "gsm__default__w4_d8_train.npz")]:  # fmt: skip
+    for kind, name in [
+        ("traces", "smollm2-135m__default__w4_d8_train.npz"),
+        ("profiles", "smollm2-135m__cpu__x.json"),
+        ("traces", "gsm__default__w4_d8_train.npz"),
+    ]:
         (tmp_path / kind).mkdir(exist_ok=True)
         (tmp_path / kind / name).write_text("old")
     monkeypatch.setattr(build_pair, "ensure_built", lambda *a, **k: (tmp_path / "t", tmp_path / "d"))

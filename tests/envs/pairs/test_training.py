@@ -27,8 +27,9 @@ def run(ckpt, steps, seen, stop_at=None):
         x = torch.full((1, 3), float(step))
         return (model(x) ** 2).mean(), {}
 
-    resumable_training(model, opt, sched, loss_at, steps=steps, ckpt=ckpt, checkpoint_seconds=1e9,
-                       desc="t", progress=False)  # fmt: skip
+    resumable_training(
+        model, opt, sched, loss_at, steps=steps, ckpt=ckpt, checkpoint_seconds=1e9, desc="t", progress=False
+    )
     return model
 
 
