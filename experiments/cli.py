@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,19 @@ def add_prompt_args(
     group.add_argument("--max-new-tokens", type=int, default=max_new, help=max_new_help or f"(default: {max_new})")
 
 
-def pair_from_args(args: argparse.Namespace) -> ModelPair:
+@dataclass(kw_only=True)
+class PairArgs:
+    """The model pair options :func:`add_pair_args` adds, for the settings dataclasses of the commands."""
+
+    pair: str | None = None
+    target: str | None = None
+    draft: str | None = None
+    device: str = "auto"
+    dtype: str | None = None
+    threads: int | None = None
+
+
+def pair_from_args(args: PairArgs | argparse.Namespace) -> ModelPair:
     if args.threads:
         torch.set_num_threads(args.threads)
     return load_pair(args.pair, target=args.target, draft=args.draft, device=args.device, dtype=args.dtype)

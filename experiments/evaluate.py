@@ -40,7 +40,7 @@ from envs.tasks import load_prompts
 from experiments import cli
 from experiments.artifacts import default_cost_model, trace_source
 from experiments.benchmarks.common import divergences, interleaved
-from experiments.cli import add_pair_args, pair_from_args, positive_int, run_main, write_json
+from experiments.cli import PairArgs, add_pair_args, pair_from_args, positive_int, run_main, write_json
 from experiments.runs import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
 
 console = cli.console()
@@ -118,18 +118,12 @@ def resolve_pair_name(settings: EvalSettings, trained: dict) -> str:
     return settings.pair
 
 
-@dataclass
-class EvalSettings:
+@dataclass(kw_only=True)
+class EvalSettings(PairArgs):
     """``python -m experiments.evaluate --env draft-verify``'s options (None: resolved as the help says)."""
 
     policy: str
     verify_policy: str | None = None
-    pair: str | None = None
-    target: str | None = None
-    draft: str | None = None
-    device: str = "auto"
-    dtype: str | None = None
-    threads: int | None = None
     traces: str | None = None
     prompts: str | None = None
     n_prompts: int | None = None

@@ -20,7 +20,7 @@ from envs.specdec import SpecGymError
 from envs.specdec.trace import record_trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
-from experiments.cli import add_pair_args, add_prompt_args, pair_from_args, run_main
+from experiments.cli import PairArgs, add_pair_args, add_prompt_args, pair_from_args, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,16 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@dataclass
-class TraceSettings:
+@dataclass(kw_only=True)
+class TraceSettings(PairArgs):
     """What to record: the pair (a registered name, or --target/--draft paths) and the trace's shape."""
 
-    pair: str | None = None
-    target: str | None = None
-    draft: str | None = None
-    device: str = "auto"
-    dtype: str | None = None
-    threads: int | None = None
     prompts: str | None = None
     n_prompts: int = 20
     max_new_tokens: int = 128

@@ -30,6 +30,7 @@ import shutil
 import signal
 import sys
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from envs.pairs import check_pair_name
 from envs.specdec.errors import SpecGymError
 from experiments.artifacts import default_cost_model, default_traces
 from experiments.cli import positive_int, run_main
+from experiments.training.args import DEFAULT_PAIR, TRAINED_ROLES, TrainArgs
 from experiments.training.clock import RunClock
 from experiments.training.config import CONFIG_DIR, load_config
 from experiments.training.ppo import TrainingInterrupted, train
@@ -46,8 +48,6 @@ from experiments.training.results import evaluate_run, headline, report_run, sum
 
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0", "arbitration": "SpecGym/Arbitration-v0"}
 CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml"}
-DEFAULT_PAIR = "gsm"  # bundled with the repository: the default experiment needs no build
-TRAINED_ROLES = ("draft", "verify")  # the co-adaptive ones (joint decides both at once)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 REPLAY_ONLY = {"credit": "token", "rate": "best_static"}  # DraftVerify kwargs that need a trace
 
 
-def env_kwargs_for(args: argparse.Namespace, config: dict[str, Any], env_id: str) -> dict[str, Any]:
+def env_kwargs_for(args: TrainArgs, config: dict[str, Any], env_id: str) -> dict[str, Any]:
     """DraftVerify kwargs: the registered id's tree shape, then the config's kwargs, then the CLI's."""
     import inspect
 
@@ -135,7 +135,7 @@ def stage_seed(seed: int, round_: int) -> int:
     return 1000 * seed + round_
 
 
-def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path, clock: RunClock) -> dict[str, Any]:
+def coadaptive(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> dict[str, Any]:
     base = load_config(args.config, ENVS[args.env], args.pair)
     rounds = args.rounds or int(base.get("rounds", 2))
     partners: dict[str, str | None] = {"draft": None, "verify": None}  # None: the env's default baseline
@@ -181,7 +181,7 @@ def coadaptive(args: argparse.Namespace, seed: int, run_dir: Path, clock: RunClo
     return {"stages": stages, "policies": {role: partners[role] for role in args.roles}}
 
 
-def arbitration(args: argparse.Namespace, seed: int, run_dir: Path, clock: RunClock) -> dict[str, Any]:
+def arbitration(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> dict[str, Any]:
     """One PPO run on Arbitration (its two choices are always valid; the mask is all-true)."""
     env_id = ENVS["arbitration"]
     config = load_config(args.config, env_id, args.pair)
@@ -214,18 +214,21 @@ def arbitration(args: argparse.Namespace, seed: int, run_dir: Path, clock: RunCl
     return {"stages": [stage], "policies": {"arbiter": str(path)}}
 
 
-def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
+def run_one(args: TrainArgs, env: str, seed: int) -> dict[str, Any]:
     """Train, evaluate and report one (env, seed) run; returns its summary row."""
-    args = argparse.Namespace(**{**vars(args), "env": env})
-    args.config = args.config or str(CONFIG_DIR / CONFIGS[env])
-    args.exp = args.exp or ("coadaptive" if env == "draft-verify" else "ppo")
+    args = replace(
+        args,
+        env=env,
+        config=args.config or str(CONFIG_DIR / CONFIGS[env]),
+        exp=args.exp or ("coadaptive" if env == "draft-verify" else "ppo"),
+    )
     if args.resume:
         run_dir = Path(args.resume)
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(args.runs_dir) / f"{env}__{args.exp}__{seed}__{stamp}"
         run_dir.mkdir(parents=True, exist_ok=False)
-        saved = {"argv": sys.argv[1:], "env": env, "seed": seed, "args": vars(args)}
+        saved = {"argv": sys.argv[1:], "env": env, "seed": seed, "args": asdict(args)}
         (run_dir / "run.json").write_text(json.dumps(saved, indent=2))
     tracker = None
     if args.wandb_mode != "disabled":
@@ -237,7 +240,7 @@ def run_one(args: argparse.Namespace, env: str, seed: int) -> dict[str, Any]:
             mode=args.wandb_mode,
             name=run_dir.name,
             group=args.exp,
-            config=vars(args),
+            config=asdict(args),
             run_dir=run_dir,
         )
     clock = RunClock(run_dir)  # seconds summed over the interrupted parts of a resumed run
@@ -312,7 +315,7 @@ def print_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def check_trace_splits(args: argparse.Namespace) -> None:
+def check_trace_splits(args: TrainArgs) -> None:
     """Training on a held-out trace, or scoring on the training one, is refused before any work."""
     from envs.specdec.trace import Trace
 
@@ -334,7 +337,7 @@ def explicit_args(argv: list[str] | None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    args = build_parser().parse_args(argv)
+    args = TrainArgs.from_dict(vars(build_parser().parse_args(argv)))
     # Ctrl-C and kill (SIGTERM) both stop at a checkpoint, also in a background job, where SIGINT
     # starts out ignored and Python would install no handler of its own
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -345,8 +348,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             raise SpecGymError(f"{args.resume} is not a run directory (no run.json); pass one from --runs-dir")
         saved = json.loads(run_json.read_text())
         # the run's own settings, then whatever this command line sets explicitly (e.g. --timesteps)
-        args = argparse.Namespace(**{**saved["args"], **explicit_args(argv), "resume": args.resume})
-        args.seeds = [saved["seed"] if "seed" in saved else int(Path(args.resume).name.split("__")[2])]
+        seed = saved["seed"] if "seed" in saved else int(Path(args.resume).name.split("__")[2])
+        args = TrainArgs.from_dict({**saved["args"], **explicit_args(argv), "resume": args.resume, "seeds": [seed]})
     torch.set_num_threads(args.threads)  # after a resume restored the run's own
     if args.env != "all" and args.env not in ENVS:
         raise SpecGymError(f"unknown env {args.env!r}; choose all or one of {', '.join(ENVS)}")
@@ -354,7 +357,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     check_trace_splits(args)
     check_pair_name(args.pair)  # before calibrating a cost model for it
     if args.cost_model == "auto" and "draft-verify" in envs:
-        args.cost_model = default_cost_model(args.pair, args.device)
+        args = replace(args, cost_model=default_cost_model(args.pair, args.device))
     rows = [run_one(args, env, seed) for env in envs for seed in args.seeds]
     table = print_table(rows)
     if len(rows) > 1:

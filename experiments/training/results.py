@@ -3,7 +3,6 @@ and summarise several runs (seeds) with mean and spread."""
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -11,9 +10,10 @@ from typing import Any
 
 from experiments import plots
 from experiments.artifacts import default_traces
+from experiments.training.args import TrainArgs
 
 
-def evaluate_run(env: str, run_dir: Path, args: argparse.Namespace) -> dict[str, Any] | None:
+def evaluate_run(env: str, run_dir: Path, args: TrainArgs) -> dict[str, Any] | None:
     """Held-out evaluation of the run's policies against every baseline (None when skipped)."""
     out = str(run_dir / "evaluation.json")
     if env == "draft-verify":

@@ -55,7 +55,7 @@ def acceptance_table(draft, samples: list[dict], ks: range = range(1, 9)) -> dic
 
 def timing(draft, target, rounds: int = 3) -> dict:
     """Per-token forward time (ms, median, context 200) of draft and target, measured together."""
-    from envs.pairs.smollm2 import forward_latency_ms
+    from envs.pairs.timing import forward_latency_ms
 
     forward_latency_ms(target, 200, 1, repeats=3)  # page in weights, warm the kernels
     forward_latency_ms(draft, 200, 1, repeats=3)
