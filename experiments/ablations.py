@@ -223,7 +223,12 @@ def role_config(args: argparse.Namespace) -> tuple[str, dict[str, Any], dict[str
 
 
 def train_variant(
-    args: argparse.Namespace, config: tuple[str, dict[str, Any], dict[str, Any]], variant: str, seed: int, cost: str
+    args: argparse.Namespace,
+    config: tuple[str, dict[str, Any], dict[str, Any]],
+    variant: str,
+    seed: int,
+    cost: str,
+    train_traces: str,
 ) -> Policy:
     """Train one variant's role (``config``: ``role_config``'s); returns the learned role as a policy."""
     role = ABLATIONS[args.ablation][0]
@@ -236,7 +241,7 @@ def train_variant(
         "width": args.width,
         "max_depth": args.max_depth,
         "split": "train",
-        "traces": str(args.train_traces),
+        "traces": train_traces,
         "partner": "expected" if role == "draft" else args.depth_rule,
     }
     wrapper, wrapper_kwargs = {
@@ -270,11 +275,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     role, variants = ABLATIONS[args.ablation]
     cost = default_cost_model(args.pair) if args.cost_model == "auto" else args.cost_model
-    args.train_traces = args.train_traces or default_traces(args.pair, "train", args.width, args.max_depth)
-    args.traces = args.traces or default_traces(args.pair, "heldout", args.width, args.max_depth)
-    heldout = TraceReplay(
-        Trace.load(args.traces), cost=make_cost_model(cost), width=args.width, max_depth=args.max_depth
-    )
+    train_traces = str(args.train_traces or default_traces(args.pair, "train", args.width, args.max_depth))
+    traces = str(args.traces or default_traces(args.pair, "heldout", args.width, args.max_depth))
+    heldout = TraceReplay(Trace.load(traces), cost=make_cost_model(cost), width=args.width, max_depth=args.max_depth)
     oracle = tokens_per_s(make_policy("oracle", source=heldout), heldout)
     config = role_config(args)  # read once for every variant and seed
     rule_pair = f"{args.depth_rule}+expected"
@@ -283,7 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for variant in variants:
         scores, changed = [], []
         for seed in args.seeds:
-            learned = train_variant(args, config, variant, seed, cost)
+            learned = train_variant(args, config, variant, seed, cost, train_traces)
             pair = (
                 Composite(make_policy(args.depth_rule), learned)
                 if role == "verify"
@@ -317,8 +320,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "max_depth": args.max_depth,
         "timesteps": config[2]["n_timesteps"],
         "radius": args.radius if args.ablation == "residual-size" else None,
-        "traces": str(args.traces),
-        "train_traces": str(args.train_traces),
+        "traces": traces,
+        "train_traces": train_traces,
         "n_prompts": heldout.n_prompts,
         "oracle_tokens_per_s": oracle,
         "reference": {"policy": rule_pair, "tokens_per_s": reference, "fraction_of_oracle": reference / oracle},

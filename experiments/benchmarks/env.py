@@ -87,15 +87,16 @@ def run(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     n_steps = args.steps or (50_000 if args.backend == "replay" else 1_000)
-    if args.max_new_tokens is None and not (args.backend == "replay" and args.traces):
-        args.max_new_tokens = MAX_NEW
+    max_new_tokens = args.max_new_tokens
+    if max_new_tokens is None and not (args.backend == "replay" and args.traces):
+        max_new_tokens = MAX_NEW
     kwargs = dict(
         pair=args.pair,
         role=args.role,
         backend=args.backend,
         width=args.width,
         max_depth=args.max_depth,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=max_new_tokens,
         cost_model=args.cost_model,
         reward=args.reward,
         credit=args.credit,
@@ -109,9 +110,7 @@ def run(args: argparse.Namespace) -> dict:
             tmp = tempfile.TemporaryDirectory()
             start = time.perf_counter()
             ids = [pair.encode(t) for t in load_prompts(args.prompts, args.n_prompts)]
-            trace = record_trace(
-                pair, ids, max_new_tokens=args.max_new_tokens, width=args.width, max_depth=args.max_depth
-            )
+            trace = record_trace(pair, ids, max_new_tokens=max_new_tokens, width=args.width, max_depth=args.max_depth)
             traces = str(trace.save(Path(tmp.name) / "trace.npz"))
             record_s = time.perf_counter() - start
         kwargs["traces"] = traces

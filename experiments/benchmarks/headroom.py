@@ -294,21 +294,20 @@ def run(args: argparse.Namespace) -> dict:
     from experiments.artifacts import default_cost_model, default_traces
     from experiments.runs import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
 
-    args.traces = args.traces or str(default_traces(args.pair, "heldout", args.width, args.max_depth))
-    args.train_traces = args.train_traces or str(default_traces(args.pair, "train", args.width, args.max_depth))
-    if args.cost_model == "auto":
-        args.cost_model = default_cost_model(args.pair, "auto")
-    base = make_cost_model(args.cost_model)
+    traces = args.traces or str(default_traces(args.pair, "heldout", args.width, args.max_depth))
+    train_traces = args.train_traces or str(default_traces(args.pair, "train", args.width, args.max_depth))
+    cost_model = default_cost_model(args.pair, "auto") if args.cost_model == "auto" else args.cost_model
+    base = make_cost_model(cost_model)
     speedups = [1.0] + [float(x) for x in args.draft_speedups.split(",") if x.strip()]
     learned = learned_policy(args.policy, None) if args.policy else None
     if args.policy:
         note_other_pair(args.policy, run_env_kwargs(args.policy).get("pair"), args.pair)
-    trace, train = Trace.load(args.traces), Trace.load(args.train_traces)  # read once, replayed per speedup
+    trace, train = Trace.load(traces), Trace.load(train_traces)  # read once, replayed per speedup
     sides = None
     if args.target_features:
         from envs.pairs import load_pair
 
-        for path, t in ((args.traces, trace), (args.train_traces, train)):
+        for path, t in ((traces, trace), (train_traces, train)):
             check_trace_pair(path, t.meta, args.pair)  # the target must be the one the trace ran
         target = load_pair(args.pair, dtype=trace.meta.get("pair_info", {}).get("dtype")).target
         sides = (target_side(train, target), target_side(trace, target))
@@ -329,9 +328,9 @@ def run(args: argparse.Namespace) -> dict:
         "tag": args.tag,
         "device": info.get("device"),
         "dtype": info.get("dtype"),
-        "cost_model": args.cost_model,
-        "traces": args.traces,
-        "train_traces": args.train_traces,
+        "cost_model": cost_model,
+        "traces": traces,
+        "train_traces": train_traces,
         "n_prompts": trace.n_prompts,
         "width": args.width,
         "max_depth": args.max_depth,

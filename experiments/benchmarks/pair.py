@@ -39,9 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    if args.name:
-        args.pair = args.name
-    pair = pair_from_args(args)
+    pair = pair_from_args(argparse.Namespace(**{**vars(args), "pair": args.name or args.pair}))
     dec = SpeculativeDecoder(pair)
     spec = pair_spec(pair.name)
     task = args.task or (spec.task if spec else None)
