@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +20,26 @@ DTYPES = {
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
+    """``auto`` -> CUDA when present, else CPU; else ``cpu``, ``cuda``, ``cuda:N`` (or ``mps`` where
+    torch is built with it), refused with the valid choices unless this machine has it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecGymError(f"device {device!r} asked for but CUDA is not available; use --device cpu or auto")
+    if isinstance(device, torch.device):
+        device = str(device)
+    mps = torch.backends.mps.is_built()
+    if not (isinstance(device, str) and re.fullmatch(r"cpu|cuda(:\d+)?" + ("|mps" if mps else ""), device)):
+        raise SpecGymError(f"unknown device {device!r}; choose auto, cpu, cuda or cuda:N{', mps' if mps else ''}")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpecGymError(f"device {device!r} asked for but CUDA is not available; use --device cpu or auto")
+        index, count = int(device.partition(":")[2] or 0), torch.cuda.device_count()
+        if index >= count:
+            raise SpecGymError(
+                f"device {device!r} asked for but this machine has {count} CUDA device(s); "
+                f"use cuda:0..cuda:{count - 1} or auto"
+            )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise SpecGymError("device 'mps' asked for but MPS is not available on this machine; use --device cpu or auto")
     return torch.device(device)
 
 
