@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from functools import lru_cache
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.base import PickleByConfig
+from envs.base import PickleByConfig, discrete_action
 from envs.pairs import shared_pair
-from envs.specdec.arbitrate import ArbitrationSession, Mismatch
+from envs.specdec.arbitrate import N_FEATURES, ArbitrationSession, Mismatch
 from envs.specdec.decoder import MAX_DEPTH, SpeculativeDecoder
 from envs.specdec.errors import SpecGymError
 from envs.tasks.math import ANSWER_MARK, MathItem, load_items, prompt_text, score
 from envs.tasks.splits import SPLITS, split_seed
 
 KEEP_TARGET, KEEP_DRAFT = 0, 1
-N_FEATURES = 27
 COUNT_SCALE = 32.0
 DEFAULT_ITEMS = 500
 
@@ -96,7 +97,8 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     ## Action Space
 
     ``Discrete(2)``: 0 = keep the target's token, 1 = keep the draft's token. Both are always
-    valid; ``action_masks()`` says so, for tooling built on sb3-contrib's MaskablePPO.
+    valid; ``action_masks()`` says so, for tooling built on sb3-contrib's MaskablePPO. Any other
+    action raises ``SpecGymError``.
 
     ## Observation Space
 
@@ -159,8 +161,8 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     - ``n_items`` (default 500), ``split``: ``train`` (default; seeds from ``TRAIN_SEED``) |
       ``heldout`` (``HELDOUT_SEED``; evaluation).
     - ``k``: drafted tokens per cycle (default 4); ``max_new_tokens`` (default 64).
-    - ``speed_weight``: weight of the speed term (default 0).
-    - ``device``, ``dtype``: for the models (default: per device).
+    - ``speed_weight``: weight of the speed term, a number >= 0 (default 0).
+    - ``device`` (``auto``, ``cpu``, ``cuda[:N]``), ``dtype``: for the models (default: per device).
     - ``seed``: seed of the first ``reset()`` called without one.
 
     Pickling keeps the configuration, not an episode in progress: call ``reset()`` after unpickling.
@@ -206,8 +208,14 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
             raise SpecGymError(f"n_items must be an integer >= 1, got {n_items!r}")
         if not (isinstance(max_new_tokens, int) and max_new_tokens >= 1):
             raise SpecGymError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
-        if not speed_weight >= 0:
-            raise SpecGymError(f"speed_weight must be >= 0, got {speed_weight!r}")
+        if not (
+            isinstance(speed_weight, numbers.Real)
+            and not isinstance(speed_weight, bool)
+            and 0 <= speed_weight < math.inf
+        ):
+            raise SpecGymError(
+                f"speed_weight must be a number >= 0 (the speed term's weight; 0 turns it off), got {speed_weight!r}"
+            )
         self.k, self.max_new_tokens, self.speed_weight = k, max_new_tokens, float(speed_weight)
         self.pair = shared_pair(pair, device, dtype)
         self.decoder = SpeculativeDecoder(self.pair)
@@ -271,7 +279,8 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         session = self.session
         if session is None or session.pending is None:
             raise SpecGymError("call reset() before step() (the episode has ended or never started)")
-        session.decide(int(action) == KEEP_DRAFT)
+        keep = discrete_action(action, self.action_space, "0 = keep the target's token, 1 = keep the draft's")
+        session.decide(keep == KEEP_DRAFT)
         mismatch = session.advance()
         # every drafted token now in the output: matches since the last step plus a kept one
         accepted = session.accepted + (session.cycle.pos if session.cycle is not None else 0)

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.base import PickleByConfig
+from envs.base import PickleByConfig, discrete_action
 from envs.pairs import shared_pair
 from envs.partners import make_policy
 from envs.specdec.cost import MeasuredCost, make_cost_model
@@ -27,6 +27,11 @@ REWARDS = ("throughput", "net_tokens")
 CREDITS = ("cycle", "token")
 CONTINUE, STOP = 0, 1
 DEFAULT_PARTNER = "static-4"
+ACTION_MEANINGS = {
+    "draft": "0 = continue drafting, 1 = stop and verify",
+    "verify": "the number of drafted nodes to verify",
+    "joint": "an index into env.unwrapped.joint_table",
+}
 DEFAULT_LIVE_PROMPTS = 20
 DEFAULT_LIVE_TOKENS = 128
 
@@ -97,6 +102,10 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
       (``env.unwrapped.joint_table[a]`` gives the pair). A flat Discrete over valid pairs rather
       than MultiDiscrete, because the valid sizes depend on the depth. Depths above the cycle's
       cap are masked (and clipped to it if chosen).
+
+    An action outside ``action_space`` (a negative or too large one, a float, a string, several
+    values) raises ``SpecGymError``; Python and numpy integers and one-element integer arrays
+    (as SB3 passes them) are accepted.
 
     ## Observation Space
 
@@ -188,9 +197,10 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
     - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
       ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
-      ``oracle-depth`` (replay) or a saved SB3 ``.zip`` (see ``envs.partners``); default
-      ``static-4`` (drafts 4 and, as every depth rule, verifies everything).
-    - ``device``, ``dtype``: for the live models (default: per device).
+      ``oracle-depth`` (replay) or a saved SB3 ``.zip`` of the other role (see ``envs.partners``); default
+      ``static-4`` (drafts 4, at most ``max_depth``, and, as every depth rule, verifies everything). The
+      thresholds T are probabilities in (0, 1]; a ``static-K`` depth partner needs K <= ``max_depth``.
+    - ``device`` (``auto``, ``cpu``, ``cuda[:N]``), ``dtype``: for the live models (default: per device).
     - ``seed``: seed of the first ``reset()`` called without one.
 
     Pickling keeps the configuration, not an episode in progress: call ``reset()`` after unpickling.
@@ -280,8 +290,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         self.partner = self._make_partner(partner)
         low, high = obs_bounds(src.max_depth, src.width)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        n_actions = {"draft": 2, "verify": src.n_slots + 1, "joint": len(src.joint_table)}[role]
-        self.action_space = spaces.Discrete(n_actions)
+        self.action_space = spaces.Discrete(src.n_actions(role))
         self.joint_table = src.joint_table
         self._seed, self._seeded, self._active = seed, False, False
 
@@ -337,7 +346,10 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
                 raise SpecGymError("the joint role makes both decisions; leave partner unset")
             return None
         other = "verify" if self.role == "draft" else "draft"
-        return make_policy(partner or DEFAULT_PARTNER, source=self.source, role=other)
+        # a depth partner named static-K deeper than max_depth is refused (drafting stops there); the
+        # default static-4 is capped at a lower max_depth, and a size partner's K does not matter
+        depth = self.source.max_depth if partner is not None and other == "draft" else None
+        return make_policy(partner or DEFAULT_PARTNER, source=self.source, role=other, max_depth=depth)
 
     # -- Gymnasium API ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict]:
@@ -362,7 +374,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self._active:
             raise SpecGymError("call reset() before step() (the episode has ended or never started)")
-        src, a = self.source, int(action)
+        src, a = self.source, discrete_action(action, self.action_space, ACTION_MEANINGS[self.role])
         if self.role == "draft":
             if a == CONTINUE and src.depth < src.cap:
                 src.draft_step()

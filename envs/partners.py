@@ -2,12 +2,12 @@
 depth+size pairs; what ``make_policy``, DraftVerify's ``partner`` and evaluation accept:
 
 - ``static-K``, ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected``: the engine's
-  schedules (:mod:`envs.specdec.schedules`).
+  schedules (:mod:`envs.specdec.schedules`); T is a probability in (0, 1].
 - ``DEPTH+SIZE``: any depth policy with a size policy (``expected``, ``oracle`` or a saved
   size policy's ``.zip``), e.g. ``confidence-0.6+expected``.
 - ``oracle``, ``oracle-depth``: the best schedule for a recorded trace (:mod:`envs.specdec.oracle`);
   needs a replay source.
-- ``PATH.zip``: a saved SB3 ``PPO`` / ``MaskablePPO`` policy (:class:`SB3Policy`).
+- ``PATH.zip``: a saved SB3 ``PPO`` / ``MaskablePPO`` policy of the role asked for (:class:`SB3Policy`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from gymnasium import spaces
 
-from envs.specdec.cycles import ROLES, CycleSource
+from envs.specdec.arbitrate import N_FEATURES
+from envs.specdec.cycles import ROLES, CycleSource, n_actions, obs_layout
+from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH
 from envs.specdec.errors import SpecGymError
 from envs.specdec.oracle import Oracle
 from envs.specdec.replay import TraceReplay
@@ -40,14 +43,40 @@ BASELINES = (
 )
 
 
+ROLE_POLICIES = {
+    "draft": "a depth policy (role 'draft', Discrete(2) actions)",
+    "verify": "a size policy (role 'verify', Discrete(max_depth*width+1) actions)",
+    "joint": "a joint policy (role 'joint', one action per (depth, size) pair)",
+}
+
+
+def saved_settings(observation_space: Any, action_space: Any) -> list[tuple[str, int, int]]:
+    """Every DraftVerify (role, max_depth, width) whose observation and action spaces these are."""
+    if not (isinstance(action_space, spaces.Discrete) and isinstance(observation_space, spaces.Box)):
+        return []
+    if len(observation_space.shape) != 1 or float(np.min(observation_space.low)) >= 0:  # DraftVerify's go to -1
+        return []
+    size, n = observation_space.shape[0], int(action_space.n)
+    return [
+        (role, d, w)
+        for d in range(1, MAX_DEPTH + 1)
+        for w in range(1, MAX_WIDTH + 1)
+        if obs_layout(d, w)["all"].stop == size
+        for role in ROLES
+        if n_actions(role, d, w) == n
+    ]
+
+
 class SB3Policy(Policy):
     """A saved Stable-Baselines3 policy (``PPO`` or sb3-contrib ``MaskablePPO`` .zip) in one role.
 
     It reads the same observation and action mask DraftVerify gives it in that role, so a depth
-    policy trained with ``role="draft"`` can be the partner of a size policy and vice versa.
+    policy trained with ``role="draft"`` can be the partner of a size policy and vice versa. A
+    policy saved from another role (told by its action space) or another env is refused, saying
+    what the file holds; with ``source``, so is one trained with another max_depth or width.
     """
 
-    def __init__(self, path: str | Path | BaseAlgorithm, role: str):
+    def __init__(self, path: str | Path | BaseAlgorithm, role: str, source: CycleSource | None = None):
         """``path``: a saved .zip, or a model in memory (e.g. one just trained)."""
         if role not in ROLES:
             raise SpecGymError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
@@ -62,14 +91,50 @@ class SB3Policy(Policy):
             self.model, self.maskable, self.name = path, isinstance(path, MaskablePPO), "sb3"
         self.role = role
         self._planned: tuple[int, int] | None = None
+        self._fits = saved_settings(self.model.observation_space, self.model.action_space)
+        self._check_role()
+        self._fitted: tuple[int, int] | None = None  # the (max_depth, width) last checked
+        if source is not None:
+            self.check(source)
+
+    def _check_role(self) -> None:
+        obs_space, act_space = self.model.observation_space, self.model.action_space
+        if not self._fits:
+            if getattr(obs_space, "shape", None) == (N_FEATURES,) and float(np.min(obs_space.low)) >= 0:
+                raise SpecGymError(
+                    f"{self.name} is not a DraftVerify policy: its observations are SpecGym/Arbitration's "
+                    f"{N_FEATURES} features; pass a policy saved from SpecGym/DraftVerify (use this one as an arbiter)"
+                )
+            raise SpecGymError(
+                f"{self.name} is not a DraftVerify policy: its spaces ({obs_space}, {act_space}) fit no role, "
+                "max_depth and width; pass a policy saved from SpecGym/DraftVerify"
+            )
+        roles = [r for r in ROLES if any(fit[0] == r for fit in self._fits)]
+        if self.role not in roles:
+            held = " or ".join(ROLE_POLICIES[r] for r in roles)
+            raise SpecGymError(
+                f"{self.name} holds {held}, but {ROLE_POLICIES[self.role]} is expected here: pass a policy "
+                f"saved from role={self.role!r}"
+            )
+
+    def check(self, source: CycleSource) -> None:
+        """Refuse a policy trained with another max_depth or width than ``source``'s."""
+        key = (source.max_depth, source.width)
+        if key == self._fitted:
+            return
+        if (self.role, *key) not in self._fits:
+            shape = (obs_layout(*key)["all"].stop,)
+            trained = sorted({(d, w) for r, d, w in self._fits if r == self.role})
+            hint = f" (max_depth={trained[0][0]}, width={trained[0][1]})" if len(trained) == 1 else ""
+            raise SpecGymError(
+                f"saved policy {self.name} expects observations of shape {self.model.observation_space.shape}, "
+                f"the env gives {shape}: use the max_depth and width it was trained with{hint}"
+            )
+        self._fitted = key
 
     def _act(self, source: CycleSource) -> int:
+        self.check(source)
         obs = source.observation()
-        if obs.shape != self.model.observation_space.shape:
-            raise SpecGymError(
-                f"saved policy expects observations of shape {self.model.observation_space.shape}, the env "
-                f"gives {obs.shape}: use the max_depth and width it was trained with"
-            )
         kwargs = {"action_masks": source.action_mask(self.role)} if self.maskable else {}
         action, _ = self.model.predict(obs, deterministic=True, **kwargs)
         return int(np.asarray(action).item())
@@ -111,18 +176,28 @@ def load_sb3(path: str | Path) -> tuple[Any, bool]:
         ) from None
 
 
-def make_policy(spec: str, *, source: CycleSource | None = None, role: str = "joint") -> Policy:
-    """A policy by name (see the module docstring); ``role`` only matters for saved SB3 policies."""
+def make_policy(
+    spec: str, *, source: CycleSource | None = None, role: str = "joint", max_depth: int | None = None
+) -> Policy:
+    """A policy by name (see the module docstring); ``role`` only matters for saved SB3 policies
+    (checked against ``source``'s max_depth and width when given); with ``max_depth``,
+    ``static-K`` deeper than it is refused (drafting stops there, so it would be static-max_depth)."""
     spec = str(spec)
     if m := re.fullmatch(r"(.+?)\+(expected|oracle|[^+]+\.zip)", spec):  # lazy: specdec++ has pluses of its own
-        depth = make_policy(m.group(1), source=source, role="draft")
+        depth = make_policy(m.group(1), source=source, role="draft", max_depth=max_depth)
         return Composite(depth, make_policy(m.group(2), source=source, role="verify"), spec)
     if spec == "expected":
         return ExpectedSize()
     if spec.endswith(".zip"):
-        return SB3Policy(spec, role)
+        return SB3Policy(spec, role, source)
     if m := re.fullmatch(r"static-(\d+)", spec):
-        return StaticDepth(int(m.group(1)))
+        k = int(m.group(1))
+        if max_depth is not None and k > max_depth:
+            raise SpecGymError(
+                f"{spec!r} drafts {k} tokens but max_depth is {max_depth}: pass static-K with K in 1..{max_depth} "
+                "or raise max_depth"
+            )
+        return StaticDepth(k)
     if spec == "heuristic":
         return Heuristic()
     if m := re.fullmatch(r"(confidence|specdec\+\+)(?:-([0-9]*\.?[0-9]+))?", spec):

@@ -28,6 +28,8 @@ from envs.specdec.sampling import entropy, log_probs
 from envs.specdec.state import DecodeState, Timer
 from envs.specdec.verify import Verdict, target_forward, trim_target
 
+N_FEATURES = 27  # length of SpecGym/Arbitration's observation at a mismatch (envs.arbitration.features)
+
 
 @dataclass(frozen=True)
 class Mismatch:

@@ -126,6 +126,12 @@ def joint_actions(max_depth: int, width: int) -> np.ndarray:
     return np.array([(d, n) for d in range(1, max_depth + 1) for n in range(1, d * width + 1)], dtype=np.int64)
 
 
+def n_actions(role: str, max_depth: int, width: int) -> int:
+    """Size of DraftVerify's Discrete action space in ``role``: stop or continue, a verification
+    size 0..D*W, or one of the :func:`joint_actions`."""
+    return {"draft": 2, "verify": max_depth * width + 1, "joint": width * max_depth * (max_depth + 1) // 2}[role]
+
+
 @dataclass(slots=True)
 class CycleResult:
     """What the env, policies and evaluation need from one finished cycle (a ``CycleRecord`` digest)."""
@@ -257,6 +263,10 @@ class CycleSource(ABC):
     @property
     def joint_table(self) -> np.ndarray:
         return self._joint
+
+    def n_actions(self, role: str) -> int:
+        """Size of ``role``'s Discrete action space here (see :func:`n_actions`)."""
+        return n_actions(role, self.max_depth, self.width)
 
 
 class LiveCycles(CycleSource):

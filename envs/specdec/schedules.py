@@ -181,8 +181,20 @@ class Heuristic(Policy):
         self.k = self.k + 2 if result.accepted_len == result.depth else max(1, self.k - 1)
 
 
+def _probability(rule: str, threshold: float, meaning: str) -> float:
+    """``threshold`` if it is a probability in (0, 1], else a SpecGymError naming the range."""
+    if not (isinstance(threshold, int | float) and not isinstance(threshold, bool) and 0 < threshold <= 1):
+        raise SpecGymError(
+            f"{rule} threshold must be a probability in (0, 1] ({meaning}), got {threshold!r}: pass e.g. {rule}-0.5"
+        )
+    return float(threshold)
+
+
 class Confidence(Policy):
     def __init__(self, threshold: float = 0.4):
+        threshold = _probability(
+            "confidence", threshold, "drafting stops once the newest token's draft prob is below it"
+        )
         self.threshold, self.name = threshold, f"confidence-{threshold:g}"
 
     def keep_drafting(self, source: CycleSource) -> bool:
@@ -191,6 +203,7 @@ class Confidence(Policy):
 
 class SpecDecPP(Policy):
     def __init__(self, threshold: float = 0.5):
+        threshold = _probability("specdec++", threshold, "drafting stops once P(the draft is rejected) exceeds it")
         self.threshold, self.name = threshold, f"specdec++-{threshold:g}"
 
     def keep_drafting(self, source: CycleSource) -> bool:

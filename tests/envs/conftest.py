@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -106,3 +107,16 @@ def trace_path(f64_pair, prompt_file, tmp_path_factory):
 @pytest.fixture
 def live_kwargs(prompt_file):
     return {**LIVE, "prompts": prompt_file}
+
+
+@pytest.fixture
+def replay_env(trace_path, dv):
+    """``replay_env(**kwargs)``: a DraftVerify env replaying the fixtures' trace of ``width`` (to
+    ``dv.max_depth`` unless ``max_depth=`` says less)."""
+
+    def make(**kwargs):
+        width = kwargs.pop("width", 1)
+        kwargs = {"max_depth": dv.max_depth, "max_new_tokens": dv.max_new, **kwargs}
+        return gym.make("SpecGym/DraftVerify-v0", backend="replay", traces=trace_path(width), width=width, **kwargs)
+
+    return make

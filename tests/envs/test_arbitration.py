@@ -107,7 +107,10 @@ def test_item_without_mismatch_is_skipped_at_random_and_refused_by_index(monkeyp
         ({"k": 0}, "k \\(drafted tokens"),
         ({"n_items": 0}, "n_items"),
         ({"max_new_tokens": 0}, "max_new_tokens"),
-        ({"speed_weight": -1.0}, "speed_weight"),
+        ({"speed_weight": -1.0}, "speed_weight must be a number >= 0"),
+        ({"speed_weight": "x"}, r"speed_weight must be a number >= 0 .*, got 'x'"),
+        ({"speed_weight": float("nan")}, "speed_weight must be a number >= 0"),
+        ({"device": "tpu"}, r"unknown device 'tpu'; choose auto, cpu, cuda or cuda:N"),
         ({"task": "no_such_task"}, "unknown reasoning-gym task"),
         ({"task": "missing.jsonl"}, "not found"),
         ({"pair": "nope"}, "known pairs"),
@@ -124,6 +127,30 @@ def test_step_before_reset_and_bad_index():
         env.step(0)
     with pytest.raises(SpecGymError, match="item_index"):
         env.reset(options={"item_index": 99})
+
+
+@pytest.mark.parametrize("action", [5, -1, "1", 1.0, np.array([0, 1])])
+def test_actions_outside_the_action_space_are_refused(action):
+    env = gym.make("SpecGym/Arbitration-Tiny-v0")
+    env.reset(seed=0)
+    pending = env.unwrapped.session.pending
+    with pytest.raises(SpecGymError, match=r"is not in the action space Discrete\(2\): pass one integer in 0\.\.1"):
+        env.step(action)
+    assert env.unwrapped.session.pending is pending  # nothing decided
+
+
+def test_integer_actions_come_as_python_or_numpy_scalars_or_one_element_arrays():
+    """SB3 passes numpy integers; every form of the same choice plays the same episode."""
+    runs = []
+    for form in (int, np.int64, np.array, lambda a: np.array([a])):
+        env = gym.make("SpecGym/Arbitration-Tiny-v0")
+        env.reset(seed=0)
+        rewards, done = [], False
+        while not done:
+            _, reward, done, _, info = env.step(form(KEEP_DRAFT))
+            rewards.append(reward)
+        runs.append((rewards, info["text"], info["draft_kept"]))
+    assert all(run == runs[0] for run in runs) and runs[0][2] >= 1
 
 
 def test_gsm8k_jsonl_task(tmp_path):

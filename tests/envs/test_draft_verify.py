@@ -104,25 +104,6 @@ def test_trace_trees_equal_live_trees(f64_pair, trace_path):
 
 
 # -- action masks -------------------------------------------------------------------------------------
-@pytest.fixture
-def replay_env(trace_path, dv):
-    """``replay_env(**kwargs)``: a DraftVerify env replaying the fixtures' trace of ``width``."""
-
-    def make(**kwargs):
-        width = kwargs.pop("width", 1)
-        return gym.make(
-            "SpecGym/DraftVerify-v0",
-            backend="replay",
-            traces=trace_path(width),
-            width=width,
-            max_depth=dv.max_depth,
-            max_new_tokens=dv.max_new,
-            **kwargs,
-        )
-
-    return make
-
-
 def test_draft_role_forces_stop_at_max_depth(dv, replay_env):
     env = replay_env(role="draft")
     env.reset(seed=0, options={"prompt_index": 0})
@@ -165,6 +146,51 @@ def test_joint_role_masks_depths_above_the_cap(dv, replay_env):
         _, _, terminated, _, info = env.step(last)  # the deepest: clipped to the cap near the end
         assert info["depth"] == cap
     assert masked
+
+
+# -- actions outside the action space -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("role", "action", "message"),
+    [
+        ("draft", 7, r"action 7 is not in the action space Discrete\(2\): pass one integer in 0\.\.1 \(0 = continue"),
+        ("draft", -1, r"action -1 is not in the action space Discrete\(2\): pass one integer in 0\.\.1"),
+        ("draft", "0", r"action '0' is not in the action space"),
+        ("draft", 0.0, r"action 0\.0 is not in the action space"),
+        ("draft", np.array([0, 1]), r"action array\(\[0, 1\]\) is not in the action space Discrete\(2\)"),
+        ("verify", -5, r"action -5 is not in the action space Discrete\(7\): pass one integer in 0\.\.6 \(the number"),
+        ("verify", 7, r"action 7 is not in the action space Discrete\(7\)"),
+        ("joint", -1, r"action -1 is not in the action space Discrete\(21\): pass one integer in 0\.\.20 \(an index"),
+        ("joint", 10**6, r"action 1000000 is not in the action space Discrete\(21\)"),
+    ],
+)
+def test_actions_outside_the_action_space_are_refused(role, action, message, replay_env):
+    env = replay_env(role=role)
+    env.reset(seed=0, options={"prompt_index": 0})
+    with pytest.raises(SpecGymError, match=message):
+        env.step(action)
+    assert env.unwrapped.source.depth == (1 if role == "draft" else 4 if role == "verify" else 0)  # nothing ran
+
+
+@pytest.mark.parametrize("role", ["draft", "verify", "joint"])
+def test_integer_actions_come_as_python_or_numpy_scalars_or_one_element_arrays(role, replay_env):
+    """SB3 passes numpy integers (VecEnvs index their action array); all forms act alike."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    forms = (int, np.int64, np.int32, np.array, lambda a: np.array([a]))
+    episodes = []
+    for form in forms:
+        env = replay_env(role=role)
+        env.reset(seed=0, options={"prompt_index": 1})
+        infos, done = [], False
+        while not done:
+            _, _, done, _, info = env.step(form(int(np.flatnonzero(env.unwrapped.action_masks())[-1])))
+            infos.append(info)
+        episodes.append(infos)
+    assert all(infos == episodes[0] for infos in episodes)
+    venv = DummyVecEnv([lambda: replay_env(role=role)])
+    venv.reset()
+    _, _, _, infos = venv.step(np.array([int(np.flatnonzero(venv.envs[0].unwrapped.action_masks())[-1])]))
+    assert "prompt_index" in infos[0]
 
 
 # -- rewards ---------------------------------------------------------------------------------------------
@@ -287,11 +313,30 @@ def test_token_credit_needs_replay_and_net_tokens(kwargs, trace_path, live_kwarg
         ({"rate": "best_static", "reward": "net_tokens"}, "rate='best_static' .* needs backend='replay'"),
         ({"rate": 50.0}, "rate= prices time in reward='net_tokens'"),
         ({"max_depth": 0}, "draft length / tree depth must be"),
+        ({"partner": "confidence-7"}, r"confidence threshold must be a probability in \(0, 1\] .*, got 7\.0"),
+        ({"partner": "specdec++-0"}, r"specdec\+\+ threshold must be a probability in \(0, 1\]"),
+        ({"partner": "confidence-1.5+expected", "role": "verify"}, r"must be a probability in \(0, 1\]"),
+        ({"partner": "static-7", "role": "verify"}, r"'static-7' drafts 7 tokens but max_depth is 6: .* 1\.\.6"),
+        ({"partner": "static-9+expected", "role": "verify"}, "'static-9' drafts 9 tokens but max_depth is 6"),
+        ({"device": "tpu"}, r"unknown device 'tpu'; choose auto, cpu, cuda or cuda:N"),
+        ({"device": "cuda:x"}, "unknown device 'cuda:x'"),
     ],
 )
 def test_bad_arguments(kwargs, message, live_kwargs):
     with pytest.raises(SpecGymError, match=message):
         gym.make("SpecGym/DraftVerify-v0", **{**live_kwargs, **kwargs})
+
+
+def test_static_partner_depths_that_still_work(replay_env):
+    """The default static-4 partner is capped at a lower max_depth, and a size partner's K does not
+    matter, so neither is refused; the deepest static partner is."""
+    env = replay_env(role="verify", max_depth=3)  # default partner static-4
+    env.reset(seed=0, options={"prompt_index": 0})
+    assert env.unwrapped.source.depth == 3
+    replay_env(role="draft", max_depth=3, partner="static-9").reset(seed=0)
+    env = replay_env(role="verify", partner="static-6")
+    env.reset(seed=0, options={"prompt_index": 0})
+    assert env.unwrapped.source.depth == 6
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,28 @@ def test_make_policy_names():
         StaticDepth(0)
 
 
+@pytest.mark.parametrize(
+    "spec", ["confidence-7", "confidence-0", "specdec++-1.5", "specdec++-0.0", "confidence-2+expected"]
+)
+def test_thresholds_must_be_probabilities(spec):
+    with pytest.raises(SpecGymError, match=r"threshold must be a probability in \(0, 1\] \(.*\), got .*: pass e\.g\."):
+        make_policy(spec)
+
+
+def test_threshold_and_depth_edges_that_are_valid():
+    assert make_policy("confidence-1").threshold == 1.0 and make_policy("specdec++-1").threshold == 1.0
+    with pytest.raises(SpecGymError, match="probability"):
+        Confidence(7)
+    with pytest.raises(SpecGymError, match="probability"):
+        SpecDecPP(-0.5)
+    assert make_policy("static-9").k == 9  # no max_depth to hold it to: drafting is capped where it runs
+    assert make_policy("static-6", max_depth=6).k == 6
+    with pytest.raises(
+        SpecGymError, match=r"'static-7' drafts 7 tokens but max_depth is 6: pass static-K with K in 1\.\.6"
+    ):
+        make_policy("static-7", max_depth=6)
+
+
 @pytest.mark.parametrize("width", [1, 3])
 def test_oracle_bounds_every_baseline(width, trace_path, dv):
     src = replay(trace_path, width)
@@ -257,3 +279,55 @@ def test_saved_policies_load_and_partner(tmp_path, trace_path, dv):
     (tmp_path / "junk.zip").write_bytes(b"not a zip")
     with pytest.raises(SpecGymError, match="cannot load"):
         make_policy(str(tmp_path / "junk.zip"), role="draft")
+
+
+@pytest.fixture(scope="module")
+def saved_roles(tmp_path_factory, trace_path, dv):
+    """Untrained MaskablePPO policies saved from each DraftVerify role (width 1) and a PPO from
+    Arbitration: what each holds is told by its spaces, not its weights."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+
+    out = tmp_path_factory.mktemp("roles")
+    kwargs = {"backend": "replay", "traces": trace_path(1), "max_depth": dv.max_depth, "max_new_tokens": dv.max_new}
+    for role in ("draft", "verify", "joint"):
+        env = gym.make("SpecGym/DraftVerify-v0", role=role, **kwargs)
+        MaskablePPO("MlpPolicy", env, n_steps=16, batch_size=16, seed=0).save(out / f"{role}.zip")
+    PPO("MlpPolicy", gym.make("SpecGym/Arbitration-Tiny-v0"), n_steps=16, batch_size=16, seed=0).save(out / "arb.zip")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("role", "held", "message"),
+    [
+        ("draft", "draft", r"holds a depth policy \(role 'draft', Discrete\(2\) actions\), but a size policy "),
+        ("verify", "verify", r"holds a size policy \(role 'verify', .*\), but a depth policy \(role 'draft'"),
+        ("verify", "joint", r"holds a joint policy \(role 'joint', .*\), but a depth policy .* from role='draft'"),
+    ],
+    ids=["depth-for-size", "size-for-depth", "joint-for-depth"],
+)
+def test_a_policy_of_the_wrong_role_is_named(role, held, message, saved_roles, replay_env):
+    """The env's partner plays the other role: a policy saved from the env's own role is refused
+    at construction, saying what the file holds and what was expected."""
+    with pytest.raises(SpecGymError, match=message):
+        replay_env(role=role, partner=str(saved_roles / f"{held}.zip"))
+    with pytest.raises(SpecGymError, match=message):  # without a source too (evaluate's learned policies)
+        SB3Policy(saved_roles / f"{held}.zip", "verify" if role == "draft" else "draft")
+    other = "verify" if role == "draft" else "draft"
+    replay_env(role=role, partner=str(saved_roles / f"{other}.zip")).reset(seed=0)  # the right one works
+
+
+@pytest.mark.parametrize(("role", "width", "max_depth"), [("verify", 1, 6), ("verify", 3, 3), ("draft", 1, 6)])
+def test_an_arbitration_policy_is_not_a_draft_verify_policy(role, width, max_depth, saved_roles, replay_env):
+    """Also where DraftVerify's observation has 27 features too (width 3, max_depth 3)."""
+    with pytest.raises(
+        SpecGymError, match=r"sb3:arb\.zip is not a DraftVerify policy: .*SpecGym/Arbitration's 27 features"
+    ):
+        replay_env(role=role, width=width, max_depth=max_depth, partner=str(saved_roles / "arb.zip"))
+
+
+def test_a_policy_of_another_shape_names_the_settings_it_was_trained_with(saved_roles, replay_env):
+    with pytest.raises(
+        SpecGymError, match=r"expects observations of shape \(22,\), the env gives \(27,\): .*max_depth=6, width=1"
+    ):
+        replay_env(role="draft", width=3, max_depth=3, partner=str(saved_roles / "verify.zip"))
