@@ -4,6 +4,7 @@ when not given files of their own)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -11,10 +12,30 @@ import torch
 from envs.pairs import data_dir, pair_spec, shared_pair
 from envs.pairs.registry import default_dtype
 from envs.specdec.cost import calibrate
+from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import resolve_device, resolve_dtype
 
 N_TRACE_PROMPTS = {"train": 48, "heldout": 24}
 TRACE_TOKENS = 64
+
+
+DATA_DIR_FIX = "set SPECGYM_DATA to a writable directory"
+
+
+def check_writable(directory: str | Path, what: str, fix: str) -> None:
+    """Refuse, naming ``fix``, a directory this command could not create or write into, before
+    any work whose result would go there (its nearest existing ancestor is checked when missing)."""
+    directory = Path(directory).expanduser()
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SpecGymError(f"{what} {directory} is not writable; {fix}")
+
+
+def check_data_dir_writable() -> None:
+    """Refuse a read-only data directory before making an artifact that goes there."""
+    check_writable(data_dir(), "the data directory (SPECGYM_DATA)", DATA_DIR_FIX)
 
 
 def trace_source(pair: str) -> str | None:
@@ -38,17 +59,24 @@ def default_cost_model(pair: str, device: str = "auto") -> str:
     dev = resolve_device(device)
     path = default_profile_path(pair, dev, resolve_dtype(default_dtype(pair), dev))
     if not path.is_file():
+        check_data_dir_writable()
         print(f"calibrating the cost model of {pair} on {dev} (once; saved to {path})")
         calibrate(shared_pair(pair, str(dev)), repeats=5).save(path)
     return str(path)
+
+
+def default_trace_path(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
+    """Where :func:`default_traces` keeps a pair's trace of one split and tree shape."""
+    return data_dir() / "traces" / f"{pair}__default__w{width}_d{max_depth}_{split}.npz"
 
 
 def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
     """A DraftVerify trace of ``pair`` in the data directory, recorded on first use."""
     from experiments.record_traces import TraceSettings, record
 
-    path = data_dir() / "traces" / f"{pair}__default__w{width}_d{max_depth}_{split}.npz"
+    path = default_trace_path(pair, split, width, max_depth)
     if not path.is_file():
+        check_data_dir_writable()
         record(
             TraceSettings(
                 pair=pair,
