@@ -4,38 +4,18 @@ when not given files of their own)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
 from envs.pairs import data_dir, pair_spec, shared_pair
+from envs.pairs.build import check_data_dir_writable
 from envs.pairs.registry import default_dtype
 from envs.specdec.cost import calibrate
-from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import resolve_device, resolve_dtype
 
 N_TRACE_PROMPTS = {"train": 48, "heldout": 24}
 TRACE_TOKENS = 64
-
-
-DATA_DIR_FIX = "set SPECGYM_DATA to a writable directory"
-
-
-def check_writable(directory: str | Path, what: str, fix: str) -> None:
-    """Refuse, naming ``fix``, a directory this command could not create or write into, before
-    any work whose result would go there (its nearest existing ancestor is checked when missing)."""
-    directory = Path(directory).expanduser()
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise SpecGymError(f"{what} {directory} is not writable; {fix}")
-
-
-def check_data_dir_writable() -> None:
-    """Refuse a read-only data directory before making an artifact that goes there."""
-    check_writable(data_dir(), "the data directory (SPECGYM_DATA)", DATA_DIR_FIX)
 
 
 def trace_source(pair: str) -> str | None:

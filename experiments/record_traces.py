@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envs.pairs import data_dir
+from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec import SpecGymError
 from envs.specdec.trace import record_trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
-from experiments.artifacts import check_data_dir_writable, check_writable
 from experiments.cli import PairArgs, add_pair_args, add_prompt_args, pair_from_args, run_main
 
 

@@ -19,7 +19,9 @@ After training each run holds ``evaluation.json``, ``results.md`` and PNG plots 
 curves; DraftVerify throughput of every policy against k and the oracle; Arbitration accuracy
 against speed), logged to the W&B run too. Several ``--seeds`` (or envs) add
 ``{runs-dir}/summary__{exp}__{time}.{json,md}`` with mean and spread over seeds.
-Ctrl-C saves a checkpoint; ``--resume RUN_DIR`` continues from it.
+Ctrl-C saves a checkpoint; ``--resume RUN_DIR`` continues from it. PPO trains whole rollouts
+(``n_steps x n_envs`` steps), so a ``--timesteps`` below one trains one: ``results.json`` records
+each stage's budget (``n_timesteps``) and the steps it trained (``timesteps_trained``).
 """
 
 from __future__ import annotations
@@ -37,14 +39,9 @@ from typing import Any
 import torch
 
 from envs.pairs import check_pair_name
+from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec.errors import SpecGymError
-from experiments.artifacts import (
-    check_data_dir_writable,
-    check_writable,
-    default_cost_model,
-    default_trace_path,
-    default_traces,
-)
+from experiments.artifacts import default_cost_model, default_trace_path, default_traces
 from experiments.cli import check_device, positive_int, run_main
 from experiments.training.args import DEFAULT_PAIR, TRAINED_ROLES, TrainArgs
 from experiments.training.clock import RunClock

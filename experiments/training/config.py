@@ -57,7 +57,7 @@ def _check_types(path: Path, layer: dict[str, Any], where: str) -> None:
             continue  # unknown keys are reported after the merge, with the valid ones
         kinds, wanted = TYPES[key]
         if key in COUNT_KEYS and isinstance(value, float) and value.is_integer():
-            value = int(value)  # 2.0e5 steps: read with int() where used
+            value = int(value)  # 40000.0 steps: read with int() where used
         wrong_type = isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds)
         if wrong_type or key in INT_KEYS and value < 1:
             hint = " (YAML reads 3e-4 as text: write 3.0e-4)" if isinstance(value, str) and wanted == "a number" else ""
