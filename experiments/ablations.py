@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--traces", help="held-out trace .npz (default: the pair's, recorded on first use)")
     p.add_argument("--train-traces", help="training trace .npz (default: the pair's)")
     p.add_argument("--config", default=str(CONFIG_DIR / "draft_verify.yaml"))
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--out", help="write the results JSON here")
     return p
 

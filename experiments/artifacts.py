@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from envs.pairs import data_dir, pair_spec, shared_pair
+from envs.pairs.build import check_data_dir_writable
 from envs.pairs.registry import default_dtype
 from envs.specdec.cost import calibrate
 from envs.specdec.pair import resolve_device, resolve_dtype
@@ -38,17 +39,24 @@ def default_cost_model(pair: str, device: str = "auto") -> str:
     dev = resolve_device(device)
     path = default_profile_path(pair, dev, resolve_dtype(default_dtype(pair), dev))
     if not path.is_file():
+        check_data_dir_writable()
         print(f"calibrating the cost model of {pair} on {dev} (once; saved to {path})")
         calibrate(shared_pair(pair, str(dev)), repeats=5).save(path)
     return str(path)
+
+
+def default_trace_path(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
+    """Where :func:`default_traces` keeps a pair's trace of one split and tree shape."""
+    return data_dir() / "traces" / f"{pair}__default__w{width}_d{max_depth}_{split}.npz"
 
 
 def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
     """A DraftVerify trace of ``pair`` in the data directory, recorded on first use."""
     from experiments.record_traces import TraceSettings, record
 
-    path = data_dir() / "traces" / f"{pair}__default__w{width}_d{max_depth}_{split}.npz"
+    path = default_trace_path(pair, split, width, max_depth)
     if not path.is_file():
+        check_data_dir_writable()
         record(
             TraceSettings(
                 pair=pair,

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from envs.pairs import load_pair
 from envs.specdec import ModelPair, SpecGymError
+from envs.specdec.pair import resolve_device
 
 
 def console() -> Console:
@@ -48,7 +49,7 @@ def add_pair_args(
         help="float32 | bfloat16 | float16 | fast (bfloat16 where the device has it natively) | auto "
         "(default: the pair's, else bfloat16 on CUDA and float32 on CPU)",
     )
-    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    group.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
 
 def add_prompt_args(
@@ -77,7 +78,18 @@ class PairArgs:
     threads: int | None = None
 
 
+def check_device(device: str) -> None:
+    """Refuse, naming the choices, a --device torch cannot parse (``tpu``) or has not got (CUDA)."""
+    try:
+        kind = resolve_device(device).type
+    except RuntimeError:  # torch.device's own error, a paragraph listing every backend torch knows
+        kind = None
+    if kind not in ("cpu", "cuda"):
+        raise SpecGymError(f"--device {device!r} is not a device SpecGym runs on; use auto, cpu or cuda[:N]")
+
+
 def pair_from_args(args: PairArgs | argparse.Namespace) -> ModelPair:
+    check_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     return load_pair(args.pair, target=args.target, draft=args.draft, device=args.device, dtype=args.dtype)

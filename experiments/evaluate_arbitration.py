@@ -35,7 +35,7 @@ from envs.specdec import SpecGymError
 from envs.specdec.cost import device_name
 from envs.specdec.records import mean_accepted_length
 from experiments import cli
-from experiments.cli import write_json
+from experiments.cli import check_device, write_json
 
 console = cli.console()
 RULES = ("target-prob-0.1", "target-prob-0.3", "draft-margin-0", "draft-margin-0.3")
@@ -157,6 +157,7 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     """The learned arbiter against every baseline on held-out items; the results JSON."""
     if args.n_items < 2:
         raise SpecGymError(f"--n-items must be >= 2 (a paired interval needs two items), got {args.n_items}")
+    check_device(args.device)
     env = ArbitrationEnv(
         pair=args.pair,
         task=args.task,

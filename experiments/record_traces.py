@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envs.pairs import data_dir
+from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec import SpecGymError
 from envs.specdec.trace import record_trace
 from envs.tasks.prompts import load_prompts
@@ -64,6 +65,10 @@ def record(settings: TraceSettings) -> Path:
     s = settings
     if s.chunk < 1:
         raise SpecGymError(f"--chunk must be >= 1, got {s.chunk}")
+    if s.out:  # before the recording, which would otherwise end in an OSError at the save
+        check_writable(Path(s.out).parent, "the --out directory", "pass --out FILE.npz in a writable directory")
+    else:
+        check_data_dir_writable()
     pair = pair_from_args(s)
     seed = split_seed(s.split)
     ids = [pair.encode(text) for text in load_prompts(s.prompts, s.n_prompts, seed)]

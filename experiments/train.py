@@ -19,7 +19,9 @@ After training each run holds ``evaluation.json``, ``results.md`` and PNG plots 
 curves; DraftVerify throughput of every policy against k and the oracle; Arbitration accuracy
 against speed), logged to the W&B run too. Several ``--seeds`` (or envs) add
 ``{runs-dir}/summary__{exp}__{time}.{json,md}`` with mean and spread over seeds.
-Ctrl-C saves a checkpoint; ``--resume RUN_DIR`` continues from it.
+Ctrl-C saves a checkpoint; ``--resume RUN_DIR`` continues from it. PPO trains whole rollouts
+(``n_steps x n_envs`` steps), so a ``--timesteps`` below one trains one: ``results.json`` records
+each stage's budget (``n_timesteps``) and the steps it trained (``timesteps_trained``).
 """
 
 from __future__ import annotations
@@ -37,14 +39,16 @@ from typing import Any
 import torch
 
 from envs.pairs import check_pair_name
+from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec.errors import SpecGymError
-from experiments.artifacts import default_cost_model, default_traces
-from experiments.cli import positive_int, run_main
+from experiments.artifacts import default_cost_model, default_trace_path, default_traces
+from experiments.cli import check_device, positive_int, run_main
 from experiments.training.args import DEFAULT_PAIR, TRAINED_ROLES, TrainArgs
 from experiments.training.clock import RunClock
 from experiments.training.config import CONFIG_DIR, load_config
-from experiments.training.ppo import TrainingInterrupted, train
+from experiments.training.ppo import TrainingInterrupted, train, trained_timesteps
 from experiments.training.results import evaluate_run, headline, report_run, summarise
+from experiments.training.tracking import check_wandb_mode
 
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0", "arbitration": "SpecGym/Arbitration-v0"}
 CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml"}
@@ -60,8 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="replay", choices=["live", "replay"], help="draft-verify (default: replay)")
     p.add_argument("--traces", help="draft-verify training trace .npz (default: recorded on first use)")
     p.add_argument("--eval-traces", help="draft-verify held-out trace .npz (default: recorded on first use)")
-    p.add_argument("--eval-items", type=int, default=300, help="arbitration held-out items (0: no evaluation)")
-    p.add_argument("--oracle-items", type=int, default=100, help="arbitration items for the slow oracle")
+    p.add_argument(
+        "--eval-items",
+        type=int,
+        default=300,
+        help="arbitration held-out items: 0 for no evaluation, else >= 2 (a paired interval needs two)",
+    )
+    p.add_argument("--oracle-items", type=int, default=100, help="arbitration items for the slow oracle (0: no oracle)")
     p.add_argument(
         "--cost-model",
         default="auto",
@@ -72,19 +81,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--roles", nargs="+", default=list(TRAINED_ROLES), choices=TRAINED_ROLES, help="roles to train, in order"
     )
     p.add_argument("--rounds", type=positive_int, help="co-adaptive rounds (default: from the config)")
-    p.add_argument("--timesteps", type=positive_int, help="timesteps per role per round (default: from the config)")
+    p.add_argument(
+        "--timesteps",
+        type=positive_int,
+        help="timesteps per role per round (default: from the config); PPO trains whole rollouts of "
+        "n_steps x n_envs steps, so at least one: results.json's timesteps_trained says how many it took",
+    )
     p.add_argument("--n-envs", type=positive_int, help="parallel environments (default: from the config)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (distinct)")
     p.add_argument("--config", help=f"hyperparameter YAML (default: {CONFIG_DIR}/<env>.yaml)")
     p.add_argument("--exp", help="experiment name (run directory, W&B group; default: coadaptive | ppo)")
-    p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--runs-dir", default="runs", help="where run directories go (writable)")
     p.add_argument("--resume", help="a run directory to continue")
     p.add_argument("--wandb-project", default="specgym")
     p.add_argument("--wandb-entity")
     p.add_argument("--wandb-mode", choices=["online", "offline", "disabled"])
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=1,
         help="torch threads (default 1: small MLP updates only lose to thread contention)",
     )
@@ -96,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 REPLAY_ONLY = {"credit": "token", "rate": "best_static"}  # DraftVerify kwargs that need a trace
 
 
-def env_kwargs_for(args: TrainArgs, config: dict[str, Any], env_id: str) -> dict[str, Any]:
-    """DraftVerify kwargs: the registered id's tree shape, then the config's kwargs, then the CLI's."""
+def tree_shape(config: dict[str, Any], env_id: str) -> dict[str, int]:
+    """DraftVerify's width and max_depth: the registered id's, then the config's."""
     import inspect
 
     import gymnasium as gym
@@ -106,8 +120,13 @@ def env_kwargs_for(args: TrainArgs, config: dict[str, Any], env_id: str) -> dict
 
     defaults = inspect.signature(DraftVerifyEnv).parameters
     shape = {key: gym.spec(env_id).kwargs.get(key, defaults[key].default) for key in ("width", "max_depth")}
+    return {key: config["env_kwargs"].get(key, value) for key, value in shape.items()}
+
+
+def env_kwargs_for(args: TrainArgs, config: dict[str, Any], env_id: str) -> dict[str, Any]:
+    """DraftVerify kwargs: the registered id's tree shape, then the config's kwargs, then the CLI's."""
     kwargs = {
-        **shape,
+        **tree_shape(config, env_id),
         **config["env_kwargs"],
         "pair": args.pair,
         "backend": args.backend,
@@ -127,6 +146,16 @@ def env_kwargs_for(args: TrainArgs, config: dict[str, Any], env_id: str) -> dict
             )
     kwargs.setdefault("split", "train")
     return kwargs
+
+
+def note_short_budget(config: dict[str, Any], name: str) -> None:
+    """Say so when a stage's budget is below one PPO rollout: SB3 trains the whole rollout."""
+    rollout = int(config.get("n_steps", 2048)) * int(config.get("n_envs", 1))  # 2048: SB3's default n_steps
+    if int(config["n_timesteps"]) < rollout:
+        print(
+            f"{name}: {config['n_timesteps']} timesteps is less than one PPO rollout (n_steps x n_envs = "
+            f"{rollout}); training {rollout} (results.json: timesteps_trained)"
+        )
 
 
 def stage_seed(seed: int, round_: int) -> int:
@@ -154,6 +183,7 @@ def coadaptive(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> di
             if partners[other]:
                 kwargs["partner"] = partners[other]
             name = f"{role}_round{r}"
+            note_short_budget(config, name)
             with clock.timing(name):
                 # the role-specific registered ids share width and depth, so the saved policies fit each other
                 path = train(
@@ -175,6 +205,7 @@ def coadaptive(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> di
                     "policy": str(path),
                     "env_kwargs": kwargs,
                     "n_timesteps": config["n_timesteps"],
+                    "timesteps_trained": trained_timesteps(path),
                     "seconds": clock.seconds(name),
                 }
             )
@@ -193,6 +224,7 @@ def arbitration(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> d
     if args.task:
         kwargs["task"] = args.task
     kwargs.setdefault("split", "train")
+    note_short_budget(config, "arbiter")
     with clock.timing("arbiter"):
         path = train(
             env_id,
@@ -209,9 +241,25 @@ def arbitration(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> d
         "policy": str(path),
         "env_kwargs": kwargs,
         "n_timesteps": config["n_timesteps"],
+        "timesteps_trained": trained_timesteps(path),
         "seconds": clock.seconds("arbiter"),
     }
     return {"stages": [stage], "policies": {"arbiter": str(path)}}
+
+
+def new_run_dir(runs_dir: Path, name: str) -> Path:
+    """Make ``runs_dir/name``, or ``name-2``, ``name-3``, ... when a run started in the same second
+    (another process, or the same seed of another env) has it: the ``__``-separated fields that
+    resuming parses (seed third) stay as they are."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        run_dir = runs_dir / (name if n == 1 else f"{name}-{n}")
+        try:
+            run_dir.mkdir()  # atomic: of two processes asking for one name, one gets it
+        except FileExistsError:
+            continue
+        return run_dir
+    raise SpecGymError(f"{runs_dir} already holds 999 runs named {name}*; pass another --runs-dir or --exp")
 
 
 def run_one(args: TrainArgs, env: str, seed: int) -> dict[str, Any]:
@@ -225,24 +273,27 @@ def run_one(args: TrainArgs, env: str, seed: int) -> dict[str, Any]:
     if args.resume:
         run_dir = Path(args.resume)
     else:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(args.runs_dir) / f"{env}__{args.exp}__{seed}__{stamp}"
-        run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir = new_run_dir(Path(args.runs_dir), f"{env}__{args.exp}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}")
         saved = {"argv": sys.argv[1:], "env": env, "seed": seed, "args": asdict(args)}
         (run_dir / "run.json").write_text(json.dumps(saved, indent=2))
     tracker = None
     if args.wandb_mode != "disabled":
         from experiments.training.tracking import finish_run, start_run
 
-        tracker = start_run(
-            project=args.wandb_project,
-            entity=args.wandb_entity,
-            mode=args.wandb_mode,
-            name=run_dir.name,
-            group=args.exp,
-            config=asdict(args),
-            run_dir=run_dir,
-        )
+        try:
+            tracker = start_run(
+                project=args.wandb_project,
+                entity=args.wandb_entity,
+                mode=args.wandb_mode,
+                name=run_dir.name,
+                group=args.exp,
+                config=asdict(args),
+                run_dir=run_dir,
+            )
+        except BaseException:
+            if not args.resume:
+                shutil.rmtree(run_dir, ignore_errors=True)  # a W&B that would not start: nothing ran
+            raise
     clock = RunClock(run_dir)  # seconds summed over the interrupted parts of a resumed run
     result: dict[str, Any] = {}
     with clock.timing("run"):
@@ -259,7 +310,7 @@ def run_one(args: TrainArgs, env: str, seed: int) -> dict[str, Any]:
         except TrainingInterrupted as stop:
             print(f"interrupted: checkpoint {stop.checkpoint}; continue with --resume {run_dir}", file=sys.stderr)
             sys.exit(130)
-        except SpecGymError:
+        except (SpecGymError, OSError):  # bad input, or a file that could not be read or written
             if tracker is not None:
                 finish_run(tracker)
                 tracker = None
@@ -316,16 +367,60 @@ def print_table(rows: list[dict[str, Any]]) -> str:
 
 
 def check_trace_splits(args: TrainArgs) -> None:
-    """Training on a held-out trace, or scoring on the training one, is refused before any work."""
+    """Training on a held-out trace, or scoring on the training one, or on another pair's trace, is
+    refused before any work (and in the CLI's words: the env would say ``pair=``)."""
     from envs.specdec.trace import Trace
+    from experiments.runs import check_trace_pair
 
     for flag, path, split in (("--traces", args.traces, "train"), ("--eval-traces", args.eval_traces, "heldout")):
-        held = Trace.load_meta(path).get("split", split) if path else split
+        meta = Trace.load_meta(path) if path else {}
+        if path:
+            check_trace_pair(path, meta, args.pair)
+        held = meta.get("split", split)
         if held != split:
             raise SpecGymError(
                 f"{flag} {path} holds the {held!r} split, {flag} wants {split!r}; record one with "
                 f"python -m experiments.record_traces --pair {args.pair} --split {split} --out FILE.npz"
             )
+
+
+def config_ids(env: str, args: TrainArgs) -> list[str]:
+    """The env ids whose settings a run of ``env`` reads from its config."""
+    if env == "arbitration":
+        return [ENVS[env]]
+    return [ENVS[env], *(f"SpecGym/DraftVerify-{role.capitalize()}-v0" for role in args.roles)]
+
+
+def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:
+    """Every check that needs no training, before any run directory or W&B run exists: bad input
+    ends here in one line, not after (or in the middle of) the work."""
+    repeated = sorted({seed for seed in args.seeds if args.seeds.count(seed) > 1})
+    if repeated:
+        raise SpecGymError(
+            f"--seeds repeats {' '.join(map(str, repeated))}: one run per seed, and a summary over a seed run "
+            "twice has no spread; pass distinct seeds (e.g. --seeds 0 1 2)"
+        )
+    if args.eval_items < 0 or args.eval_items == 1:
+        raise SpecGymError(
+            f"--eval-items must be 0 (no evaluation) or >= 2 (a paired interval needs two items), got {args.eval_items}"
+        )
+    if args.oracle_items < 0:
+        raise SpecGymError(f"--oracle-items must be >= 0 (0: no oracle), got {args.oracle_items}")
+    check_device(args.device)
+    if args.resume:
+        check_writable(args.resume, "run directory", "copy the run somewhere writable and --resume the copy")
+    else:
+        check_writable(args.runs_dir, "--runs-dir", "pass --runs-dir DIR in a writable place")
+    if args.wandb_mode != "disabled":
+        check_wandb_mode(args.wandb_mode)
+    configs = {env: args.config or str(CONFIG_DIR / CONFIGS[env]) for env in envs}
+    loaded = {env_id: load_config(configs[env], env_id, args.pair) for env in envs for env_id in config_ids(env, args)}
+    if "draft-verify" in envs and args.backend == "replay":
+        role_id = config_ids("draft-verify", args)[-1]  # every role id shares the tree shape
+        shape = tree_shape(loaded[role_id], role_id)
+        needed = [split for split, given in (("train", args.traces), ("heldout", args.eval_traces)) if not given]
+        if any(not default_trace_path(args.pair, split, **shape).is_file() for split in needed):
+            check_data_dir_writable()  # recorded on first use, the held-out one after training
 
 
 def explicit_args(argv: list[str] | None) -> dict[str, Any]:
@@ -354,8 +449,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.env != "all" and args.env not in ENVS:
         raise SpecGymError(f"unknown env {args.env!r}; choose all or one of {', '.join(ENVS)}")
     envs = list(ENVS) if args.env == "all" else [args.env]
-    check_trace_splits(args)
     check_pair_name(args.pair)  # before calibrating a cost model for it
+    check_trace_splits(args)
+    refuse_bad_input(args, envs)
     if args.cost_model == "auto" and "draft-verify" in envs:
         args = replace(args, cost_model=default_cost_model(args.pair, args.device))
     rows = [run_one(args, env, seed) for env in envs for seed in args.seeds]

@@ -22,6 +22,25 @@ def data_dir() -> Path:
     return Path(os.environ.get("SPECGYM_DATA", Path.home() / ".cache" / "specgym")).expanduser()
 
 
+DATA_DIR_FIX = "set SPECGYM_DATA to a writable directory"
+
+
+def check_writable(directory: str | Path, what: str, fix: str) -> None:
+    """Refuse, naming ``fix``, a directory this command could not create or write into, before
+    any work whose result would go there (its nearest existing ancestor is checked when missing)."""
+    directory = Path(directory).expanduser()
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise SpecGymError(f"{what} {directory} is not writable; {fix}")
+
+
+def check_data_dir_writable() -> None:
+    """Refuse a read-only data directory before making an artifact that goes there."""
+    check_writable(data_dir(), "the data directory (SPECGYM_DATA)", DATA_DIR_FIX)
+
+
 def _build_smollm2(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
     from envs.pairs.distill import build_draft
     from envs.pairs.smollm2 import build_target

@@ -18,6 +18,10 @@ def read_jsonl(path: str | Path, what: str) -> Iterator[tuple[str, dict]]:
         if not line.strip():
             continue
         try:
-            yield f"{path}:{lineno}", json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError:
             raise SpecGymError(f"{path}:{lineno} is not valid JSON; one JSON object per line") from None
+        if not isinstance(record, dict):
+            kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(record), "number")
+            raise SpecGymError(f"{path}:{lineno} is a JSON {kind}, not an object; one JSON object per line")
+        yield f"{path}:{lineno}", record

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import envs  # noqa: F401  (registers the SpecGym ids in this process and in subprocesses)
+from envs.specdec.errors import SpecGymError
 from experiments.training.config import split
 from experiments.training.tracking import tensorboard_dir
 
@@ -30,13 +33,22 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 def latest_checkpoint(directory: Path, prefix: str) -> tuple[Path | None, int]:
-    """The newest ``{prefix}_{steps}_steps.zip`` (CheckpointCallback's naming) and its steps."""
+    """The newest ``{prefix}_{steps}_steps.zip`` (CheckpointCallback's naming) and its steps; (None, 0)
+    when there is none (a Ctrl-C before the first rollout saves one of 0 steps: that one counts)."""
     best: tuple[Path | None, int] = (None, 0)
     for path in directory.glob(f"{prefix}_*_steps.zip"):
         match = re.fullmatch(rf"{re.escape(prefix)}_(\d+)_steps\.zip", path.name)
-        if match and int(match[1]) > best[1]:
+        if match and (best[0] is None or int(match[1]) > best[1]):
             best = (path, int(match[1]))
     return best
+
+
+def trained_timesteps(policy: Path) -> int:
+    """The environment steps a saved policy trained for (SB3's ``num_timesteps``, kept in the
+    .zip's ``data``): PPO collects whole rollouts, so this is the budget rounded up to
+    ``n_steps x n_envs`` steps, and at least that."""
+    with zipfile.ZipFile(policy) as archive:
+        return int(json.loads(archive.read("data"))["num_timesteps"])
 
 
 def vec_env_class(env_kwargs: dict[str, Any], n_envs: int) -> type[DummyVecEnv | SubprocVecEnv]:
@@ -79,6 +91,14 @@ def train(
     if resume and final.exists():
         return final  # this stage finished before the interruption
     ckpt_dir = out_dir / "checkpoints"
+    checkpoint, done_steps = latest_checkpoint(ckpt_dir, name) if resume else (None, 0)
+    if resume and checkpoint is None and list(tensorboard_dir(out_dir).glob(f"{name}_*")):
+        # the stage began (its TensorBoard log is there) but neither its checkpoints nor its policy
+        # are: training it again from step 0 would pass off a new stage as the resumed one
+        raise SpecGymError(
+            f"{out_dir} has no checkpoints for stage {name} and no saved policy ({name}.zip); start a new "
+            f"run or restore {ckpt_dir}"
+        )
     n_envs = int(run.get("n_envs", 1))
     vec_cls = vec_env_class(env_kwargs, n_envs)
     if vec_cls is SubprocVecEnv:
@@ -92,7 +112,6 @@ def train(
     except BaseException:
         eval_env.close()  # its worker process, when it has one
         raise
-    checkpoint, done_steps = latest_checkpoint(ckpt_dir, name) if resume else (None, 0)
     # one TensorBoard root per run, one directory below it per stage (tb_log_name): see tracking
     tb_root = str(tensorboard_dir(out_dir))
     if checkpoint is not None:

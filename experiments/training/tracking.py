@@ -6,6 +6,21 @@ import netrc
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from envs.specdec.errors import SpecGymError
+
+
+def api_key_configured() -> bool:
+    """Whether W&B has credentials without asking the network or a person: ``WANDB_API_KEY`` (or an
+    identity token file), else a netrc entry for the W&B host (where ``wandb login`` saves the key)."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname or "api.wandb.ai"
+    try:
+        return bool(netrc.netrc(os.environ.get("NETRC") or None).authenticators(host))
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def wandb_mode(requested: str | None) -> str:
@@ -14,14 +29,17 @@ def wandb_mode(requested: str | None) -> str:
         return requested
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        if netrc.netrc().authenticators("api.wandb.ai"):
-            return "online"
-    except (OSError, netrc.NetrcParseError):
-        pass
-    return "offline"
+    return "online" if api_key_configured() else "offline"
+
+
+def check_wandb_mode(requested: str | None) -> None:
+    """Refuse online tracking with no key before any work: W&B would otherwise stop the run at its
+    start with an interactive login prompt or a network error."""
+    if wandb_mode(requested) == "online" and not api_key_configured():
+        raise SpecGymError(
+            "W&B mode online needs an API key and none is configured; run `wandb login` (or set "
+            "WANDB_API_KEY), or pass --wandb-mode offline (`wandb sync` uploads the run later)"
+        )
 
 
 def tensorboard_dir(run_dir: Path) -> Path:

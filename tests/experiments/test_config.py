@@ -33,3 +33,22 @@ def test_unknown_key_is_named(tmp_path) -> None:
     path.write_text("'@p': {n_timestep: 5}\n")
     with pytest.raises(SpecGymError, match="n_timestep"):
         load_config(path, "Env-v0", "p")
+
+
+def test_wrong_types_a_list_and_unknown_env_kwargs_are_named(tmp_path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text('default: {n_steps: "lots"}\n')
+    with pytest.raises(SpecGymError, match=r"c.yaml: default: n_steps must be an integer >= 1, got 'lots'"):
+        load_config(path, "Env-v0")
+    path.write_text("Env-v0: {learning_rate: 3e-4}\n")  # YAML 1.1 reads it as text
+    with pytest.raises(SpecGymError, match="learning_rate must be a number.*write 3.0e-4"):
+        load_config(path, "Env-v0")
+    path.write_text("- n_steps: 64\n")
+    with pytest.raises(SpecGymError, match="c.yaml: the top level must be a mapping"):
+        load_config(path, "Env-v0")
+    path.write_text("default: {env_kwargs: {widht: 2}}\n")
+    with pytest.raises(SpecGymError, match=r"c.yaml: unknown env_kwargs key\(s\) \['widht'\] for SpecGym/DraftVerify"):
+        load_config(path, "SpecGym/DraftVerify-Draft-v0")
+    # counts written as floats are read as the integers they are; an unregistered id's kwargs are not checked
+    path.write_text("default: {n_timesteps: 40000.0, env_kwargs: {anything: 1}}\n")
+    assert load_config(path, "Env-v0")["n_timesteps"] == 40000

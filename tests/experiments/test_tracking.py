@@ -29,3 +29,24 @@ def test_runs_with_a_tensorboard_directory_per_stage_are_not_warned(tmp_path, mo
     # `wandb.tensorboard.patch(root_logdir=...)`" once per further directory, over both runs
     assert not [m for m in warned if "log director" in m], warned
     assert not wandb.patched["tensorboard"]  # taken off: a later untracked run's writers are left alone
+
+
+def test_online_without_a_key_is_refused_naming_wandb_login(tmp_path, monkeypatch):
+    from envs.specdec.errors import SpecGymError
+    from experiments.training.tracking import check_wandb_mode
+
+    for key in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    with pytest.raises(SpecGymError, match="wandb login.*--wandb-mode offline"):
+        check_wandb_mode("online")
+    check_wandb_mode(None)  # no key: offline by default
+    check_wandb_mode("offline")
+    (tmp_path / "netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "k" * 40 + "\n")
+    check_wandb_mode("online")  # what `wandb login` saves
+    monkeypatch.setenv("NETRC", str(tmp_path / "none"))
+    monkeypatch.setenv("WANDB_MODE", "online")
+    with pytest.raises(SpecGymError, match="wandb login"):
+        check_wandb_mode(None)
+    monkeypatch.setenv("WANDB_API_KEY", "k" * 40)
+    check_wandb_mode(None)
