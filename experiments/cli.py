@@ -79,13 +79,9 @@ class PairArgs:
 
 
 def check_device(device: str) -> None:
-    """Refuse, naming the choices, a --device torch cannot parse (``tpu``) or has not got (CUDA)."""
-    try:
-        kind = resolve_device(device).type
-    except RuntimeError:  # torch.device's own error, a paragraph listing every backend torch knows
-        kind = None
-    if kind not in ("cpu", "cuda"):
-        raise SpecGymError(f"--device {device!r} is not a device SpecGym runs on; use auto, cpu or cuda[:N]")
+    """Refuse, naming the choices, a --device this machine cannot run on (``tpu``, CUDA without one),
+    before any work: the engine's own check, called up front."""
+    resolve_device(device)
 
 
 def pair_from_args(args: PairArgs | argparse.Namespace) -> ModelPair:
