@@ -237,3 +237,47 @@ def test_record_traces_refuses_bad_settings_up_front(monkeypatch, tmp_path, chan
 def test_record_trace_refuses_negative_lengths(text_pair):
     with pytest.raises(SpecGymError, match="--max-new-tokens must be an integer >= 1, got -4"):
         record_trace(text_pair, [[1, 2, 3]], max_new_tokens=-4, progress=False)
+
+
+# -- damaged model directories -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("weights-cut", r"has a truncated or corrupt '.*/target/model.safetensors' \(Error while deserializing"),
+        ("weights-tiny", r"has a truncated or corrupt '.*/target/model.safetensors' \(.*header too small"),
+        ("config-cut", r"has a corrupt '.*/target/config.json' \(not a valid JSON object; truncated\?\)"),
+        ("config-list", r"has a corrupt '.*/target/config.json'"),
+        ("weights-gone", r"has no weights \(model.safetensors\)"),
+    ],
+)
+def test_damaged_model_directory_names_the_file(tmp_path, damage, message):
+    tok = byte_tokenizer()
+    for name in ("target", "draft"):
+        LlamaForCausalLM(tiny_config(len(tok), 1)).save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+    weights, config = tmp_path / "target" / "model.safetensors", tmp_path / "target" / "config.json"
+    if damage == "weights-cut":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "weights-tiny":
+        weights.write_bytes(weights.read_bytes()[:5])
+    elif damage == "config-cut":
+        config.write_text(config.read_text()[:40])
+    elif damage == "config-list":
+        config.write_text("[]")
+    elif damage == "weights-gone":
+        weights.unlink()
+    with pytest.raises(SpecGymError, match=f"^target model directory '.*/target' {message}") as err:
+        ModelPair.load(str(tmp_path / "target"), str(tmp_path / "draft"), device="cpu")
+    text = str(err.value)
+    assert "\n" not in text and "pass a local directory" not in text
+    assert text.endswith(
+        "rebuild it with python -m experiments.build_pair NAME --force, or delete it and fetch it again"
+    )
+
+
+def test_a_directory_that_holds_no_model(tmp_path):
+    (tmp_path / "pair").mkdir()
+    with pytest.raises(SpecGymError, match=r"^target model directory '.*/pair' has no config.json: pass the directory"):
+        ModelPair.load(str(tmp_path / "pair"), str(tmp_path / "pair"), device="cpu")
