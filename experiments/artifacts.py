@@ -4,6 +4,7 @@ when not given files of their own)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -11,8 +12,10 @@ import torch
 from envs.pairs import data_dir, pair_spec, shared_pair
 from envs.pairs.build import check_data_dir_writable
 from envs.pairs.registry import default_dtype
-from envs.specdec.cost import calibrate
+from envs.specdec import SpecGymError
+from envs.specdec.cost import ProfiledCost, calibrate
 from envs.specdec.pair import resolve_device, resolve_dtype
+from envs.specdec.trace import Trace
 
 N_TRACE_PROMPTS = {"train": 48, "heldout": 24}
 TRACE_TOKENS = 64
@@ -38,9 +41,10 @@ def default_cost_model(pair: str, device: str = "auto") -> str:
         return "analytic"
     dev = resolve_device(device)
     path = default_profile_path(pair, dev, resolve_dtype(default_dtype(pair), dev))
-    if not path.is_file():
+    why = unusable(path, ProfiledCost.load)
+    if why:
         check_data_dir_writable()
-        print(f"calibrating the cost model of {pair} on {dev} (once; saved to {path})")
+        print(f"calibrating the cost model of {pair} on {dev} ({why}; saved to {path})")
         calibrate(shared_pair(pair, str(dev)), repeats=5).save(path)
     return str(path)
 
@@ -50,12 +54,25 @@ def default_trace_path(pair: str, split: str, width: int = 4, max_depth: int = 8
     return data_dir() / "traces" / f"{pair}__default__w{width}_d{max_depth}_{split}.npz"
 
 
+def unusable(path: Path, read: Callable[[Path], object]) -> str | None:
+    """Why a default artifact must be made (again): missing, or one ``read`` refuses (an interrupted
+    save, a corrupt file; its error is printed); None when ``read`` takes it."""
+    if not path.is_file():
+        return "once"
+    try:
+        read(path)
+    except SpecGymError as exc:
+        print(f"making {path.name} again: {exc}")
+        return "again: the saved one was unusable"
+    return None
+
+
 def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
     """A DraftVerify trace of ``pair`` in the data directory, recorded on first use."""
     from experiments.record_traces import TraceSettings, record
 
     path = default_trace_path(pair, split, width, max_depth)
-    if not path.is_file():
+    if unusable(path, Trace.load_meta):
         check_data_dir_writable()
         record(
             TraceSettings(

@@ -18,7 +18,7 @@ from pathlib import Path
 from envs.pairs import data_dir
 from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec import SpecGymError
-from envs.specdec.trace import record_trace
+from envs.specdec.trace import check_trace_settings, record_trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
 from experiments.cli import PairArgs, add_pair_args, add_prompt_args, pair_from_args, run_main
@@ -63,8 +63,11 @@ class TraceSettings(PairArgs):
 def record(settings: TraceSettings) -> Path:
     """Record the trace and save it (default path: the data directory's traces/); its path."""
     s = settings
-    if s.chunk < 1:
-        raise SpecGymError(f"--chunk must be >= 1, got {s.chunk}")
+    check_trace_settings(max_new_tokens=s.max_new_tokens, width=s.width, max_depth=s.max_depth, chunk=s.chunk)
+    if not isinstance(s.n_prompts, int) or s.n_prompts < 1:
+        raise SpecGymError(f"--n-prompts must be an integer >= 1, got {s.n_prompts!r}")
+    if s.out is not None and Path(s.out).suffix != ".npz":
+        raise SpecGymError(f"--out {s.out!r} must end in .npz")
     if s.out:  # before the recording, which would otherwise end in an OSError at the save
         check_writable(Path(s.out).parent, "the --out directory", "pass --out FILE.npz in a writable directory")
     else:

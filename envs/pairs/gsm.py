@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from envs.pairs.timing import forward_latency_ms
 from envs.pairs.training import resumable_training
 from envs.specdec.errors import SpecGymError
+from envs.specdec.files import write_text_atomic
 
 TASK = "chain_sum"
 TRAIN_SEED_BASE = 200_000
@@ -294,7 +295,8 @@ def build_math_pair(pair_dir: Path, *, seed: int = 0, progress: bool = True, con
         "complete": True,
     }
     (pair_dir / "README.md").write_text(model_card(recipe))
-    (pair_dir / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+    # the completion marker, written last and whole: until it is in place the build counts as unfinished
+    write_text_atomic(pair_dir / "recipe.json", json.dumps(recipe, indent=2) + "\n")
     if progress:
         print(
             f"gsm pair saved to {pair_dir}: target accuracy {quality['target_accuracy']:.3f}, draft "

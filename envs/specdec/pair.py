@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from envs.specdec.errors import SpecGymError
@@ -76,7 +79,11 @@ def _load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) 
     hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, EOFError, RuntimeError, SafetensorError) as exc:
+        if Path(path).is_dir():  # the directory is there: say which of its files is broken
+            raise SpecGymError(f"{role} model directory {path!r} {_damage(Path(path), exc)}") from None
+        if not isinstance(exc, (OSError, ValueError)):
+            raise
         raise SpecGymError(
             f"{role} model {path!r} could not be loaded offline ({type(exc).__name__}); pass a local "
             "directory, a registered pair name (python -m experiments.build_pair --list), or a hub id "
@@ -92,10 +99,41 @@ def _load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) 
     return model.to(device).eval()
 
 
+def _damage(model_dir: Path, exc: BaseException) -> str:
+    """What is wrong with a local model directory that did not load, and the fix: its first broken
+    file (config.json, then each weights file), else the loader's own one-line error."""
+    config = model_dir / "config.json"
+    if not config.is_file():
+        return "has no config.json: pass the directory that holds a model's config.json and weights"
+    return _broken_file(model_dir, config, exc) + (
+        "; rebuild it with python -m experiments.build_pair NAME --force, or delete it and fetch it again"
+    )
+
+
+def _broken_file(model_dir: Path, config: Path, exc: BaseException) -> str:
+    try:
+        if not isinstance(json.loads(config.read_text()), dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError):
+        return f"has a corrupt {str(config)!r} (not a valid JSON object; truncated?)"
+    weights = sorted(model_dir.glob("*.safetensors"))
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="pt") as f:
+                f.keys()
+        except (OSError, SafetensorError) as err:
+            why = (str(err).strip().strip("'\"").splitlines() or [type(err).__name__])[0]
+            return f"has a truncated or corrupt {str(file)!r} ({why})"
+    if not weights and not any(model_dir.glob("pytorch_model*.bin")):
+        return "has no weights (model.safetensors)"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"could not be loaded ({type(exc).__name__}{': ' + first if first else ''})"
+
+
 def _load_tokenizer(path: str) -> PreTrainedTokenizerBase | None:
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError, KeyError):  # a broken model directory: _load_model says why
         return None
 
 

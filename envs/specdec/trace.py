@@ -15,6 +15,8 @@ Node order, top-W selection and float32 scores mirror :class:`~envs.specdec.draf
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -22,13 +24,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.lib.npyio import NpzFile
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from envs.specdec.cache import forward_with_cache, keep_positions
-from envs.specdec.decoder import SpeculativeDecoder, check_shape
+from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH, SpeculativeDecoder
 from envs.specdec.draft import top_w_children
 from envs.specdec.errors import SpecGymError
+from envs.specdec.files import leftover_note, write_atomic, write_text_atomic
 from envs.specdec.pair import ModelPair
 from envs.specdec.sampling import check_finite, log_probs
 from envs.specdec.state import tree_attention_mask
@@ -105,15 +109,19 @@ class Trace:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Compressed ``.npz`` (meta inside as JSON) plus a readable ``.json`` of the meta beside it."""
+        """Compressed ``.npz`` (meta inside as JSON) plus a readable ``.json`` of the meta beside it.
+
+        Each file is written whole or not at all (a temporary name, then a rename); the ``.npz``
+        goes last, after any older one is removed, so an interrupted save leaves no ``.npz``
+        (readers then name what it left) rather than one that disagrees with its sidecar.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             raise SpecGymError(f"trace path {str(path)!r} must end in .npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in ARRAYS}
-        np.savez_compressed(path, meta=np.array(json.dumps(self.meta)), **arrays)
-        path.with_suffix(".json").write_text(json.dumps(self.meta, indent=1))
-        return path
+        path.unlink(missing_ok=True)
+        write_text_atomic(path.with_suffix(".json"), json.dumps(self.meta, indent=1))
+        return write_atomic(path, lambda f: np.savez_compressed(f, meta=np.array(json.dumps(self.meta)), **arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:
@@ -128,25 +136,45 @@ class Trace:
     @staticmethod
     def _read(path: str | Path, names: tuple[str, ...]) -> tuple[dict, dict[str, np.ndarray]]:
         path = Path(path)
+        record = f"python -m experiments.record_traces --pair {_sidecar_pair(path)} --out {path}"
         if not path.is_file():
-            raise SpecGymError(
-                f"trace file {str(path)!r} not found; record one with python -m experiments.record_traces "
-                f"--pair NAME --out {path}"
-            )
+            sidecar = path.with_suffix(".json")
+            note = leftover_note(path)
+            if sidecar.is_file() and path.suffix == ".npz":
+                note += f" (its sidecar {str(sidecar)!r} is there: a save was interrupted)"
+            raise SpecGymError(f"trace file {str(path)!r} not found{note}; record one with {record}")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                arrays = {name: data[name] for name in names}
-        except (OSError, ValueError, KeyError) as exc:
-            raise SpecGymError(
-                f"cannot read trace {str(path)!r} ({exc}); re-record it with python -m experiments.record_traces"
-            ) from None
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with data:
+                missing = [name for name in ("meta", *names) if name not in data.files]
+                if not missing:
+                    meta = json.loads(str(data["meta"]))
+                    arrays = {name: data[name] for name in names}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            # a garbage file reaches numpy's pickle branch, whose message is about allow_pickle: not repeated
+            broken = f"it is truncated or corrupt ({type(exc).__name__}){leftover_note(path)}"
+            raise SpecGymError(f"cannot read trace {str(path)!r}: {broken}; re-record it with {record}") from None
+        if missing or not isinstance(meta, dict):
+            lacks = f"no {missing[0]!r} array" if missing else "meta that is not a JSON object"
+            not_ours = f"it has {lacks}, so it is not a SpecGym trace"
+            raise SpecGymError(f"cannot read trace {str(path)!r}: {not_ours}; re-record it with {record}")
         if meta.get("version") != TRACE_VERSION:
             raise SpecGymError(
                 f"trace {str(path)!r} has format version {meta.get('version')}, this SpecGym reads "
                 f"{TRACE_VERSION}; re-record it with python -m experiments.record_traces"
             )
         return meta, arrays
+
+
+def _sidecar_pair(path: Path) -> str:
+    """The pair a trace's readable sidecar names (for the re-record command), else ``NAME``."""
+    try:
+        pair = json.loads(path.with_suffix(".json").read_text()).get("pair")
+    except (OSError, ValueError, AttributeError):
+        return "NAME"
+    return pair if isinstance(pair, str) and pair else "NAME"
 
 
 @torch.no_grad()
@@ -208,6 +236,17 @@ def _store(out, rows: slice, level: int, width: int, row, token, lp, cum, ent) -
     out["cum_logprobs"][rows, level] = cum.cpu().numpy()
 
 
+def check_trace_settings(*, max_new_tokens: int, width: int, max_depth: int, chunk: int = 64) -> None:
+    """The range checks of a recording, before any model work (``--flag`` names: the CLI's options)."""
+    for flag, value in (("--max-new-tokens", max_new_tokens), ("--chunk", chunk)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpecGymError(f"{flag} must be an integer >= 1, got {value!r}")
+    if not (isinstance(width, int) and not isinstance(width, bool) and 1 <= width <= MAX_WIDTH):
+        raise SpecGymError(f"--width (tree width) must be an integer in 1..{MAX_WIDTH}, got {width!r}")
+    if not (isinstance(max_depth, int) and not isinstance(max_depth, bool) and 1 <= max_depth <= MAX_DEPTH):
+        raise SpecGymError(f"--max-depth (tree depth) must be an integer in 1..{MAX_DEPTH}, got {max_depth!r}")
+
+
 def record_trace(
     pair: ModelPair,
     prompts: list[list[int]],
@@ -220,7 +259,7 @@ def record_trace(
     progress: bool = True,
 ) -> Trace:
     """Target greedy outputs and draft trees for ``prompts`` (token ids); see the module docstring."""
-    check_shape(max_depth, width)
+    check_trace_settings(max_new_tokens=max_new_tokens, width=width, max_depth=max_depth, chunk=chunk)
     if not prompts:
         raise SpecGymError("no prompts to record; pass at least one")
     dec = SpeculativeDecoder(pair)

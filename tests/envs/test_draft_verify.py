@@ -483,3 +483,28 @@ def test_record_traces_cli_and_env_benchmark(prompt_file, tmp_path):
     result = args.run(args)
     assert result["reward"] == {"reward": "net_tokens", "credit": "token", "rate": "best_static"}
     assert result["steps_per_s"] > 0
+
+
+def test_damaged_trace_reaches_the_clis_as_one_line(trace_path, tmp_path, capsys):
+    """evaluate (which reads the trace's meta first) and benchmark env (the env loads it) both end in
+    the trace reader's one line and exit code 2."""
+    from pathlib import Path
+
+    from experiments import benchmark, evaluate
+    from experiments.cli import run_main
+
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(Path(trace_path(1)).read_bytes()[:1000])
+    commands = (
+        (benchmark.main, ["env", "--backend", "replay", "--pair", "tiny-random", "--traces", str(bad)]),
+        (evaluate.main, ["--policy", str(tmp_path / "p.zip"), "--pair", "tiny-random", "--traces", str(bad)]),
+    )
+    for main, argv in commands:
+        with pytest.raises(SystemExit) as exited:
+            run_main(main, argv)
+        assert exited.value.code == 2
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and "Warning" not in ln]
+        assert lines == [
+            f"error: cannot read trace {str(bad)!r}: it is truncated or corrupt (BadZipFile); re-record it "
+            f"with python -m experiments.record_traces --pair NAME --out {bad}"
+        ]

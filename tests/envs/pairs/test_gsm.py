@@ -39,6 +39,19 @@ def test_toy_build_records_its_recipe_and_is_reused(tmp_path, monkeypatch):
     assert pair.target.config.hidden_size == 32  # the data directory's build, not the bundled one
 
 
+def test_a_half_written_marker_means_an_unfinished_build(tmp_path):
+    """The recipe is the build's completion marker, written whole (temporary name, then rename): a torn
+    one (from an older SpecGym, or a full disk) reads as unfinished, and the build runs again."""
+    root = tmp_path / "pairs" / "gsm"
+    build_math_pair(root, seed=1, progress=False, config=TOY)
+    assert not list(root.glob(".*.part"))
+    marker = root / "recipe.json"
+    marker.write_text(marker.read_text()[:100])
+    assert not is_complete(root)
+    build_math_pair(root, seed=1, progress=False, config=TOY)
+    assert is_complete(root) and json.loads(marker.read_text())["complete"] is True
+
+
 def test_bundled_pair_loads_without_a_build(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))  # empty
     pair = load_pair("gsm", device="cpu")

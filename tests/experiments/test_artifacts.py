@@ -1,0 +1,42 @@
+"""Default artifacts (a pair's profile and traces in the data directory) are made again when the
+saved one is unusable (an interrupted save, a corrupt file), not only when missing."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from envs.pairs.registry import default_dtype
+from envs.specdec.cost import ProfiledCost
+from envs.specdec.pair import resolve_dtype
+from experiments import artifacts, record_traces
+
+
+def test_an_unreadable_default_trace_is_recorded_again(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))
+    recorded = []
+    monkeypatch.setattr(record_traces, "record", lambda settings: recorded.append(settings.out))
+    path = tmp_path / "traces" / "tiny-random__default__w4_d8_heldout.npz"
+    path.parent.mkdir()
+    path.write_bytes(b"PK\x03\x04 cut short")
+    assert artifacts.default_traces("tiny-random", "heldout") == path
+    assert recorded == [str(path)]
+    assert f"making {path.name} again: cannot read trace" in capsys.readouterr().out
+
+
+def test_an_unusable_default_profile_is_calibrated_again(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))
+    sound = ProfiledCost([32], [1, 2], [[0.01], [0.011]], [1, 2], [[0.05], [0.051]], {"pair": "smollm2-135m"})
+    monkeypatch.setattr(artifacts, "shared_pair", lambda pair, device: pair)
+    monkeypatch.setattr(artifacts, "calibrate", lambda pair, repeats: sound)
+    dev = torch.device("cpu")
+    path = artifacts.default_profile_path("smollm2-135m", dev, resolve_dtype(default_dtype("smollm2-135m"), dev))
+    path.parent.mkdir(parents=True)
+    path.write_text('{"kind": "profiled", "contexts": [32], "draft_')  # an old, interrupted save
+    assert artifacts.default_cost_model("smollm2-135m", "cpu") == str(path)
+    assert ProfiledCost.load(path) == sound
+    out = capsys.readouterr().out
+    assert f"making {path.name} again: cost profile" in out and "truncated or corrupt" in out
+    assert artifacts.default_cost_model("smollm2-135m", "cpu") == str(path)  # now sound: kept
+    assert "calibrating" not in capsys.readouterr().out and json.loads(path.read_text())["kind"] == "profiled"
