@@ -137,6 +137,10 @@ def _finite(x: object) -> bool:
 NOISE_FLOOR = 0.10
 NOISE_CAP = 0.25
 NOISE_DEFAULT = 0.10
+# ... and by at least this many seconds: below it a dip is timer and scheduler jitter on a shared
+# CPU (one context switch costs about that), whatever its share of a toy model's sub-millisecond
+# cell; a real model's cells (tens of ms on a CPU) are judged by the relative allowance alone.
+NOISE_SECONDS = 1e-3
 REMEASURE_ROUNDS = 5  # calibrate's re-measurements of cells that break the check, before it refuses
 REMEASURE_REPEATS = 5  # the least repeats of a re-measurement: enough to measure the cell's spread
 
@@ -190,7 +194,8 @@ def find_dips(
     spread: list[list[float]] | None,
 ) -> list[Dip]:
     """Cells whose time falls below that of a cell with fewer tokens (same context) by more than
-    the noise allowance (see :data:`NOISE_FLOOR`): more tokens never cost less."""
+    the noise allowance (see :data:`NOISE_FLOOR`) and by more than :data:`NOISE_SECONDS`: more
+    tokens never cost less."""
     dips = []
     for c, ctx in enumerate(contexts):
         top = 0  # the slowest size so far at this context
@@ -199,7 +204,8 @@ def find_dips(
                 allowance = NOISE_DEFAULT
             else:
                 allowance = min(NOISE_CAP, max(NOISE_FLOOR, spread[top][c], spread[s][c]))
-            if table[s][c] < table[top][c] * (1.0 - allowance):
+            dip = table[top][c] - table[s][c]
+            if dip > table[top][c] * allowance and dip > NOISE_SECONDS:
                 dips.append(Dip(kind, c, top, s, ctx, sizes[top], sizes[s], table[top][c], table[s][c], allowance))
             if table[s][c] > table[top][c]:
                 top = s

@@ -152,6 +152,18 @@ def test_dips_within_the_measured_spread_load(tmp_path):
         ProfiledCost.load(_write(tmp_path, _profile_data(**deep, **very_noisy), "deep.json"))
 
 
+def test_sub_millisecond_dips_are_jitter(tmp_path):
+    """A toy model's cells take under a millisecond: a dip of a third of one (0.3 ms) is scheduler
+    jitter, not a contradiction; the same share of real-model cells (30 ms of 90) is refused."""
+    toy = {"verify_table": [[0.0009, 0.0009], [0.0006, 0.0011]], "draft_table": [[0.0004, 0.0004], [0.0005, 0.0005]]}
+    assert ProfiledCost.load(_write(tmp_path, _profile_data(**toy), "toy.json")).verify_time(4, 32) == pytest.approx(
+        0.0006
+    )
+    real = {"verify_table": [[0.090, 0.100], [0.060, 0.110]]}
+    with pytest.raises(SpecGymError, match="33% less, beyond the 10% noise allowance"):
+        ProfiledCost.load(_write(tmp_path, _profile_data(**real), "real.json"))
+
+
 def test_old_profiles_without_spread_load(tmp_path, records):
     path = _write(tmp_path, _profile_data())
     loaded = ProfiledCost.load(path)
