@@ -7,7 +7,6 @@ resumes from the checkpoint (same data order: recipes derive each batch from the
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -16,13 +15,13 @@ from pathlib import Path
 import torch
 
 from envs.specdec.errors import SpecGymError
+from envs.specdec.files import write_atomic
 
 
 def save_atomic(obj: object, path: Path) -> None:
-    """torch.save to a temp file, then rename: a crash never leaves a truncated file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save whole or not at all (:func:`~envs.specdec.files.write_atomic`): a crash never
+    leaves a truncated checkpoint."""
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def resumable_training(

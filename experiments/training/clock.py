@@ -9,12 +9,13 @@ finished run re-evaluates it, and adds that time too).
 from __future__ import annotations
 
 import json
-import os
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from envs.specdec.files import write_text_atomic
 
 
 class RunClock:
@@ -40,9 +41,8 @@ class RunClock:
             self.spent[name] = self.seconds(name)
             del self._started[name]
             if self.path.parent.is_dir():  # a run refused before training has removed its directory
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(self.spent, indent=1))
-                os.replace(tmp, self.path)  # atomic: a second Ctrl-C never leaves half a file
+                # whole or not at all: a second Ctrl-C never leaves half a file
+                write_text_atomic(self.path, json.dumps(self.spent, indent=1))
 
     def seconds(self, name: str) -> float:
         """``name``'s seconds so far: earlier processes' plus this one's running span."""

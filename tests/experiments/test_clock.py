@@ -6,6 +6,7 @@ import types
 
 import pytest
 
+from envs.specdec.files import leftovers
 from experiments.training import clock as clock_module
 from experiments.training.clock import RunClock
 
@@ -64,4 +65,4 @@ def test_a_cut_off_clock_file_does_not_block_a_resume(tmp_path, fake_time):
     with clock.timing("run"):
         fake_time.advance(2.5)
     # the file is whole again and holds this process's span alone; no temporary file left behind
-    assert RunClock(tmp_path).seconds("run") == 2.5 and not (tmp_path / "clock.tmp").exists()
+    assert RunClock(tmp_path).seconds("run") == 2.5 and not leftovers(tmp_path / "clock.json")
