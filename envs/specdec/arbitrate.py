@@ -15,6 +15,7 @@ oracle all drive these two classes.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -162,6 +163,13 @@ class ArbitrationSession:
             self.cycle = None
             self.cycles += 1
             self.accepted += min(record.accepted_len, len(record.new_tokens))
+
+    def clone(self) -> ArbitrationSession:
+        """An independent copy of this decoding (caches, records, the cycle in progress) that
+        shares the models: branch recording explores both choices of a mismatch from one prefix."""
+        pair = self.decoder.pair
+        shared = (self.decoder, pair, pair.draft, pair.target, pair.tokenizer)
+        return copy.deepcopy(self, {id(x): x for x in shared if x is not None})
 
     def decide(self, keep_draft: bool) -> None:
         """Settle the mismatch :meth:`advance` returned."""

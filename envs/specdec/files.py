@@ -8,11 +8,19 @@ leftovers (:func:`leftovers`) when the file they want is missing or unreadable.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+import numpy as np
+from numpy.lib.npyio import NpzFile
+
+from envs.specdec.errors import SpecGymError
 
 PART = ".part"
 
@@ -56,3 +64,53 @@ def leftover_note(path: str | Path) -> str:
         return ""
     names = ", ".join(repr(str(p)) for p in found)
     return f" (an interrupted save left {names}; delete {'it' if len(found) == 1 else 'them'})"
+
+
+def sidecar_pair(path: Path) -> str:
+    """The pair a saved archive's readable ``.json`` sidecar names (for a re-record command), else ``NAME``."""
+    try:
+        pair = json.loads(path.with_suffix(".json").read_text()).get("pair")
+    except (OSError, ValueError, AttributeError):
+        return "NAME"
+    return pair if isinstance(pair, str) and pair else "NAME"
+
+
+def read_npz(
+    path: Path, names: tuple[str, ...], *, kind: str, version: int, remedy: str
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """The ``meta`` JSON and the arrays ``names`` of a SpecGym ``.npz`` archive of format ``version``.
+
+    Every way such a file can be unusable (missing, left by an interrupted save, truncated, not
+    ours, another format version) raises one :class:`SpecGymError` naming it and ``remedy``.
+    """
+    if not path.is_file():
+        sidecar = path.with_suffix(".json")
+        note = leftover_note(path)
+        if sidecar.is_file() and path.suffix == ".npz":
+            note += f" (its sidecar {str(sidecar)!r} is there: a save was interrupted)"
+        raise SpecGymError(f"{kind} file {str(path)!r} not found{note}; record one with {remedy}")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with data:
+            missing = [name for name in ("meta", *names) if name not in data.files]
+            if not missing:
+                meta = json.loads(str(data["meta"]))
+                arrays = {name: data[name] for name in names}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        # a garbage file reaches numpy's pickle branch, whose message is about allow_pickle: not repeated
+        broken = f"it is truncated or corrupt ({type(exc).__name__}){leftover_note(path)}"
+        raise SpecGymError(f"cannot read {kind} {str(path)!r}: {broken}; re-record it with {remedy}") from None
+    if missing or not isinstance(meta, dict):
+        lacks = f"no {missing[0]!r} array" if missing else "meta that is not a JSON object"
+        raise SpecGymError(
+            f"cannot read {kind} {str(path)!r}: it has {lacks}, so it is not a SpecGym {kind}; "
+            f"re-record it with {remedy}"
+        )
+    if meta.get("version") != version:
+        raise SpecGymError(
+            f"{kind} {str(path)!r} has format version {meta.get('version')}, this SpecGym reads "
+            f"{version}; re-record it with {remedy}"
+        )
+    return meta, arrays

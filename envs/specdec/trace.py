@@ -15,8 +15,6 @@ Node order, top-W selection and float32 scores mirror :class:`~envs.specdec.draf
 from __future__ import annotations
 
 import json
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from numpy.lib.npyio import NpzFile
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
@@ -32,7 +29,7 @@ from envs.specdec.cache import forward_with_cache, keep_positions
 from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH, SpeculativeDecoder
 from envs.specdec.draft import top_w_children
 from envs.specdec.errors import SpecGymError
-from envs.specdec.files import leftover_note, write_atomic, write_text_atomic
+from envs.specdec.files import read_npz, sidecar_pair, write_atomic, write_text_atomic
 from envs.specdec.pair import ModelPair
 from envs.specdec.sampling import check_finite, log_probs
 from envs.specdec.state import tree_attention_mask
@@ -136,45 +133,8 @@ class Trace:
     @staticmethod
     def _read(path: str | Path, names: tuple[str, ...]) -> tuple[dict, dict[str, np.ndarray]]:
         path = Path(path)
-        record = f"python -m experiments.record_traces --pair {_sidecar_pair(path)} --out {path}"
-        if not path.is_file():
-            sidecar = path.with_suffix(".json")
-            note = leftover_note(path)
-            if sidecar.is_file() and path.suffix == ".npz":
-                note += f" (its sidecar {str(sidecar)!r} is there: a save was interrupted)"
-            raise SpecGymError(f"trace file {str(path)!r} not found{note}; record one with {record}")
-        try:
-            data = np.load(path, allow_pickle=False)
-            if not isinstance(data, NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive")
-            with data:
-                missing = [name for name in ("meta", *names) if name not in data.files]
-                if not missing:
-                    meta = json.loads(str(data["meta"]))
-                    arrays = {name: data[name] for name in names}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-            # a garbage file reaches numpy's pickle branch, whose message is about allow_pickle: not repeated
-            broken = f"it is truncated or corrupt ({type(exc).__name__}){leftover_note(path)}"
-            raise SpecGymError(f"cannot read trace {str(path)!r}: {broken}; re-record it with {record}") from None
-        if missing or not isinstance(meta, dict):
-            lacks = f"no {missing[0]!r} array" if missing else "meta that is not a JSON object"
-            not_ours = f"it has {lacks}, so it is not a SpecGym trace"
-            raise SpecGymError(f"cannot read trace {str(path)!r}: {not_ours}; re-record it with {record}")
-        if meta.get("version") != TRACE_VERSION:
-            raise SpecGymError(
-                f"trace {str(path)!r} has format version {meta.get('version')}, this SpecGym reads "
-                f"{TRACE_VERSION}; re-record it with python -m experiments.record_traces"
-            )
-        return meta, arrays
-
-
-def _sidecar_pair(path: Path) -> str:
-    """The pair a trace's readable sidecar names (for the re-record command), else ``NAME``."""
-    try:
-        pair = json.loads(path.with_suffix(".json").read_text()).get("pair")
-    except (OSError, ValueError, AttributeError):
-        return "NAME"
-    return pair if isinstance(pair, str) and pair else "NAME"
+        record = f"python -m experiments.record_traces --pair {sidecar_pair(path)} --out {path}"
+        return read_npz(path, names, kind="trace", version=TRACE_VERSION, remedy=record)
 
 
 @torch.no_grad()

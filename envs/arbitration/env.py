@@ -4,78 +4,40 @@ from __future__ import annotations
 
 import math
 import numbers
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs.arbitration.features import features, token_classes
 from envs.base import PickleByConfig, discrete_action
 from envs.pairs import shared_pair
 from envs.specdec.arbitrate import N_FEATURES, ArbitrationSession, Mismatch
+from envs.specdec.branches import KEEP_DRAFT, KEEP_TARGET, LEAF, UNRECORDED, BranchTree, items_digest, record_item
 from envs.specdec.decoder import MAX_DEPTH, SpeculativeDecoder
 from envs.specdec.errors import SpecGymError
-from envs.tasks.math import ANSWER_MARK, MathItem, load_items, prompt_text, score
+from envs.specdec.pair import ModelPair
+from envs.specdec.records import mean_accepted_length
+from envs.tasks.math import MathItem, load_items, prompt_text, score
 from envs.tasks.splits import SPLITS, split_seed
 
-KEEP_TARGET, KEEP_DRAFT = 0, 1
-COUNT_SCALE = 32.0
+__all__ = ["KEEP_DRAFT", "KEEP_TARGET", "N_FEATURES", "ArbitrationEnv"]
 DEFAULT_ITEMS = 500
+BACKENDS = ("live", "replay")
+UNRECORDED_CHOICES = ("decode", "error")
+GRAFT_NODES = 64  # node budget of a branch decoded on demand during replay
+
+
+@lru_cache(maxsize=4)
+def load_branches(path: str) -> BranchTree:
+    """A branch record, read once per process (envs of one process share it read-only until a graft)."""
+    return BranchTree.load(path)
 
 
 @lru_cache(maxsize=16)
 def _items(task: str, n: int, split: str) -> tuple[MathItem, ...]:
     return tuple(load_items(task, n, split_seed(split)))
-
-
-@lru_cache(maxsize=4)
-def token_classes(pair_name: str, device: str, dtype: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per token id: class flags (digit, operator, answer marker, newline, space) and digit-ness."""
-    pair = shared_pair(pair_name, device, dtype)
-    tok, vocab = pair.tokenizer, pair.vocab_size
-    flags = np.zeros((vocab, 5), dtype=np.float32)
-    if tok is None:
-        return flags, flags[:, 0].astype(bool)
-    for i in range(min(vocab, len(tok))):
-        s = tok.decode([i])
-        core = s.strip()
-        flags[i] = (
-            bool(core) and core.isdigit(),
-            bool(core) and all(c in "+-*/=x×÷" for c in core),
-            "#" in s,
-            "\n" in s,
-            bool(s) and s.isspace() and "\n" not in s,
-        )
-    return flags, flags[:, 0].astype(bool)
-
-
-def features(
-    m: Mismatch, session: ArbitrationSession, k: int, max_new: int, classes: np.ndarray, text: str, log_vocab: float
-) -> np.ndarray:
-    """The observation at mismatch ``m`` (layout in :class:`ArbitrationEnv`'s docstring)."""
-    gap = np.log(max(m.p_target_of_draft, 1e-30)) - np.log(max(m.p_target_of_target, 1e-30))
-    earlier = session.mismatches - 1
-    digits = len(text) - len(text.rstrip("0123456789"))
-    head = [
-        m.p_draft_of_draft,
-        m.p_draft_of_target,
-        m.p_target_of_draft,
-        m.p_target_of_target,
-        m.draft_entropy / log_vocab,
-        m.target_entropy / log_vocab,
-        m.draft_margin,
-        m.target_margin,
-        1.0 + float(np.clip(gap / 20.0, -1.0, 0.0)),
-        m.index / k,
-        m.block / k,
-        min(len(session.new_tokens) / max_new, 1.0),
-        min(session.mismatches / COUNT_SCALE, 1.0),
-        min(session.draft_kept / COUNT_SCALE, 1.0),
-        session.draft_kept / earlier if earlier > 0 else 0.0,
-    ]
-    tail = [float(ANSWER_MARK in text), min(digits / 8.0, 1.0)]
-    obs = np.concatenate([head, classes[m.draft_token], classes[m.target_token], tail]).astype(np.float32)
-    return np.clip(obs, 0.0, 1.0)
 
 
 class ArbitrationEnv(PickleByConfig, gym.Env):
@@ -195,13 +157,21 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         k: int = 4,
         max_new_tokens: int = 64,
         speed_weight: float = 0.0,
+        backend: str = "live",
+        traces: str | None = None,
+        unrecorded: str = "decode",
         device: str = "auto",
         dtype: str | None = None,
         seed: int | None = None,
     ):
         self._kwargs = {key: v for key, v in locals().items() if key not in ("self", "__class__")}
-        if split not in SPLITS:
-            raise SpecGymError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        for name, value, allowed in (
+            ("split", split, SPLITS),
+            ("backend", backend, BACKENDS),
+            ("unrecorded", unrecorded, UNRECORDED_CHOICES),
+        ):
+            if value not in allowed:
+                raise SpecGymError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if not (isinstance(k, int) and 1 <= k <= MAX_DEPTH):
             raise SpecGymError(f"k (drafted tokens per cycle) must be an integer in 1..{MAX_DEPTH}, got {k!r}")
         if not (isinstance(n_items, int) and n_items >= 1):
@@ -217,18 +187,76 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
                 f"speed_weight must be a number >= 0 (the speed term's weight; 0 turns it off), got {speed_weight!r}"
             )
         self.k, self.max_new_tokens, self.speed_weight = k, max_new_tokens, float(speed_weight)
-        self.pair = shared_pair(pair, device, dtype)
-        self.decoder = SpeculativeDecoder(self.pair)
+        self.pair_name, self.task, self.split, self.backend = pair, task, split, backend
         self.items = _items(task, n_items, split)
-        self.prompt_ids = [self.pair.encode(prompt_text(x.question), chat=False) for x in self.items]
-        self.classes, self.is_digit = token_classes(pair, device, dtype)
+        self.tree: BranchTree | None = None
+        if backend == "live":
+            self.pair  # noqa: B018 (load the models now, so a bad pair fails at construction)
+        else:
+            self.tree = self._load_tree(traces)
         self.observation_space = spaces.Box(0.0, 1.0, (N_FEATURES,), dtype=np.float32)
         self.action_space = spaces.Discrete(2)
         self._seed, self._seeded = seed, False
         self.session: ArbitrationSession | None = None
+        self._node: int | None = None  # replay: the node the episode stands at
         # greedy decoding without a decision is fixed: an item once decoded without a mismatch
         # never has one, so later draws skip it without decoding it again
         self._decision_free: set[int] = set()
+        self.replay_steps = self.decoded_steps = 0  # replay: steps served, and those decoded on demand
+
+    # -- the models (replay loads them only to decode a branch the record lacks) -----------------
+    @cached_property
+    def pair(self) -> ModelPair:
+        kw = self._kwargs
+        return shared_pair(self.pair_name, kw["device"], kw["dtype"])
+
+    @cached_property
+    def decoder(self) -> SpeculativeDecoder:
+        return SpeculativeDecoder(self.pair)
+
+    @cached_property
+    def prompt_ids(self) -> list[list[int]]:
+        return [self.pair.encode(prompt_text(x.question), chat=False) for x in self.items]
+
+    @cached_property
+    def classes(self) -> np.ndarray:
+        kw = self._kwargs
+        return token_classes(self.pair_name, kw["device"], kw["dtype"])[0]
+
+    def _load_tree(self, traces: str | None) -> BranchTree:
+        record = (
+            f"python -m experiments.record_traces --env arbitration --pair {self.pair_name} --task {self.task} "
+            f"--split {self.split} --n-items {len(self.items)} --out FILE.npz"
+        )
+        if traces is None:
+            raise SpecGymError(f"backend='replay' needs traces=FILE.npz, a branch record; record one with {record}")
+        tree = load_branches(str(traces))
+        meta, n = tree.meta, len(self.items)
+        want = {
+            "pair": self.pair_name,
+            "task": self.task,
+            "split": self.split,
+            "k": self.k,
+            "max_new_tokens": self.max_new_tokens,
+            "n_features": N_FEATURES,
+        }
+        for key, value in want.items():
+            if meta.get(key) != value:
+                raise SpecGymError(
+                    f"branch record {traces!r} was made with {key}={meta.get(key)!r}, this env has {value!r}; "
+                    f"pass {key}={meta.get(key)!r} or record one with {record}"
+                )
+        if tree.n_items < n:
+            raise SpecGymError(
+                f"branch record {traces!r} holds {tree.n_items} items; pass n_items <= that or record more"
+            )
+        recorded = _items(self.task, tree.n_items, self.split)
+        if meta.get("items_digest") != items_digest([x.question for x in recorded]):
+            raise SpecGymError(
+                f"branch record {traces!r} holds other items than task {self.task!r} now generates "
+                f"(another reasoning-gym version or task file?); record it again with {record}"
+            )
+        return tree
 
     def new_session(self, index: int) -> ArbitrationSession:
         """A fresh arbitrated decoding of item ``index`` (also used by evaluation and the oracle)."""
@@ -244,6 +272,18 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     def correctness(self, index: int, session: ArbitrationSession) -> float:
         return score(self.items[index], self.text(session))
 
+    def record_item(self, index: int, max_nodes: int = 4096, max_drafts: int | None = None):
+        """Item ``index``'s decision tree (:func:`envs.specdec.branches.record_item`), decoded live."""
+        return self._record_from(self.new_session(index), index, max_nodes, max_drafts)
+
+    def _record_from(self, session: ArbitrationSession, index: int, max_nodes: int, max_drafts: int | None):
+        def finish(s: ArbitrationSession) -> tuple[float, str]:
+            return self.correctness(index, s), self.text(s)
+
+        return record_item(
+            session, self.observe, finish, n_features=N_FEATURES, max_nodes=max_nodes, max_drafts=max_drafts
+        )
+
     # -- Gymnasium API ----------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         if seed is None and not self._seeded:
@@ -255,56 +295,119 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         n = len(self.items)
         if index is not None and not (isinstance(index, int | np.integer) and 0 <= index < n):
             raise SpecGymError(f"item_index must be an integer in 0..{n - 1}, got {index!r}")
-        skipped, mismatch = 0, None
-        while mismatch is None:
+        skipped, found = 0, False
+        while not found:
             if skipped >= n:
                 raise SpecGymError(f"no mismatch in {n} draws: this pair's draft agrees with its target everywhere")
             i = int(index) if index is not None else int(self.np_random.integers(n))
             if i in self._decision_free and index is None:
                 skipped += 1
                 continue
-            session = self.new_session(i)
-            mismatch = session.advance()
-            if mismatch is None:
+            found = self._start(i)
+            if not found:
                 self._decision_free.add(i)
-            if mismatch is None and index is not None:
-                raise SpecGymError(f"item {i} decodes without a single mismatch: there is no decision to make")
-            skipped += mismatch is None
-        self.session, self.index, self._accepted = session, i, session.accepted
-        self._speed_total = 0.0
-        obs = self.observe(session, mismatch)
-        return obs, {"item_index": i, "skipped_items": skipped, "tokens_generated": len(session.new_tokens)}
+                if index is not None:
+                    raise SpecGymError(f"item {i} decodes without a single mismatch: there is no decision to make")
+                skipped += 1
+        self.index, self._speed_total, self._path = i, 0.0, []
+        obs, generated = self._stop_now()
+        return obs, {"item_index": i, "skipped_items": skipped, "tokens_generated": generated}
+
+    def _start(self, i: int) -> bool:
+        """Begin item ``i`` up to its first mismatch; False when it has none."""
+        if self.tree is None:
+            session = self.new_session(i)
+            self._mismatch = session.advance()
+            self.session, self._accepted = session, session.accepted
+            return self._mismatch is not None
+        root = int(self.tree.item_root[i])
+        self._node, self._accepted = root, int(self.tree.item_root_accepted[i])
+        return root >= 0
+
+    def _stop_now(self) -> tuple[np.ndarray, int]:
+        """The observation and tokens generated where the episode stands (a mismatch)."""
+        if self.tree is None:
+            return self.observe(self.session, self._mismatch), len(self.session.new_tokens)
+        return self.tree.node_obs[self._node].copy(), int(self.tree.node_generated[self._node])
 
     def step(self, action):
-        session = self.session
-        if session is None or session.pending is None:
+        if self.session is None and self._node is None:
             raise SpecGymError("call reset() before step() (the episode has ended or never started)")
         keep = discrete_action(action, self.action_space, "0 = keep the target's token, 1 = keep the draft's")
-        session.decide(keep == KEEP_DRAFT)
-        mismatch = session.advance()
-        # every drafted token now in the output: matches since the last step plus a kept one
-        accepted = session.accepted + (session.cycle.pos if session.cycle is not None else 0)
+        end = self._live_step(keep) if self.tree is None else self._replay_step(keep)
+        accepted, generated, mismatches, kept = self._progress
         speed = self.speed_weight * (accepted - self._accepted) / self.max_new_tokens
         self._accepted, self._speed_total = accepted, self._speed_total + speed
         info = {
             "speed_reward": speed,
             "item_index": self.index,
-            "tokens_generated": len(session.new_tokens),
-            "mismatches": session.mismatches,
-            "draft_kept": session.draft_kept,
+            "tokens_generated": generated,
+            "mismatches": mismatches,
+            "draft_kept": kept,
         }
-        if mismatch is not None:
-            return self.observe(session, mismatch), float(speed), False, False, info
-        correct = self.correctness(self.index, session)
+        if end is None:
+            return self._stop_now()[0], float(speed), False, False, info
+        correct, text, mal = end
         info.update(
             correctness=correct,
             correct=correct >= 1.0,
             episode_speed_reward=self._speed_total,
-            mean_accepted_length=session.mean_accepted_length,
-            text=self.text(session),
+            mean_accepted_length=mal,
+            text=text,
         )
-        self.session = None
+        self.session = self._node = None
         return np.zeros(N_FEATURES, dtype=np.float32), float(correct + speed), True, False, info
+
+    def _live_step(self, keep: int) -> tuple[float, str, float] | None:
+        session = self.session
+        session.decide(keep == KEEP_DRAFT)
+        self._mismatch = session.advance()
+        # every drafted token now in the output: matches since the last step plus a kept one
+        accepted = session.accepted + (session.cycle.pos if session.cycle is not None else 0)
+        self._progress = (accepted, len(session.new_tokens), session.mismatches, session.draft_kept)
+        if self._mismatch is not None:
+            return None
+        return self.correctness(self.index, session), self.text(session), session.mean_accepted_length
+
+    def _replay_step(self, keep: int) -> tuple[float, str, float] | None:
+        tree, node = self.tree, self._node
+        code = int(tree.node_child[node, keep])
+        self.replay_steps += 1
+        if code == UNRECORDED:
+            code = self._decode_branch(node, keep)
+        self._path.append(keep)
+        if code >= 0:
+            self._node = code
+            self._progress = (
+                int(tree.node_accepted[code]),
+                int(tree.node_generated[code]),
+                len(self._path) + 1,
+                int(tree.node_kept[code]),
+            )
+            return None
+        leaf = LEAF - code
+        tokens = int(tree.leaf_tokens[leaf])
+        mismatches, kept = int(tree.leaf_mismatches[leaf]), int(tree.leaf_kept[leaf])
+        self._progress = (int(tree.leaf_accepted[leaf]), tokens, mismatches, kept)
+        return float(tree.leaf_score[leaf]), tree.text(leaf), mean_accepted_length(tokens, int(tree.leaf_cycles[leaf]))
+
+    def _decode_branch(self, node: int, keep: int) -> int:
+        """Decode a branch the record lacks (``unrecorded='decode'``) and graft it into the record in memory."""
+        if self._kwargs["unrecorded"] == "error":
+            raise SpecGymError(
+                f"item {self.index}: choice {keep} after {len(self._path)} decisions is not in the branch record "
+                f"{self._kwargs['traces']!r}; record it with a larger --max-nodes / --max-drafts, or pass "
+                "unrecorded='decode' to decode it on demand"
+            )
+        self.decoded_steps += 1
+        session = self.new_session(self.index)
+        for choice in self._path:
+            session.advance()
+            session.decide(choice == KEEP_DRAFT)
+        session.advance()
+        session.decide(keep == KEEP_DRAFT)
+        sub = self._record_from(session, self.index, GRAFT_NODES, None)
+        return self.tree.graft(node, keep, sub)
 
     def action_masks(self) -> np.ndarray:
         """Both choices are valid at every mismatch."""
