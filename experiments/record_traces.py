@@ -1,4 +1,4 @@
-"""Record draft-proposal traces for exact, model-free DraftVerify replay.
+"""Record what replay serves: DraftVerify's draft-proposal traces, or Arbitration's decision trees.
 
     python -m experiments.record_traces --pair P [--prompts SRC] [--n-prompts N]
         [--max-new-tokens M] [--width W] [--max-depth D] [--split heldout|train] --out FILE.npz
@@ -6,6 +6,14 @@
 For each prompt: the target's greedy output, and at every output position the draft's top-W
 tree to depth D (teacher-forced, batched). Use the file with
 ``gymnasium.make("SpecGym/DraftVerify-v0", backend="replay", traces=FILE.npz, pair=P, width=W)``.
+
+    python -m experiments.record_traces --env arbitration --pair gsm --task chain_sum
+        --split train|heldout|validation --n-items N [--k 4] [--max-new-tokens 64] --out FILE.npz
+
+For each item: every keep-target / keep-draft branch of its arbitrated greedy decoding, with the
+observation at each mismatch and the scored answer at each leaf (``envs.specdec.branches``);
+resumable (finished chunks are kept under FILE.npz.parts/). Use the file with
+``gymnasium.make("SpecGym/Arbitration-v0", backend="replay", traces=FILE.npz, ...)``.
 """
 
 from __future__ import annotations
@@ -15,13 +23,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from envs.arbitration.record import DEFAULT_MAX_NODES
 from envs.pairs import data_dir
 from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec import SpecGymError
 from envs.specdec.trace import check_trace_settings, record_trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
-from experiments.cli import PairArgs, add_pair_args, add_prompt_args, pair_from_args, run_main
+from experiments.cli import (
+    PairArgs,
+    add_pair_args,
+    add_prompt_args,
+    check_device,
+    pair_from_args,
+    positive_int,
+    run_main,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,12 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_pair_args(parser)
-    add_prompt_args(parser, n=20, max_new=128)
+    parser.add_argument("--env", choices=("draft-verify", "arbitration"), default="draft-verify")
+    add_pair_args(parser, default=None, default_help="smollm2-135m; gsm for --env arbitration")
+    add_prompt_args(parser, n=20, max_new=None, max_new_help="(default: 128; 64 for --env arbitration)")
     group = parser.add_argument_group("trace")
     group.add_argument("--width", type=int, default=1, help="tree width W (1 = chain; default: 1)")
     group.add_argument("--max-depth", type=int, default=8, help="tree depth recorded (default: 8)")
-    group.add_argument("--split", choices=SPLITS, default="heldout", help="prompt seed split")
+    group.add_argument("--split", choices=SPLITS, default="heldout", help="prompt or item seed split")
     group.add_argument("--chunk", type=int, default=64, help="positions per batched draft forward")
     group.add_argument(
         "--out",
@@ -43,7 +63,74 @@ def build_parser() -> argparse.ArgumentParser:
         "and the benchmarks record and read their own, <pair>__default__w<W>_d<D>_<split>.npz, "
         "so pass this one to them with --traces)",
     )
+    arb = parser.add_argument_group("arbitration (--env arbitration)")
+    arb.add_argument("--task", default="chain_sum", help="reasoning-gym task or GSM8K-format .jsonl")
+    arb.add_argument("--n-items", type=positive_int, default=500, help="items, from the split's first (default: 500)")
+    arb.add_argument("--k", type=positive_int, default=4, help="drafted tokens per cycle (default: 4)")
+    arb.add_argument(
+        "--max-nodes",
+        type=positive_int,
+        default=DEFAULT_MAX_NODES,
+        help=f"decisions recorded per item at most; keep-target chains always complete (default: {DEFAULT_MAX_NODES})",
+    )
+    arb.add_argument("--max-drafts", type=int, default=None, help="kept draft tokens per recorded path at most")
     return parser
+
+
+@dataclass(kw_only=True)
+class BranchSettings(PairArgs):
+    """What ``--env arbitration`` records: the items (pair, task, split, count) and the decoding (k, tokens)."""
+
+    pair: str | None = "gsm"
+    task: str = "chain_sum"
+    split: str = "train"
+    n_items: int = 500
+    k: int = 4
+    max_new_tokens: int = 64
+    max_nodes: int = DEFAULT_MAX_NODES
+    max_drafts: int | None = None
+    chunk: int = 50
+    out: str | None = None
+
+
+def default_branch_path(s: BranchSettings) -> Path:
+    task = Path(s.task).stem if s.task.endswith(".jsonl") else s.task
+    name = f"{s.pair}__arbitration_{task}_k{s.k}_m{s.max_new_tokens}_{s.split}_n{s.n_items}.npz"
+    return data_dir() / "traces" / name
+
+
+def record_arbitration(s: BranchSettings) -> Path:
+    """Record the decision trees of ``s``'s items (see the module docstring); the file's path."""
+    from envs.arbitration import ArbitrationEnv
+    from envs.arbitration.record import check_record_settings, record_branches
+
+    check_record_settings(s.max_nodes, s.max_drafts, s.chunk)
+    if s.target or s.draft:
+        raise SpecGymError("--env arbitration records a registered pair (its task scorer): pass --pair, not --target")
+    out = Path(s.out) if s.out else default_branch_path(s)
+    if out.suffix != ".npz":
+        raise SpecGymError(f"--out {str(out)!r} must end in .npz")
+    check_writable(out.parent, "the --out directory", "pass --out FILE.npz in a writable directory")
+    check_device(s.device)
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    env = ArbitrationEnv(
+        pair=s.pair,
+        task=s.task,
+        n_items=s.n_items,
+        split=s.split,
+        k=s.k,
+        max_new_tokens=s.max_new_tokens,
+        device=s.device,
+        dtype=s.dtype,
+    )
+    tree = record_branches(env, out, max_nodes=s.max_nodes, max_drafts=s.max_drafts, chunk=s.chunk)
+    m = tree.meta
+    print(
+        f"recorded {tree.n_items} items, {tree.n_nodes} decisions ({m['complete_items']} items complete) "
+        f"in {m['record_seconds']:.1f} s -> {out}"
+    )
+    return out
 
 
 @dataclass(kw_only=True)
@@ -95,8 +182,25 @@ def record(settings: TraceSettings) -> Path:
     return path
 
 
+ARBITRATION_ONLY = ("task", "n_items", "k", "max_nodes", "max_drafts")
+DRAFT_VERIFY_ONLY = ("prompts", "n_prompts", "width", "max_depth")
+
+
 def main(argv: list[str] | None = None) -> Path:
-    return record(TraceSettings(**vars(build_parser().parse_args(argv))))
+    parser = build_parser()
+    options = vars(parser.parse_args(argv))
+    env = options.pop("env")
+    if env == "arbitration":
+        for name in DRAFT_VERIFY_ONLY:
+            options.pop(name)
+        options["pair"] = options["pair"] or "gsm"
+        options["max_new_tokens"] = options["max_new_tokens"] or 64
+        return record_arbitration(BranchSettings(**options))
+    for name in ARBITRATION_ONLY:
+        options.pop(name)
+    options["pair"] = options["pair"] or "smollm2-135m"
+    options["max_new_tokens"] = options["max_new_tokens"] or 128
+    return record(TraceSettings(**options))
 
 
 if __name__ == "__main__":

@@ -221,6 +221,26 @@ class BranchTree:
         arrays["item_complete"] = arrays["item_complete"].astype(bool)
         return cls(dict(meta, n_items=len(items)), arrays)
 
+    @classmethod
+    def concat(cls, trees: Sequence[BranchTree]) -> BranchTree:
+        """Records of consecutive item ranges joined into one (the first one's meta)."""
+        if not trees:
+            raise SpecGymError("no branch records to join")
+        parts: dict[str, list[np.ndarray]] = {a: [] for a in ARRAYS}
+        n_nodes = n_leaves = n_text = 0
+        for t in trees:
+            for a in ARRAYS:
+                v = t.arrays[a]
+                if a in ("node_child", "item_root"):
+                    v = _shift(v, n_nodes, n_leaves)
+                elif a == "leaf_text_offsets":
+                    v = (v[1:] if parts[a] else v) + n_text
+                parts[a].append(v)
+            n_nodes, n_leaves = n_nodes + t.n_nodes, n_leaves + len(t.arrays["leaf_score"])
+            n_text += len(t.arrays["leaf_text_bytes"])
+        arrays = {a: np.concatenate(v) for a, v in parts.items()}
+        return cls(dict(trees[0].meta, n_items=len(arrays["item_root"])), arrays)
+
     # -- reading -------------------------------------------------------------------------
     @property
     def n_items(self) -> int:
