@@ -11,14 +11,25 @@ Names (what ``make_arbiter`` and evaluation accept):
   (the target nearly agrees; CoSpec's "plausible under the target" rule).
 - ``draft-margin-D``: the draft's token when the draft is more confident in its token than
   the target in its own, by at least D: P_draft(draft token) - P_target(target token) >= D.
+- ``entropy-gate-H``: the draft's token when the target is unsure: its entropy, over
+  ln(vocabulary), is >= H (in the spirit of FLy, 2025: training-free, the target's own entropy).
+- ``judge:PATH.json[@P]``: a logistic-regression judge on the env's observation (in the spirit
+  of Judge Decoding and Pivot-Aware SD), fitted to the lookahead oracle's choices on training
+  items (:func:`fit_judge`); the draft's token when its probability is >= P (default: the file's).
 - ``oracle``: one-step lookahead on the answer: continue both choices with the target's
-  greedy decoding to the end, keep the draft's token when only that branch is scored correct.
-  Costs two full target decodings per mismatch, so evaluation runs it on a subset.
+  greedy decoding to the end, keep the draft's token when only that branch is scored better.
+  On a branch record it reads ``follow`` (exact, free); live it decodes both branches.
+- ``exact-oracle``: on a branch record, the choice whose subtree holds the best reachable answer.
 - ``PATH.zip``: a saved SB3 ``PPO`` policy trained on Arbitration.
+
+Live, an arbiter sees ``keep_draft(obs, mismatch)``; on a branch record (``backend='replay'``)
+:func:`run_replay_item` asks ``keep_draft_at(env, node)``, which defaults to the same call on
+the recorded observation and mismatch.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +37,24 @@ from pathlib import Path
 import numpy as np
 
 from envs.specdec.arbitrate import ArbitrationSession, Mismatch
+from envs.specdec.branches import LEAF, UNRECORDED
 from envs.specdec.errors import SpecGymError
+from envs.specdec.files import write_text_atomic
 from envs.specdec.records import mean_accepted_length
 
-ARBITERS = ("target-only", "always-draft", "random[-P]", "target-prob-T", "draft-margin-D", "oracle", "PATH.zip")
+ARBITERS = (
+    "target-only",
+    "always-draft",
+    "random[-P]",
+    "target-prob-T",
+    "draft-margin-D",
+    "entropy-gate-H",
+    "judge:PATH.json[@P]",
+    "oracle",
+    "exact-oracle",
+    "PATH.zip",
+)
+TARGET_ENTROPY = 5  # index of the target's entropy / ln(vocabulary) in the observation
 
 
 class Arbiter:
@@ -42,6 +67,14 @@ class Arbiter:
 
     def keep_draft(self, obs: np.ndarray, mismatch: Mismatch) -> bool:
         return False
+
+    def start_item(self, env, index: int) -> None:
+        """Replay: item ``index`` of ``env`` (a replay ArbitrationEnv) starts."""
+
+    def keep_draft_at(self, env, node: int) -> bool:
+        """Replay: the choice at recorded ``node``."""
+        tree = env.tree
+        return self.keep_draft(tree.node_obs[node], tree.mismatch(node))
 
 
 class TargetOnly(Arbiter):
@@ -81,10 +114,90 @@ class DraftMarginRule(Arbiter):
         return mismatch.p_draft_of_draft - mismatch.p_target_of_target >= self.delta
 
 
+class EntropyGate(Arbiter):
+    def __init__(self, h: float):
+        self.h, self.name = h, f"entropy-gate-{h:g}"
+
+    def keep_draft(self, obs: np.ndarray, mismatch: Mismatch) -> bool:
+        return bool(obs[TARGET_ENTROPY] >= self.h)
+
+
+class JudgeArbiter(Arbiter):
+    """Logistic regression on the observation: P(the draft's token is the better choice)."""
+
+    def __init__(self, path: str | Path, threshold: float | None = None):
+        path = Path(path)
+        try:
+            saved = json.loads(path.read_text())
+            self.w = np.asarray(saved["weights"], dtype=np.float64)
+            self.b = float(saved["bias"])
+            self.threshold = float(saved["threshold"] if threshold is None else threshold)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SpecGymError(
+                f"cannot read judge {str(path)!r} ({type(exc).__name__}); fit one with fit_judge"
+            ) from None
+        self.name = f"judge@{self.threshold:g}"
+
+    def prob(self, obs: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(np.asarray(obs, dtype=np.float64) @ self.w + self.b)))
+
+    def keep_draft(self, obs: np.ndarray, mismatch: Mismatch) -> bool:
+        if obs.shape[-1] != len(self.w):
+            raise SpecGymError(f"judge expects {len(self.w)} features, the observation has {obs.shape[-1]}")
+        return bool(self.prob(obs) >= self.threshold)
+
+
+def oracle_labels(tree) -> tuple[np.ndarray, np.ndarray]:
+    """Recorded nodes where both choices' lookahead outcomes are known, and whether the draft's is better."""
+    follow = tree.follow
+    known = ~np.isnan(follow).any(axis=1)
+    return np.flatnonzero(known), follow[known, 1] > follow[known, 0]
+
+
+def fit_judge(tree, out: str | Path, threshold: float = 0.5, l2: float = 1e-3, seed: int = 0) -> Path:
+    """Fit the judge to the lookahead oracle's choices at every recorded node of a training record.
+
+    Written by hand in a few lines of torch (full-batch L-BFGS on the logistic loss): the
+    project's dependencies have no logistic regression, and this one needs nothing more.
+    """
+    import torch
+
+    nodes, labels = oracle_labels(tree)
+    if labels.sum() == 0:
+        raise SpecGymError("the training record has no node where keeping the draft's token is better: no judge to fit")
+    torch.manual_seed(seed)
+    x = torch.as_tensor(tree.node_obs[nodes], dtype=torch.float64)
+    y = torch.as_tensor(labels, dtype=torch.float64)
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
+
+    def loss():
+        opt.zero_grad()
+        value = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y) + l2 * (w * w).sum()
+        value.backward()
+        return value
+
+    opt.step(loss)
+    saved = {
+        "weights": w.detach().tolist(),
+        "bias": float(b.detach()),
+        "threshold": threshold,
+        "fitted_on": {key: tree.meta.get(key) for key in ("pair", "task", "split", "n_items", "k", "max_new_tokens")},
+        "nodes": len(nodes),
+        "positives": int(labels.sum()),
+    }
+    return write_text_atomic(out, json.dumps(saved, indent=1))
+
+
 class OracleArbiter(Arbiter):
     """One-step lookahead on correctness (see the module docstring)."""
 
     name = "oracle"
+
+    def keep_draft_at(self, env, node: int) -> bool:
+        follow = env.tree.follow[node]
+        return bool(follow[1] > follow[0])
 
     def reset(self, env, session: ArbitrationSession, index: int) -> None:
         self.env, self.session, self.index = env, session, index
@@ -105,6 +218,19 @@ class OracleArbiter(Arbiter):
         prefix = self.session.state.tokens + cycle.tokens[: cycle.pos]
         draft = self._branch(prefix + [mismatch.draft_token])
         return draft > self._branch(prefix + [mismatch.target_token])
+
+
+class ExactOracle(Arbiter):
+    """On a branch record: the choice leading to the best reachable answer (ties: the target's)."""
+
+    name = "exact-oracle"
+
+    def keep_draft_at(self, env, node: int) -> bool:
+        best = env.tree.best[node]
+        return bool(best[1] > best[0])
+
+    def keep_draft(self, obs: np.ndarray, mismatch: Mismatch) -> bool:
+        raise SpecGymError("exact-oracle needs a branch record: evaluate with backend='replay'")
 
 
 class SB3Arbiter(Arbiter):
@@ -133,14 +259,25 @@ _PATTERNS = (
     (re.compile(r"random(?:-([\d.]+))?"), lambda m, seed: RandomArbiter(float(m.group(1) or 0.5), seed)),
     (re.compile(r"target-prob-([\d.]+)"), lambda m, seed: TargetProbRule(float(m.group(1)))),
     (re.compile(r"draft-margin-(-?[\d.]+)"), lambda m, seed: DraftMarginRule(float(m.group(1)))),
+    (re.compile(r"entropy-gate-([\d.]+)"), lambda m, seed: EntropyGate(float(m.group(1)))),
+    (re.compile(r"judge:(.+?\.json)(?:@([\d.]+))?"), lambda m, seed: JudgeArbiter(m.group(1), _opt(m.group(2)))),
 )
+
+
+def _opt(text: str | None) -> float | None:
+    return None if text is None else float(text)
 
 
 def make_arbiter(name: str, seed: int = 0) -> Arbiter:
     """An arbiter by name (see the module docstring) or a saved ``.zip`` policy."""
     if name.endswith(".zip"):
         return SB3Arbiter(name)
-    simple = {"target-only": TargetOnly, "always-draft": AlwaysDraft, "oracle": OracleArbiter}
+    simple = {
+        "target-only": TargetOnly,
+        "always-draft": AlwaysDraft,
+        "oracle": OracleArbiter,
+        "exact-oracle": ExactOracle,
+    }
     if name in simple:
         return simple[name]()
     for pattern, build in _PATTERNS:
@@ -161,6 +298,9 @@ class ItemResult:
     mismatches: int
     draft_kept: int
     time: float
+    agree: int = 0  # replay: decisions equal to the lookahead oracle's
+    decisive: int = 0  # replay: decisions where the two choices' lookahead outcomes differ
+    agree_decisive: int = 0
 
     @property
     def mean_accepted_length(self) -> float:
@@ -183,4 +323,41 @@ def run_item(env, arbiter: Arbiter, index: int) -> ItemResult:
         mismatches=session.mismatches,
         draft_kept=session.draft_kept,
         time=session.time,
+    )
+
+
+def run_replay_item(env, arbiter: Arbiter, index: int) -> ItemResult:
+    """Walk item ``index`` of a replay ArbitrationEnv's branch record with ``arbiter``; branches the
+    record lacks are decoded on demand (or refused) as the env's ``unrecorded`` says."""
+    tree = env.tree
+    arbiter.start_item(env, index)
+    code, path = int(tree.item_root[index]), []
+    agree = decisive = agree_decisive = 0
+    while code >= 0:
+        keep = int(arbiter.keep_draft_at(env, code))
+        nxt = int(tree.node_child[code, keep])
+        if nxt == UNRECORDED:
+            nxt = env.decode_branch(index, path, code, keep)
+        follow = tree.follow[code]
+        oracle = int(follow[1] > follow[0])
+        split = bool(follow[1] != follow[0])
+        agree += keep == oracle
+        decisive += split
+        agree_decisive += split and keep == oracle
+        path.append(keep)
+        code = nxt
+    leaf = LEAF - code
+    value = float(tree.leaf_score[leaf])
+    return ItemResult(
+        index=index,
+        score=value,
+        correct=value >= 1.0,
+        tokens=int(tree.leaf_tokens[leaf]),
+        cycles=int(tree.leaf_cycles[leaf]),
+        mismatches=int(tree.leaf_mismatches[leaf]),
+        draft_kept=int(tree.leaf_kept[leaf]),
+        time=float(tree.leaf_time[leaf]),
+        agree=agree,
+        decisive=decisive,
+        agree_decisive=agree_decisive,
     )

@@ -5,6 +5,7 @@ when not given files of their own)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -86,4 +87,22 @@ def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) ->
                 out=str(path),
             )
         )
+    return path
+
+
+def default_branches(
+    pair: str, task: str, split: str, n_items: int, k: int = 4, max_new_tokens: int = 64, device: str = "auto"
+) -> Path:
+    """An Arbitration branch record of ``pair`` in the data directory, recorded on first use (and
+    resumed, when an earlier recording was interrupted)."""
+    from envs.specdec.branches import BranchTree
+    from experiments.record_traces import BranchSettings, default_branch_path, record_arbitration
+
+    settings = BranchSettings(
+        pair=pair, task=task, split=split, n_items=n_items, k=k, max_new_tokens=max_new_tokens, device=device
+    )
+    path = default_branch_path(settings)
+    if unusable(path, BranchTree.load):
+        check_data_dir_writable()
+        record_arbitration(replace(settings, out=str(path)))
     return path

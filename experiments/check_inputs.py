@@ -141,7 +141,6 @@ def prepare(tmp: Path) -> None:
         runs_dir=str(tmp / "runs"),
         wandb_mode="disabled",
         eval_items=0,
-        oracle_items=0,
         no_progress=True,
     )
     (run / "run.json").write_text(json.dumps({"argv": [], "env": "arbitration", "seed": 0, "args": asdict(args)}))

@@ -1,19 +1,26 @@
-"""Evaluate a trained Arbitration policy against every baseline on held-out items.
+"""Evaluate a trained Arbitration policy against every baseline on held-out items, by replay.
 
     python -m experiments.evaluate --env arbitration --policy RUN_DIR_OR_ZIP --pair gsm \\
-        --task chain_sum|FILE.jsonl --n-items 300 --out FILE.json
+        --task chain_sum|FILE.jsonl --n-items 1000 [--traces HELDOUT.npz] --out FILE.json
 
-Every policy decodes the same held-out items (seeds no training used), interleaved item by
-item in a rotating order so the machine's drift hits all of them alike. Per policy:
-``accuracy`` (share of items with full marks from the task scorer) with a 95% Wilson interval,
-``mean_score`` (the scorer's value, the env's reward; reasoning-gym gives partial credit to near
-misses), ``mean_accepted_length`` (tokens per target forward),
-``tokens_per_s`` (wall clock of drafting and verification), ``draft_kept_fraction`` (share of
-mismatches where the draft's token was kept). ``paired_diff_vs_target_only``: the learned
-policy's per-item correctness minus target-only's on the same items, mean and 95% interval
-(normal approximation of the paired differences); every policy row carries the same
-``diff_vs_target_only``. The oracle (one-step lookahead) runs on the
-first ``--oracle-items`` items only and reports target-only's accuracy on that subset beside it.
+Every policy walks the same held-out items' recorded decision trees (seeds no recipe, training or
+tuning used; recorded first, into the data directory, when ``--traces`` is not given): the
+figures are exactly those live decoding gives for the same choices. Per policy: ``accuracy``
+(share of items with full marks from the task scorer) with a 95% Wilson interval, ``mean_score``
+(the scorer's value, the env's reward; reasoning-gym gives partial credit to near misses),
+``mean_accepted_length`` (tokens per target forward), ``tokens_per_s`` (the recorded wall clock of
+drafting and verification on the recording device), ``draft_kept_fraction`` (share of mismatches
+where the draft's token was kept), ``oracle_agreement`` (share of its decisions equal to the
+lookahead oracle's) and ``oracle_agreement_decisive`` (the same over decisions where the two
+choices' lookahead outcomes differ), and ``diff_vs_target_only`` (its per-item correctness minus
+target-only's: mean and 95% interval, normal approximation of the paired differences).
+
+The rule baselines (``target-prob``, ``draft-margin``, FLy-style ``entropy-gate`` and a logistic
+``judge`` fitted to the lookahead oracle's choices on training items) have their thresholds tuned
+on the validation split, never on held-out items; ``best_rule`` is the one most accurate there.
+``oracle`` (lookahead) and ``exact-oracle`` (the best reachable answer over the whole tree) show
+the headroom; ``headroom_captured`` is the learned policy's gain over target-only divided by the
+exact oracle's, over items whose tree is complete.
 """
 
 from __future__ import annotations
@@ -29,16 +36,24 @@ from pathlib import Path
 from rich.table import Table
 from tqdm.auto import tqdm
 
-from agents.arbiters import Arbiter, ItemResult, make_arbiter, run_item
+from agents.arbiters import Arbiter, ItemResult, fit_judge, make_arbiter, run_replay_item
 from envs.arbitration import ArbitrationEnv
 from envs.specdec import SpecGymError
-from envs.specdec.cost import device_name
 from envs.specdec.records import mean_accepted_length
 from experiments import cli
+from experiments.artifacts import default_branches
 from experiments.cli import check_device, write_json
 
 console = cli.console()
-RULES = ("target-prob-0.1", "target-prob-0.3", "draft-margin-0", "draft-margin-0.3")
+# threshold grids the rule baselines are tuned over (on the validation split)
+RULE_GRIDS = {
+    "target-prob": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6],
+    "draft-margin": [-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+    "entropy-gate": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6],
+    "judge": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+}
+TRAIN_ITEMS = 1000  # items of the training record the judge is fitted on
+VALIDATION_ITEMS = 500
 
 
 def key(name: str) -> str:
@@ -46,7 +61,7 @@ def key(name: str) -> str:
 
 
 def learned_arbiter(path: str) -> Arbiter:
-    """A run directory (its trained arbiter) or a policy .zip."""
+    """A run directory (its trained arbiter), a policy .zip, or any arbiter name (``agents.arbiters``)."""
     p = Path(path)
     if p.is_dir():
         results = p / "results.json"
@@ -86,6 +101,7 @@ def paired_diff(a: list[float], b: list[float], z: float = 1.96) -> dict:
 def summarise_items(results: list[ItemResult]) -> dict:
     n, correct = len(results), sum(r.correct for r in results)
     mismatches = sum(r.mismatches for r in results)
+    decisive = sum(r.decisive for r in results)
     return {
         "accuracy": correct / n,
         "accuracy_ci95": wilson(correct, n),
@@ -95,18 +111,46 @@ def summarise_items(results: list[ItemResult]) -> dict:
         "tokens_per_s": sum(r.tokens for r in results) / sum(r.time for r in results),
         "draft_kept_fraction": sum(r.draft_kept for r in results) / mismatches if mismatches else 0.0,
         "mismatches_per_item": mismatches / n,
+        "oracle_agreement": sum(r.agree for r in results) / mismatches if mismatches else 1.0,
+        "oracle_agreement_decisive": sum(r.agree_decisive for r in results) / decisive if decisive else 1.0,
     }
 
 
-def run_interleaved(env: ArbitrationEnv, arbiters: dict[str, Arbiter], items: range) -> dict[str, list[ItemResult]]:
-    """Every arbiter on every item; the order of arbiters rotates from item to item."""
-    names = list(arbiters)
-    out: dict[str, list[ItemResult]] = {n: [] for n in names}
-    for i in tqdm(items, desc=f"items x {len(names)} policies", unit="item"):
-        for j in range(len(names)):
-            name = names[(i + j) % len(names)]
-            out[name].append(run_item(env, arbiters[name], i))
-    return out
+def replay_env(pair: str, task: str, split: str, n_items: int, k: int, max_new: int, device: str, traces=None):
+    """A replay ArbitrationEnv over ``split``'s first ``n_items`` (the record made on first use)."""
+    path = traces or default_branches(pair, task, split, n_items, k, max_new, device)
+    return ArbitrationEnv(
+        pair=pair,
+        task=task,
+        n_items=n_items,
+        split=split,
+        k=k,
+        max_new_tokens=max_new,
+        backend="replay",
+        traces=str(path),
+        device=device,
+    )
+
+
+def run_all(env: ArbitrationEnv, arbiters: dict[str, Arbiter], desc: str) -> dict[str, list[ItemResult]]:
+    items = range(len(env.items))
+    return {
+        name: [run_replay_item(env, a, i) for i in items]
+        for name, a in tqdm(arbiters.items(), desc=desc, unit="policy", leave=False)
+    }
+
+
+def tune_rules(validation: ArbitrationEnv, judge: Path) -> dict[str, dict]:
+    """Each rule family's threshold most accurate on the validation items (ties: the lower
+    draft-kept share, i.e. the one nearer lossless SpD)."""
+    tuned = {}
+    for family, grid in RULE_GRIDS.items():
+        names = [f"judge:{judge}@{t:g}" if family == "judge" else f"{family}-{t:g}" for t in grid]
+        runs = run_all(validation, {n: make_arbiter(n) for n in names}, f"tuning {family}")
+        rows = {n: summarise_items(r) for n, r in runs.items()}
+        name = max(rows, key=lambda n: (rows[n]["accuracy"], -rows[n]["draft_kept_fraction"]))
+        tuned[family] = {"name": name, "validation_accuracy": rows[name]["accuracy"]}
+    return tuned
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,13 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="arbitration", choices=["arbitration"])
     p.add_argument("--policy", required=True, help="a run directory of --env arbitration, or a policy .zip")
     p.add_argument("--pair", default="gsm", help="registered pair name (default: gsm)")
-    p.add_argument("--task", default="chain_sum", help="reasoning-gym task name or GSM8K-format .jsonl")
-    p.add_argument("--n-items", type=int, default=300)
-    p.add_argument("--oracle-items", type=int, default=100, help="items for the (slow) oracle; 0 skips it")
+    p.add_argument("--task", default="chain_sum", help="reasoning-gym task or GSM8K-format .jsonl")
+    p.add_argument("--n-items", type=int, default=1000, help="held-out items (default: 1000)")
+    p.add_argument("--traces", help="the held-out branch record (default: recorded into the data directory)")
+    p.add_argument("--validation-items", type=int, default=VALIDATION_ITEMS, help="items the rules are tuned on")
+    p.add_argument("--train-items", type=int, default=TRAIN_ITEMS, help="training items the judge is fitted on")
     p.add_argument("--k", type=int, default=4, help="drafted tokens per cycle")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default=None)
     p.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     p.add_argument("--out", help="write the results JSON here")
     return p
@@ -137,12 +182,13 @@ class ArbitrationEvalSettings:
     policy: str
     pair: str = "gsm"
     task: str = "chain_sum"
-    n_items: int = 300
-    oracle_items: int = 100
+    n_items: int = 1000
+    traces: str | None = None
+    validation_items: int = VALIDATION_ITEMS
+    train_items: int = TRAIN_ITEMS
     k: int = 4
     max_new_tokens: int = 64
     device: str = "auto"
-    dtype: str | None = None
     seed: int = 0
     out: str | None = None
 
@@ -157,60 +203,77 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     """The learned arbiter against every baseline on held-out items; the results JSON."""
     if args.n_items < 2:
         raise SpecGymError(f"--n-items must be >= 2 (a paired interval needs two items), got {args.n_items}")
+    for name in ("validation_items", "train_items"):
+        if getattr(args, name) < 1:
+            raise SpecGymError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     check_device(args.device)
-    env = ArbitrationEnv(
-        pair=args.pair,
-        task=args.task,
-        n_items=args.n_items,
-        split="heldout",
-        k=args.k,
-        max_new_tokens=args.max_new_tokens,
-        device=args.device,
-        dtype=args.dtype,
-    )
-    arbiters = {"learned": learned_arbiter(args.policy)}
-    for name in ("target-only", "always-draft", "random", *RULES):
+    learned = learned_arbiter(args.policy)
+    common = (args.pair, args.task)
+    shape = (args.k, args.max_new_tokens, args.device)
+    env = replay_env(*common, "heldout", args.n_items, *shape, traces=args.traces)
+    train = replay_env(*common, "train", args.train_items, *shape)
+    validation = replay_env(*common, "validation", args.validation_items, *shape)
+    # the judge is a function of the training record alone: fitted beside it, once per record
+    judge = Path(train._kwargs["traces"]).with_suffix(".judge.json")
+    if not judge.is_file():
+        fit_judge(train.tree, judge)
+    tuned = tune_rules(validation, judge)
+    best_family = max(tuned, key=lambda f: tuned[f]["validation_accuracy"])
+    arbiters: dict[str, Arbiter] = {"learned": learned}
+    for name in ("target-only", "always-draft", "random", "oracle", "exact-oracle"):
         arbiters[key(name)] = make_arbiter(name, seed=args.seed)
-    runs = run_interleaved(env, arbiters, range(len(env.items)))
+    for family, row in tuned.items():
+        arbiters[key(family)] = make_arbiter(row["name"])
+    runs = run_all(env, arbiters, f"{len(env.items)} held-out items")
     policies = {name: summarise_items(results) for name, results in runs.items()}
     correct = {name: [float(r.correct) for r in results] for name, results in runs.items()}
     for name, row in policies.items():
         row["diff_vs_target_only"] = paired_diff(correct[name], correct["target_only"])
-    if args.oracle_items > 0:
-        subset = range(min(args.oracle_items, len(env.items)))
-        oracle = [run_item(env, make_arbiter("oracle"), i) for i in tqdm(subset, desc="oracle", unit="item")]
-        oracle_correct = [float(r.correct) for r in oracle]
-        policies["oracle"] = summarise_items(oracle) | {
-            "diff_vs_target_only": paired_diff(oracle_correct, [correct["target_only"][i] for i in subset]),
-            "target_only_accuracy_same_items": statistics.fmean(correct["target_only"][i] for i in subset),
-            "learned_accuracy_same_items": statistics.fmean(correct["learned"][i] for i in subset),
-        }
+    for family, row in tuned.items():
+        policies[key(family)].update(rule=row["name"], validation_accuracy=row["validation_accuracy"])
+    complete = [i for i in range(len(env.items)) if env.tree.item_complete[i]]
+    gain = {name: statistics.fmean(correct[name][i] - correct["target_only"][i] for i in complete) for name in correct}
+    headroom = gain["exact_oracle"]
     out = {
         "benchmark": "evaluate-arbitration",
         "env": "arbitration",
         "pair": args.pair,
         "task": args.task,
-        "device": device_name(env.pair.device),
+        "device": env.tree.meta.get("device"),
         "n_items": len(env.items),
         "k": args.k,
         "max_new_tokens": args.max_new_tokens,
         "policy": args.policy,
+        "traces": str(env._kwargs["traces"]),
+        "served_from_record": 1.0 - env.decoded_steps / max(env.replay_steps, 1),
         "paired_diff_vs_target_only": paired_diff(correct["learned"], correct["target_only"]),
+        "best_rule": {"policy": key(best_family), **tuned[best_family]},
+        "rules_tuned_on": {"split": "validation", "n_items": args.validation_items},
+        "judge_fitted_on": {"split": "train", "n_items": args.train_items, "file": str(judge)},
+        "headroom": {
+            "exact_oracle_minus_target_only": headroom,
+            "lookahead_oracle_minus_target_only": gain["oracle"],
+            "learned_minus_target_only": gain["learned"],
+            "headroom_captured": gain["learned"] / headroom if headroom > 0 else math.nan,
+            "complete_items": len(complete),
+        },
         "policies": policies,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    table = Table(title=f"Arbitration: {args.pair}, {args.task}, {len(env.items)} held-out items")
-    for col in ("policy", "accuracy", "95% CI", "accepted length", "tokens/s", "draft kept"):
+    table = Table(title=f"Arbitration: {args.pair}, {args.task}, {len(env.items)} held-out items (replay)")
+    for col in ("policy", "accuracy", "95% CI", "vs target-only", "accepted length", "draft kept", "oracle agree"):
         table.add_column(col)
     for name, row in sorted(policies.items(), key=lambda kv: -kv[1]["accuracy"]):
         lo, hi = row["accuracy_ci95"]
+        d = row["diff_vs_target_only"]
         table.add_row(
-            f"{name} (n={row['n_items']})" if name == "oracle" else name,
+            f"{name} ({row['rule']})" if "rule" in row else name,
             f"{row['accuracy']:.3f}",
             f"[{lo:.3f}, {hi:.3f}]",
+            f"{d['mean']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]",
             f"{row['mean_accepted_length']:.2f}",
-            f"{row['tokens_per_s']:.0f}",
             f"{row['draft_kept_fraction']:.2f}",
+            f"{row['oracle_agreement']:.3f}",
         )
     console.print(table)
     d = out["paired_diff_vs_target_only"]

@@ -38,10 +38,11 @@ from typing import Any
 
 import torch
 
+from envs.arbitration.env import DEFAULT_ITEMS
 from envs.pairs import check_pair_name
 from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec.errors import SpecGymError
-from experiments.artifacts import default_cost_model, default_trace_path, default_traces
+from experiments.artifacts import default_branches, default_cost_model, default_trace_path, default_traces
 from experiments.cli import check_device, positive_int, run_main
 from experiments.training.args import DEFAULT_PAIR, TRAINED_ROLES, TrainArgs
 from experiments.training.clock import RunClock
@@ -61,16 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="all", help=f"all | {' | '.join(ENVS)} (default: all, one after the other)")
     p.add_argument("--pair", default=DEFAULT_PAIR, help=f"registered pair name (default: {DEFAULT_PAIR})")
     p.add_argument("--task", help="arbitration: reasoning-gym task or GSM8K-format .jsonl (default: the config's)")
-    p.add_argument("--backend", default="replay", choices=["live", "replay"], help="draft-verify (default: replay)")
-    p.add_argument("--traces", help="draft-verify training trace .npz (default: recorded on first use)")
+    p.add_argument(
+        "--backend", default="replay", choices=["live", "replay"], help="trace/branch replay or live decoding"
+    )
+    p.add_argument("--traces", help="training trace / branch record .npz (default: recorded on first use)")
     p.add_argument("--eval-traces", help="draft-verify held-out trace .npz (default: recorded on first use)")
     p.add_argument(
         "--eval-items",
         type=int,
-        default=300,
+        default=1000,
         help="arbitration held-out items: 0 for no evaluation, else >= 2 (a paired interval needs two)",
     )
-    p.add_argument("--oracle-items", type=int, default=100, help="arbitration items for the slow oracle (0: no oracle)")
     p.add_argument(
         "--cost-model",
         default="auto",
@@ -224,7 +226,30 @@ def arbitration(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> d
     if args.task:
         kwargs["task"] = args.task
     kwargs.setdefault("split", "train")
+    if args.backend == "replay":
+        with clock.timing("record"):  # the training items' decision trees, once per data directory
+            traces = args.traces or default_branches(
+                args.pair,
+                kwargs.get("task", "chain_sum"),
+                kwargs["split"],
+                kwargs.get("n_items", DEFAULT_ITEMS),
+                kwargs.get("k", 4),
+                kwargs.get("max_new_tokens", 64),
+                args.device,
+            )
+        kwargs.update(backend="replay", traces=str(traces))
+    else:
+        kwargs.pop("reward", None)  # counterfactual credit reads the branch record
     note_short_budget(config, "arbiter")
+    warm: dict[str, Any] = {}
+    warm_start = None
+    if config.get("bc_epochs") and kwargs.get("backend") == "replay":
+        from envs.arbitration.env import load_branches
+        from experiments.training.bc import clone_oracle
+
+        def warm_start(model) -> None:
+            warm.update(clone_oracle(model, load_branches(kwargs["traces"]), int(config["bc_epochs"]), seed=seed))
+
     with clock.timing("arbiter"):
         path = train(
             env_id,
@@ -236,8 +261,10 @@ def arbitration(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> d
             resume=bool(args.resume),
             tracking=args.wandb_mode != "disabled",
             progress=not args.no_progress,
+            warm_start=warm_start,
         )
     stage = {
+        **warm,
         "policy": str(path),
         "env_kwargs": kwargs,
         "n_timesteps": config["n_timesteps"],
@@ -404,8 +431,6 @@ def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:
         raise SpecGymError(
             f"--eval-items must be 0 (no evaluation) or >= 2 (a paired interval needs two items), got {args.eval_items}"
         )
-    if args.oracle_items < 0:
-        raise SpecGymError(f"--oracle-items must be >= 0 (0: no oracle), got {args.oracle_items}")
     check_device(args.device)
     if args.resume:
         check_writable(args.resume, "run directory", "copy the run somewhere writable and --resume the copy")

@@ -2,7 +2,7 @@
 
 In the spirit of Gymnasium's ``docs/_scripts/gen_mds.py``: importing ``envs`` registers the
 ``SpecGym/...`` ids; they are grouped by entry-point class, and each class gets
-``docs/environments/<module name>.md``: a title, a table of its registered ids with their kwargs
+``docs/environments/<env module or package>.md``: a title, a table of its registered ids with their kwargs
 (from each id's ``EnvSpec``) and the class docstring. No env is instantiated (that loads models).
 
 Run from the repository root::
@@ -87,7 +87,7 @@ def render_pages() -> dict[Path, str]:
     """Every page this script writes: path -> content."""
     pages: dict[Path, str] = {}
     for cls, specs in registered_classes().items():
-        path = PAGES / f"{cls.__module__.rsplit('.', 1)[-1]}.md"
+        path = PAGES / f"{cls.__module__.split('.')[1]}.md"  # envs.<env>[.module]: one page per env
         if path in pages:
             raise ValueError(f"two env classes in module {cls.__module__} would share the page {path}")
         pages[path] = render_page(cls, specs)

@@ -26,6 +26,7 @@ __all__ = ["KEEP_DRAFT", "KEEP_TARGET", "N_FEATURES", "ArbitrationEnv"]
 DEFAULT_ITEMS = 500
 BACKENDS = ("live", "replay")
 UNRECORDED_CHOICES = ("decode", "error")
+REWARDS = ("correctness", "counterfactual")
 GRAFT_NODES = 64  # node budget of a branch decoded on demand during replay
 
 
@@ -102,6 +103,22 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     reasoning-gym gives partial credit to near misses), ``correct`` (full marks), ``episode_speed_reward``,
     ``mismatches``, ``draft_kept``, ``mean_accepted_length``, ``tokens_generated``, ``text``.
 
+    With ``reward="counterfactual"`` (replay only) each step instead earns its choice's outcome
+    when the target decides every later mismatch, minus the outcome of keeping the target's token
+    there (both read from the branch record): dense, zero for a choice that changes nothing, and
+    summing over an episode to the final score minus the target-only score, so the best policy
+    is the same as under ``correctness`` (a potential-based shaping).
+
+    ## Replay
+
+    With greedy decoding an item's whole generation is fixed by its choices, so every branch can
+    be recorded once (``python -m experiments.record_traces --env arbitration``; see
+    ``envs.specdec.branches``) and ``backend="replay"`` serves observations, rewards and ``info``
+    from the record at numpy speed, equal to live decoding's for the same actions (a test checks
+    it). A branch the record lacks is decoded live on demand and grafted into the record in
+    memory (``unrecorded="decode"``; ``env.decoded_steps`` of ``env.replay_steps`` counts them), or
+    refused (``unrecorded="error"``).
+
     ## Starting State
 
     An item is drawn uniformly with the env's RNG (or ``reset(options={"item_index": i})``); the
@@ -121,9 +138,14 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     - ``pair``: registered pair name (``gsm``; ``tiny-random`` for smoke tests).
     - ``task``: a reasoning-gym task name (``chain_sum``, ...) or a GSM8K-format ``.jsonl`` path.
     - ``n_items`` (default 500), ``split``: ``train`` (default; seeds from ``TRAIN_SEED``) |
-      ``heldout`` (``HELDOUT_SEED``; evaluation).
+      ``heldout`` (``HELDOUT_SEED``; evaluation) | ``validation`` (``VALIDATION_SEED``; tuning).
     - ``k``: drafted tokens per cycle (default 4); ``max_new_tokens`` (default 64).
     - ``speed_weight``: weight of the speed term, a number >= 0 (default 0).
+    - ``backend``: ``live`` (default; decodes with the pair) | ``replay`` (serves a branch record).
+    - ``traces``: the branch record ``.npz`` (replay); it must hold this pair, task, split, k and
+      ``max_new_tokens``, and at least ``n_items`` items.
+    - ``unrecorded``: ``decode`` (default) | ``error``: what replay does with a branch not recorded.
+    - ``reward``: ``correctness`` (default) | ``counterfactual`` (replay; see Rewards).
     - ``device`` (``auto``, ``cpu``, ``cuda[:N]``), ``dtype``: for the models (default: per device).
     - ``seed``: seed of the first ``reset()`` called without one.
 
@@ -140,7 +162,9 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
 
     - v0: the initial version: CoSpec's keep-draft / keep-target choice at each mismatch of greedy
       chain SpD with ``k`` drafted tokens per cycle, rewarded by the task scorer's correctness (plus
-      an optional speed term), with the 27-feature observation above.
+      an optional speed term), with the 27-feature observation above. Later additions that leave
+      the defaults as they were: ``backend="replay"`` with ``traces``, ``unrecorded`` and
+      ``reward="counterfactual"``; the ``validation`` split.
 
     A change to a default behaviour (the observation layout, the reward, a default argument, ...)
     gets a new id version (``-v1``); the ``-v0`` ids keep their meaning.
@@ -160,6 +184,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         backend: str = "live",
         traces: str | None = None,
         unrecorded: str = "decode",
+        reward: str = "correctness",
         device: str = "auto",
         dtype: str | None = None,
         seed: int | None = None,
@@ -169,6 +194,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
             ("split", split, SPLITS),
             ("backend", backend, BACKENDS),
             ("unrecorded", unrecorded, UNRECORDED_CHOICES),
+            ("reward", reward, REWARDS),
         ):
             if value not in allowed:
                 raise SpecGymError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
@@ -186,7 +212,12 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
             raise SpecGymError(
                 f"speed_weight must be a number >= 0 (the speed term's weight; 0 turns it off), got {speed_weight!r}"
             )
+        if reward == "counterfactual" and backend != "replay":
+            raise SpecGymError(
+                "reward='counterfactual' reads the branch record's outcomes: it needs backend='replay' and traces=FILE"
+            )
         self.k, self.max_new_tokens, self.speed_weight = k, max_new_tokens, float(speed_weight)
+        self.reward_kind = reward
         self.pair_name, self.task, self.split, self.backend = pair, task, split, backend
         self.items = _items(task, n_items, split)
         self.tree: BranchTree | None = None
@@ -334,7 +365,14 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         if self.session is None and self._node is None:
             raise SpecGymError("call reset() before step() (the episode has ended or never started)")
         keep = discrete_action(action, self.action_space, "0 = keep the target's token, 1 = keep the draft's")
+        node = self._node
         end = self._live_step(keep) if self.tree is None else self._replay_step(keep)
+        # counterfactual: this choice's outcome under target continuation minus keeping the target's
+        # token; the sum over an episode is the final score minus the target-only score
+        shaped = 0.0
+        if self.reward_kind == "counterfactual":
+            follow = self.tree.follow[node]
+            shaped = float(follow[keep] - follow[KEEP_TARGET])
         accepted, generated, mismatches, kept = self._progress
         speed = self.speed_weight * (accepted - self._accepted) / self.max_new_tokens
         self._accepted, self._speed_total = accepted, self._speed_total + speed
@@ -346,7 +384,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
             "draft_kept": kept,
         }
         if end is None:
-            return self._stop_now()[0], float(speed), False, False, info
+            return self._stop_now()[0], float(speed + shaped), False, False, info
         correct, text, mal = end
         info.update(
             correctness=correct,
@@ -356,7 +394,8 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
             text=text,
         )
         self.session = self._node = None
-        return np.zeros(N_FEATURES, dtype=np.float32), float(correct + speed), True, False, info
+        final = shaped if self.reward_kind == "counterfactual" else correct
+        return np.zeros(N_FEATURES, dtype=np.float32), float(final + speed), True, False, info
 
     def _live_step(self, keep: int) -> tuple[float, str, float] | None:
         session = self.session
@@ -374,7 +413,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         code = int(tree.node_child[node, keep])
         self.replay_steps += 1
         if code == UNRECORDED:
-            code = self._decode_branch(node, keep)
+            code = self.decode_branch(self.index, self._path, node, keep)
         self._path.append(keep)
         if code >= 0:
             self._node = code
@@ -391,22 +430,24 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         self._progress = (int(tree.leaf_accepted[leaf]), tokens, mismatches, kept)
         return float(tree.leaf_score[leaf]), tree.text(leaf), mean_accepted_length(tokens, int(tree.leaf_cycles[leaf]))
 
-    def _decode_branch(self, node: int, keep: int) -> int:
-        """Decode a branch the record lacks (``unrecorded='decode'``) and graft it into the record in memory."""
+    def decode_branch(self, index: int, path: list[int], node: int, keep: int) -> int:
+        """Decode choice ``keep`` at ``node`` (reached from item ``index``'s root by the choices
+        ``path``), which the record lacks, and graft it into the record in memory; its child code.
+        With ``unrecorded='error'``, refuse instead."""
         if self._kwargs["unrecorded"] == "error":
             raise SpecGymError(
-                f"item {self.index}: choice {keep} after {len(self._path)} decisions is not in the branch record "
+                f"item {index}: choice {keep} after {len(path)} decisions is not in the branch record "
                 f"{self._kwargs['traces']!r}; record it with a larger --max-nodes / --max-drafts, or pass "
                 "unrecorded='decode' to decode it on demand"
             )
         self.decoded_steps += 1
-        session = self.new_session(self.index)
-        for choice in self._path:
+        session = self.new_session(index)
+        for choice in path:
             session.advance()
             session.decide(choice == KEEP_DRAFT)
         session.advance()
         session.decide(keep == KEEP_DRAFT)
-        sub = self._record_from(session, self.index, GRAFT_NODES, None)
+        sub = self._record_from(session, index, GRAFT_NODES, None)
         return self.tree.graft(node, keep, sub)
 
     def action_masks(self) -> np.ndarray:

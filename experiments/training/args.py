@@ -19,8 +19,7 @@ class TrainArgs:
     backend: str = "replay"
     traces: str | None = None
     eval_traces: str | None = None
-    eval_items: int = 300
-    oracle_items: int = 100
+    eval_items: int = 1000
     cost_model: str = "auto"
     roles: list[str] = field(default_factory=lambda: list(TRAINED_ROLES))
     rounds: int | None = None

@@ -34,9 +34,26 @@ PPO_KEYS = {
     "policy_kwargs",
     "normalize_advantage",
 }
-RUN_KEYS = {"n_timesteps", "n_envs", "eval_freq", "n_eval_episodes", "checkpoint_freq", "env_kwargs", "rounds"}
+RUN_KEYS = {
+    "n_timesteps",
+    "n_envs",
+    "eval_freq",
+    "n_eval_episodes",
+    "checkpoint_freq",
+    "env_kwargs",
+    "rounds",
+    "bc_epochs",  # Arbitration on replay: behaviour-cloning epochs on the oracle's choices before PPO
+}
 
-COUNT_KEYS = {"n_timesteps", "n_envs", "eval_freq", "n_eval_episodes", "checkpoint_freq", "rounds"}  # int()-ed
+COUNT_KEYS = {
+    "n_timesteps",
+    "n_envs",
+    "eval_freq",
+    "n_eval_episodes",
+    "checkpoint_freq",
+    "rounds",
+    "bc_epochs",
+}  # int()-ed
 INT_KEYS = {"n_steps", "batch_size", "n_epochs"} | COUNT_KEYS
 NUMBER_KEYS = {"learning_rate", "gamma", "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm"}
 # key -> (accepted types, what the message calls them); target_kl may be null (no limit)

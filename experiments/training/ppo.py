@@ -8,6 +8,7 @@ import functools
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,10 @@ def train(
     resume: bool = False,
     tracking: bool = False,
     progress: bool = True,
+    warm_start: Callable[[MaskablePPO], None] | None = None,
 ) -> Path:
-    """Train (or continue) one policy; returns the saved ``{name}.zip``."""
+    """Train (or continue) one policy; returns the saved ``{name}.zip``. ``warm_start(model)``
+    runs once on a new model before PPO (not on a resumed one)."""
     ppo_kwargs, run = split(config)
     final = out_dir / f"{name}.zip"
     if resume and final.exists():
@@ -119,6 +122,8 @@ def train(
     else:
         ppo_kwargs.setdefault("policy", "MlpPolicy")
         model = MaskablePPO(env=venv, seed=seed, verbose=0, tensorboard_log=tb_root, **ppo_kwargs)
+        if warm_start is not None:
+            warm_start(model)
     callbacks = [
         CheckpointCallback(
             save_freq=max(int(run.get("checkpoint_freq", 10_000)) // n_envs, 1),

@@ -44,7 +44,6 @@ def evaluate_run(env: str, run_dir: Path, args: TrainArgs) -> dict[str, Any] | N
         pair=args.pair,
         n_items=args.eval_items,
         device=args.device,
-        oracle_items=args.oracle_items,
         out=out,
     )
     return evaluate_arbitration(replace(settings, task=args.task) if args.task else settings)
