@@ -157,28 +157,36 @@ def oracle_labels(tree) -> tuple[np.ndarray, np.ndarray]:
 def fit_judge(tree, out: str | Path, threshold: float = 0.5, l2: float = 1e-3, seed: int = 0) -> Path:
     """Fit the judge to the lookahead oracle's choices at every recorded node of a training record.
 
+    The classes are weighted to balance (the draft's token is the better choice at a few percent
+    of mismatches), so probabilities centre on 0.5 and thresholds are comparable across pairs.
+
     Written by hand in a few lines of torch (full-batch L-BFGS on the logistic loss): the
     project's dependencies have no logistic regression, and this one needs nothing more.
     """
     import torch
 
     nodes, labels = oracle_labels(tree)
-    if labels.sum() == 0:
-        raise SpecGymError("the training record has no node where keeping the draft's token is better: no judge to fit")
-    torch.manual_seed(seed)
     x = torch.as_tensor(tree.node_obs[nodes], dtype=torch.float64)
     y = torch.as_tensor(labels, dtype=torch.float64)
     w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
+    if 0 < labels.sum() < len(labels):
+        torch.manual_seed(seed)
+        opt = torch.optim.LBFGS([w, b], max_iter=500, line_search_fn="strong_wolfe")
+        pos_weight = (len(y) - y.sum()) / y.sum()
 
-    def loss():
-        opt.zero_grad()
-        value = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y) + l2 * (w * w).sum()
-        value.backward()
-        return value
+        def loss():
+            opt.zero_grad()
+            logits = x @ w + b
+            value = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
+            value = value + l2 * (w * w).sum()
+            value.backward()
+            return value
 
-    opt.step(loss)
+        opt.step(loss)
+    else:  # one class only (a pair that never answers right): the judge is that constant choice
+        with torch.no_grad():
+            b.fill_(30.0 if labels.all() and len(labels) else -30.0)
     saved = {
         "weights": w.detach().tolist(),
         "bias": float(b.detach()),

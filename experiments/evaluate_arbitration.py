@@ -50,7 +50,7 @@ RULE_GRIDS = {
     "target-prob": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6],
     "draft-margin": [-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
     "entropy-gate": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6],
-    "judge": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+    "judge": [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
 }
 TRAIN_ITEMS = 1000  # items of the training record the judge is fitted on
 VALIDATION_ITEMS = 500
@@ -213,10 +213,8 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     env = replay_env(*common, "heldout", args.n_items, *shape, traces=args.traces)
     train = replay_env(*common, "train", args.train_items, *shape)
     validation = replay_env(*common, "validation", args.validation_items, *shape)
-    # the judge is a function of the training record alone: fitted beside it, once per record
-    judge = Path(train._kwargs["traces"]).with_suffix(".judge.json")
-    if not judge.is_file():
-        fit_judge(train.tree, judge)
+    # the judge is a function of the training record alone: fitted (in about a second) and kept beside it
+    judge = fit_judge(train.tree, Path(train._kwargs["traces"]).with_suffix(".judge.json"))
     tuned = tune_rules(validation, judge)
     best_family = max(tuned, key=lambda f: tuned[f]["validation_accuracy"])
     arbiters: dict[str, Arbiter] = {"learned": learned}

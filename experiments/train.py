@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="arbitration held-out items: 0 for no evaluation, else >= 2 (a paired interval needs two)",
     )
     p.add_argument(
+        "--validation-items",
+        type=positive_int,
+        default=500,
+        help="arbitration: validation items the rule baselines are tuned on (default: 500)",
+    )
+    p.add_argument(
         "--cost-model",
         default="auto",
         help="auto (analytic for the toy pairs gsm and tiny-random, else the pair's profile on this device, "

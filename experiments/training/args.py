@@ -20,6 +20,7 @@ class TrainArgs:
     traces: str | None = None
     eval_traces: str | None = None
     eval_items: int = 1000
+    validation_items: int = 500
     cost_model: str = "auto"
     roles: list[str] = field(default_factory=lambda: list(TRAINED_ROLES))
     rounds: int | None = None

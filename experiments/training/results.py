@@ -4,7 +4,6 @@ and summarise several runs (seeds) with mean and spread."""
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +37,23 @@ def evaluate_run(env: str, run_dir: Path, args: TrainArgs) -> dict[str, Any] | N
     if args.eval_items < 2:
         return None
     from experiments.evaluate_arbitration import ArbitrationEvalSettings, evaluate_arbitration
+    from experiments.runs import run_env_kwargs
 
-    settings = ArbitrationEvalSettings(
-        policy=str(run_dir),
-        pair=args.pair,
-        n_items=args.eval_items,
-        device=args.device,
-        out=out,
+    trained = run_env_kwargs(str(run_dir))  # the same decoding; the judge fits the training record's items
+    return evaluate_arbitration(
+        ArbitrationEvalSettings(
+            policy=str(run_dir),
+            pair=args.pair,
+            task=trained["task"],
+            n_items=args.eval_items,
+            validation_items=args.validation_items,
+            train_items=trained["n_items"],
+            k=trained.get("k", 4),
+            max_new_tokens=trained.get("max_new_tokens", 64),
+            device=args.device,
+            out=out,
+        )
     )
-    return evaluate_arbitration(replace(settings, task=args.task) if args.task else settings)
 
 
 def headline(env: str, evaluation: dict[str, Any]) -> dict[str, float]:

@@ -30,8 +30,8 @@ def runs(tmp_path_factory):
         "1",
         "--eval-items",
         "4",
-        "--oracle-items",
-        "2",
+        "--validation-items",
+        "4",
         "--runs-dir",
         str(runs),
         "--no-progress",
@@ -80,16 +80,18 @@ def test_evaluate_reports_every_policy(trained, tmp_path):
             "tiny-random",
             "--n-items",
             "6",
-            "--oracle-items",
-            "2",
+            "--validation-items",
+            "4",
+            "--train-items",
+            "8",
             "--max-new-tokens",
-            "16",
+            "12",
             "--out",
             str(out),
         ]
     )
     data = json.loads(out.read_text())
-    names = {"learned", "target_only", "always_draft", "random", "oracle"}
+    names = {"learned", "target_only", "always_draft", "random", "oracle", "exact_oracle", "entropy_gate", "judge"}
     assert names <= set(data["policies"])
     for row in data["policies"].values():
         assert {
@@ -99,12 +101,15 @@ def test_evaluate_reports_every_policy(trained, tmp_path):
             "mean_accepted_length",
             "tokens_per_s",
             "draft_kept_fraction",
+            "oracle_agreement",
         } <= set(row)
         lo, hi = row["accuracy_ci95"]
         assert 0.0 <= lo <= row["accuracy"] <= hi <= 1.0
     assert data["policies"]["target_only"]["draft_kept_fraction"] == 0.0
     assert data["policies"]["always_draft"]["draft_kept_fraction"] == 1.0
-    assert data["policies"]["oracle"]["n_items"] == 2 and data["n_items"] == 6
+    assert data["policies"]["oracle"]["n_items"] == 6 and data["n_items"] == 6
+    assert data["policies"]["oracle"]["oracle_agreement"] == 1.0
+    assert data["best_rule"]["policy"] in data["policies"] and data["rules_tuned_on"]["split"] == "validation"
     diff = data["paired_diff_vs_target_only"]
     assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
     assert {"pair", "task", "device"} <= set(data)
