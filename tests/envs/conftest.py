@@ -7,6 +7,7 @@ the fixture takes the env module's cached copy, the very models the envs run.
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 
@@ -132,15 +133,15 @@ def replay_env(trace_path, dv):
 
 
 # -- Arbitration -----------------------------------------------------------------------------
-ARBITRATION_IDS = sorted(i for i in gym.registry if i.startswith("SpecGym/Arbitration"))
 ARBITRATION_ITEMS = {"gsm": 8, "tiny-random": 4}  # items per record: gsm's trees are small, tiny-random's large
 _branches: dict[tuple, str] = {}
 
 
 def arbitration_kwargs(env_id: str, **overrides) -> dict:
     """A registered Arbitration id's kwargs on the CPU with the fixtures' item count (``overrides`` win)."""
-    kwargs = {**gym.spec(env_id).kwargs, "device": "cpu"}
-    kwargs["n_items"] = ARBITRATION_ITEMS[kwargs.get("pair", "gsm")]
+    default_pair = inspect.signature(ArbitrationEnv).parameters["pair"].default
+    kwargs = {"pair": default_pair, **gym.spec(env_id).kwargs, "device": "cpu"}
+    kwargs["n_items"] = ARBITRATION_ITEMS[kwargs["pair"]]
     return {**kwargs, **overrides}
 
 
