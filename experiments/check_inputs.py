@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ("experiments.train", "--pair", "tiny-random", "--wandb-mode", "disabled", "--no-progress")
 ARB = (*TRAIN, "--env", "arbitration", "--runs-dir", "{tmp}/runs")
 RECORD = ("experiments.record_traces", "--pair", "tiny-random", "--n-prompts", "2", "--max-new-tokens", "4")
+RECORD_ARB = ("experiments.record_traces", "--env", "arbitration", "--pair", "tiny-random", "--n-items", "2")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ CASES = [
         "wandb login",
         {"WANDB_MODE": "online", "WANDB_API_KEY": "", "NETRC": "{tmp}/no-netrc"},
     ),
+    Case("record-arbitration-max-nodes-zero", (*RECORD_ARB, "--max-nodes", "0"), "--max-nodes: must be >= 1"),
+    Case("record-arbitration-out-not-npz", (*RECORD_ARB, "--out", "{tmp}/x.txt"), "x.txt' must end in .npz"),
+    Case("record-arbitration-target", (*RECORD_ARB, "--target", "foo"), "pass --pair, not --target"),
     Case(
         "trace-of-another-pair",
         (*TRAIN, "--pair", "gsm", "--env", "draft-verify", "--traces", "{tmp}/tiny.npz", "--runs-dir", "{tmp}/runs"),

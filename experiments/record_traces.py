@@ -8,11 +8,12 @@ tree to depth D (teacher-forced, batched). Use the file with
 ``gymnasium.make("SpecGym/DraftVerify-v0", backend="replay", traces=FILE.npz, pair=P, width=W)``.
 
     python -m experiments.record_traces --env arbitration --pair gsm --task chain_sum
-        --split train|heldout|validation --n-items N [--k 4] [--max-new-tokens 64] --out FILE.npz
+        [--split train|heldout|validation] --n-items N [--k 4] [--max-new-tokens 64] --out FILE.npz
 
 For each item: every keep-target / keep-draft branch of its arbitrated greedy decoding, with the
-observation at each mismatch and the scored answer at each leaf (``envs.specdec.branches``);
-resumable (finished chunks are kept under FILE.npz.parts/). Use the file with
+observation at each mismatch and the scored answer at each leaf (``envs.specdec.branches``), of
+the train split unless ``--split`` says otherwise (the env's default); resumable (finished chunks
+are kept under FILE.npz.parts/). Use the file with
 ``gymnasium.make("SpecGym/Arbitration-v0", backend="replay", traces=FILE.npz, ...)``.
 """
 
@@ -55,7 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     group = parser.add_argument_group("trace")
     group.add_argument("--width", type=int, default=1, help="tree width W (1 = chain; default: 1)")
     group.add_argument("--max-depth", type=int, default=8, help="tree depth recorded (default: 8)")
-    group.add_argument("--split", choices=SPLITS, default="heldout", help="prompt or item seed split")
+    group.add_argument(
+        "--split",
+        choices=SPLITS,
+        default=None,
+        help="prompt or item seed split (default: heldout; train for --env arbitration)",
+    )
     group.add_argument("--chunk", type=int, default=64, help="positions per batched draft forward")
     group.add_argument(
         "--out",
@@ -195,11 +201,13 @@ def main(argv: list[str] | None = None) -> Path:
             options.pop(name)
         options["pair"] = options["pair"] or "gsm"
         options["max_new_tokens"] = options["max_new_tokens"] or 64
+        options["split"] = options["split"] or BranchSettings.split  # what the env trains on
         return record_arbitration(BranchSettings(**options))
     for name in ARBITRATION_ONLY:
         options.pop(name)
     options["pair"] = options["pair"] or "smollm2-135m"
     options["max_new_tokens"] = options["max_new_tokens"] or 128
+    options["split"] = options["split"] or TraceSettings.split
     return record(TraceSettings(**options))
 
 

@@ -328,8 +328,9 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
             raise SpecGymError(f"item_index must be an integer in 0..{n - 1}, got {index!r}")
         skipped, found = 0, False
         while not found:
-            if skipped >= n:
-                raise SpecGymError(f"no mismatch in {n} draws: this pair's draft agrees with its target everywhere")
+            # draws repeat: give up only once every item is known to have no mismatch, not after n draws
+            if len(self._decision_free) >= n:
+                raise SpecGymError(f"no mismatch in any of the {n} items: this pair's draft agrees with its target")
             i = int(index) if index is not None else int(self.np_random.integers(n))
             if i in self._decision_free and index is None:
                 skipped += 1

@@ -1,4 +1,5 @@
-"""DraftVerify fixtures: a float64 tiny pair (exact live/replay parity), short prompts, traces.
+"""DraftVerify fixtures: a float64 tiny pair (exact live/replay parity), short prompts, traces;
+Arbitration fixtures: branch records of the registered Arbitration ids' items.
 
 The env loads pairs by name, so the float64 pair is ``pair="tiny-random", dtype="float64"``;
 the fixture takes the env module's cached copy, the very models the envs run.
@@ -6,6 +7,7 @@ the fixture takes the env module's cached copy, the very models the envs run.
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 
@@ -14,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from envs.arbitration import ArbitrationEnv
+from envs.arbitration.record import record_branches
 from envs.pairs import shared_pair
 from envs.specdec.trace import record_trace
 
@@ -76,6 +80,12 @@ def f64_pair():
 
 
 @pytest.fixture(scope="session")
+def gsm_pair():
+    """The bundled ``gsm`` pair on the CPU (the env module's cached copy)."""
+    return shared_pair("gsm", "cpu")
+
+
+@pytest.fixture(scope="session")
 def prompt_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("prompts") / "prompts.jsonl"
     path.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in PROMPTS))
@@ -118,5 +128,43 @@ def replay_env(trace_path, dv):
         width = kwargs.pop("width", 1)
         kwargs = {"max_depth": dv.max_depth, "max_new_tokens": dv.max_new, **kwargs}
         return gym.make("SpecGym/DraftVerify-v0", backend="replay", traces=trace_path(width), width=width, **kwargs)
+
+    return make
+
+
+# -- Arbitration -----------------------------------------------------------------------------
+ARBITRATION_ITEMS = {"gsm": 8, "tiny-random": 4}  # items per record: gsm's trees are small, tiny-random's large
+_branches: dict[tuple, str] = {}
+
+
+def arbitration_kwargs(env_id: str, **overrides) -> dict:
+    """A registered Arbitration id's kwargs on the CPU with the fixtures' item count (``overrides`` win)."""
+    default_pair = inspect.signature(ArbitrationEnv).parameters["pair"].default
+    kwargs = {"pair": default_pair, **gym.spec(env_id).kwargs, "device": "cpu"}
+    kwargs["n_items"] = ARBITRATION_ITEMS[kwargs["pair"]]
+    return {**kwargs, **overrides}
+
+
+@pytest.fixture(scope="session")
+def arbitration_env_kwargs():
+    """``arbitration_env_kwargs(env_id, **overrides)``: see :func:`arbitration_kwargs`."""
+    return arbitration_kwargs
+
+
+@pytest.fixture(scope="session")
+def branch_record(tmp_path_factory):
+    """``branch_record(max_nodes=, chunk=, tag=, **env_kwargs)``: the path of a branch record of
+    ``ArbitrationEnv(**env_kwargs)``'s items, recorded once per arguments (``tag`` names a copy of
+    its own, for tests that must not see another test's on-demand grafts)."""
+
+    def make(*, max_nodes: int = 32, chunk: int = 3, tag: str = "", **env_kwargs) -> str:
+        env_kwargs.pop("speed_weight", None)  # not part of what a record holds
+        key = (max_nodes, chunk, tag, *sorted((k, repr(v)) for k, v in env_kwargs.items()))
+        if key not in _branches:
+            env = ArbitrationEnv(**env_kwargs)
+            out = tmp_path_factory.mktemp("branches") / "record.npz"
+            record_branches(env, out, max_nodes=max_nodes, chunk=chunk, progress=False)
+            _branches[key] = str(out)
+        return _branches[key]
 
     return make

@@ -100,6 +100,27 @@ def test_item_without_mismatch_is_skipped_at_random_and_refused_by_index(monkeyp
         env.reset(options={"item_index": 0})
 
 
+def test_one_item_with_a_mismatch_among_many_without_is_always_found(monkeypatch):
+    """Draws repeat items: n draws that all miss the one item with a mismatch are no reason to give up."""
+    env = ArbitrationEnv(**TINY)
+    original, blocked = env.new_session, set(range(5))  # only item 5 has a decision to make
+
+    def no_mismatch(index):
+        session = original(index)
+        if index in blocked:
+            session.run(lambda m: False)
+        return session
+
+    monkeypatch.setattr(env, "new_session", no_mismatch)
+    draws = [env.reset(seed=seed)[1] for seed in range(12)]
+    assert {info["item_index"] for info in draws} == {5}
+    assert max(info["skipped_items"] for info in draws) >= len(env.items)  # a run of misses longer than n
+    blocked.add(5)
+    env._decision_free.clear()
+    with pytest.raises(SpecGymError, match="no mismatch in any of the 6 items"):
+        env.reset(seed=0)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
