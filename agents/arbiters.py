@@ -346,6 +346,7 @@ def run_replay_item(env, arbiter: Arbiter, index: int) -> ItemResult:
         nxt = int(tree.node_child[code, keep])
         if nxt == UNRECORDED:
             nxt = env.decode_branch(index, path, code, keep)
+            tree = env.tree  # the env's own copy, with the branch grafted
         follow = tree.follow[code]
         oracle = int(follow[1] > follow[0])
         split = bool(follow[1] != follow[0])

@@ -62,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="prompt or item seed split (default: heldout; train for --env arbitration)",
     )
-    group.add_argument("--chunk", type=int, default=64, help="positions per batched draft forward")
+    group.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="positions per batched draft forward (default: 64); with --env arbitration, items per saved part (50)",
+    )
     group.add_argument(
         "--out",
         help="output .npz (default: <data dir>/traces/<pair>__w<W>_d<D>_<split>.npz; train "
@@ -202,12 +207,14 @@ def main(argv: list[str] | None = None) -> Path:
         options["pair"] = options["pair"] or "gsm"
         options["max_new_tokens"] = options["max_new_tokens"] or 64
         options["split"] = options["split"] or BranchSettings.split  # what the env trains on
+        options["chunk"] = options["chunk"] or BranchSettings.chunk
         return record_arbitration(BranchSettings(**options))
     for name in ARBITRATION_ONLY:
         options.pop(name)
     options["pair"] = options["pair"] or "smollm2-135m"
     options["max_new_tokens"] = options["max_new_tokens"] or 128
     options["split"] = options["split"] or TraceSettings.split
+    options["chunk"] = options["chunk"] or TraceSettings.chunk
     return record(TraceSettings(**options))
 
 

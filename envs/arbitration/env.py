@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from functools import cached_property, lru_cache
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -30,9 +31,16 @@ REWARDS = ("correctness", "counterfactual")
 GRAFT_NODES = 64  # node budget of a branch decoded on demand during replay
 
 
+def load_branches(path: str | Path) -> BranchTree:
+    """A branch record, read once per process and file version (envs of one process share it
+    read-only; an env that decodes a missing branch grafts it into a copy of its own)."""
+    p = Path(path)
+    stat = p.stat() if p.is_file() else None
+    return _load_branches(str(p), stat and (stat.st_mtime_ns, stat.st_size))
+
+
 @lru_cache(maxsize=4)
-def load_branches(path: str) -> BranchTree:
-    """A branch record, read once per process (envs of one process share it read-only until a graft)."""
+def _load_branches(path: str, version: tuple[int, int] | None) -> BranchTree:
     return BranchTree.load(path)
 
 
@@ -221,6 +229,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         self.pair_name, self.task, self.split, self.backend = pair, task, split, backend
         self.items = _items(task, n_items, split)
         self.tree: BranchTree | None = None
+        self._own_tree = False
         if backend == "live":
             self.pair  # noqa: B018 (load the models now, so a bad pair fails at construction)
         else:
@@ -415,6 +424,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         self.replay_steps += 1
         if code == UNRECORDED:
             code = self.decode_branch(self.index, self._path, node, keep)
+            tree = self.tree  # the env's own copy, with the branch grafted
         self._path.append(keep)
         if code >= 0:
             self._node = code
@@ -449,6 +459,8 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         session.advance()
         session.decide(keep == KEEP_DRAFT)
         sub = self._record_from(session, index, GRAFT_NODES, None)
+        if not self._own_tree:  # the shared record stays as recorded; this env's grows
+            self.tree, self._own_tree = self.tree.copy(), True
         return self.tree.graft(node, keep, sub)
 
     def action_masks(self) -> np.ndarray:

@@ -300,8 +300,14 @@ class BranchTree:
         return float(v[0] if kind == "follow" else np.max(v))
 
     # -- growing on demand -------------------------------------------------------------------
+    def copy(self) -> BranchTree:
+        return BranchTree(dict(self.meta), {a: v.copy() for a, v in self.arrays.items()})
+
     def graft(self, node: int, action: int, sub: ItemTree) -> int:
-        """Attach ``sub`` (recorded from ``node``'s choice ``action``) in memory; the new child code."""
+        """Attach ``sub`` (recorded from ``node``'s choice ``action``) in memory; the new child code.
+
+        Each graft copies the arrays (``np.concatenate``): fine for the rare branch a record lacks,
+        not for growing a record from nothing (record it instead)."""
         base_n, base_l = self.n_nodes, len(self.arrays["leaf_score"])
         a = self.arrays
         for name in NODE_ARRAYS:

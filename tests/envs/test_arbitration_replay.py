@@ -77,7 +77,6 @@ def test_a_tiny_node_budget_decodes_branches_on_demand_and_still_equals_live(
     env_id, arbitration_env_kwargs, branch_record
 ):
     kwargs = arbitration_env_kwargs(env_id, speed_weight=0.5)
-    # a record of its own: grafts go into the process's one copy of a record, which other envs then see
     traces = branch_record(max_nodes=2, tag=f"on-demand {env_id}", **kwargs)
     assert not BranchTree.load(traces).item_complete.all()
     live = gym.make(env_id, **kwargs)
@@ -189,3 +188,23 @@ def test_unknown_backend_or_unrecorded_choice(tiny, name, value):
     kwargs, traces = tiny
     with pytest.raises(SpecGymError, match=f"unknown {name} '{value}'; choose one of"):
         gym.make(TINY, **{"backend": "replay", "traces": traces, **kwargs, name: value})
+
+
+def test_a_graft_stays_in_the_env_that_decoded_it(arbitration_env_kwargs, branch_record):
+    """Envs of one process share a record read-only: one env's on-demand branch does not appear
+    in another's (which would then serve it without counting it as decoded, or despite 'error')."""
+    kwargs = arbitration_env_kwargs("SpecGym/Arbitration-Tiny-v0")
+    traces = branch_record(max_nodes=2, tag="shared", **kwargs)
+    decoding = gym.make("SpecGym/Arbitration-Tiny-v0", **kwargs, backend="replay", traces=traces)
+    refusing = gym.make("SpecGym/Arbitration-Tiny-v0", **kwargs, backend="replay", traces=traces, unrecorded="error")
+    tree = refusing.unwrapped.tree
+    item = next(i for i in range(tree.n_items) if tree.item_root[i] >= 0)
+    path, _ = first_unrecorded(tree, int(tree.item_root[item]))
+    for env in (decoding, refusing):
+        env.reset(options={"item_index": item})
+        for action in path:
+            env.step(action)
+    decoding.step(KEEP_DRAFT)
+    assert decoding.unwrapped.decoded_steps == 1 and decoding.unwrapped.tree is not tree
+    with pytest.raises(SpecGymError, match="is not in the branch record"):
+        refusing.step(KEEP_DRAFT)
