@@ -35,7 +35,7 @@ from envs.specdec import SpecGymError
 from envs.specdec.cost import device_name
 from envs.specdec.records import mean_accepted_length
 from experiments import cli
-from experiments.cli import check_device, write_json
+from experiments.cli import CommandParser, check_device, write_json
 
 console = cli.console()
 RULES = ("target-prob-0.1", "target-prob-0.3", "draft-margin-0", "draft-margin-0.3")
@@ -110,7 +110,7 @@ def run_interleaved(env: ArbitrationEnv, arbiters: dict[str, Arbiter], items: ra
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="python -m experiments.evaluate --env arbitration",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

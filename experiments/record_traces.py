@@ -21,11 +21,11 @@ from envs.specdec import SpecGymError
 from envs.specdec.trace import check_trace_settings, record_trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
-from experiments.cli import PairArgs, add_pair_args, add_prompt_args, pair_from_args, run_main
+from experiments.cli import CommandParser, PairArgs, add_pair_args, add_prompt_args, pair_from_args, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m experiments.record_traces",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
