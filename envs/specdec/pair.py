@@ -12,7 +12,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from envs.specdec.errors import SpecGymError
+from envs.specdec.errors import MODEL_DIR_FIX, SpecGymError
 
 DTYPES = {
     "float32": torch.float32,
@@ -70,8 +70,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[dtype]
 
 
-# How to mend a local model directory with a broken file (it names the file)
-MODEL_DIR_FIX = "rebuild it with python -m experiments.build_pair NAME --force, or delete it and fetch it again"
 # The tokenizer's own files, checked when a tokenizer does not load
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json")
 

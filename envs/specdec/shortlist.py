@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from envs.specdec.errors import SpecGymError
+from envs.specdec.errors import MODEL_DIR_FIX, SpecGymError
 
 FILENAME = "shortlist.json"
 # Finite, so log-probs and entropies stay finite (0 * -inf is nan), yet exp() of it is 0 in every
@@ -68,8 +68,6 @@ def save(ids: torch.Tensor, directory: Path, source: str) -> Path:
 def read(path: Path, vocab_size: int) -> torch.Tensor:
     """The ids a ``shortlist.json`` lists, refused naming the file and the fix unless it is a JSON
     object whose ``ids`` are a non-empty list of token ids below ``vocab_size``."""
-    from envs.specdec.pair import MODEL_DIR_FIX
-
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
