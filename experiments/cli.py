@@ -153,13 +153,16 @@ def write_json(path: str | Path | None, data: dict[str, Any]) -> None:
 
 
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:
-    """Run a command; bad input ends in one line naming the fix, in the command's flags, not a traceback."""
+    """Run a command; bad input ends in one line naming the fix, in the command's flags, not a
+    traceback. A ``main`` that returns an int (build_pair) exits with it."""
     _FLAGS.clear()
     try:
-        main(argv)
+        result = main(argv)
     except SpecGymError as exc:
         print(f"error: {cli_words(str(exc), _FLAGS)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    if isinstance(result, int) and not isinstance(result, bool):
+        sys.exit(result)
