@@ -54,7 +54,7 @@ from envs.specdec.replay import TraceReplay
 from envs.specdec.schedules import Composite, ExpectedSize, Policy, tokens_per_s
 from envs.specdec.trace import Trace
 from experiments.artifacts import default_cost_model, default_traces
-from experiments.cli import positive_int, run_main
+from experiments.cli import CommandParser, positive_int, run_main
 from experiments.training.config import CONFIG_DIR, load_config, split
 from experiments.training.ppo import _make
 
@@ -331,7 +331,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="python -m experiments.ablations",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

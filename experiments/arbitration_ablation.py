@@ -29,7 +29,7 @@ from typing import Any
 from agents.arbiters import make_arbiter
 from envs.specdec.errors import SpecGymError
 from experiments.artifacts import default_branches
-from experiments.cli import positive_int, run_main, write_json
+from experiments.cli import CommandParser, positive_int, run_main, write_json
 from experiments.evaluate_arbitration import paired_diff, replay_env, run_all, summarise_items
 from experiments.training.config import CONFIG_DIR, load_config
 from experiments.training.ppo import train
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="python -m experiments.arbitration_ablation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

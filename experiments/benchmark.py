@@ -25,13 +25,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from experiments.cli import run_main, write_json
+from experiments.cli import CommandParser, run_main, write_json
 
 SUBCOMMANDS = ("engine", "cost", "pair", "env", "decode", "headroom")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m experiments.benchmark",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -21,12 +21,13 @@ import signal
 import sys
 from pathlib import Path
 
-from envs.pairs.build import BUILDERS, DEFAULT_STEPS, data_dir, ensure_built, is_built
+from envs.pairs.build import BUILDERS, DEFAULT_STEPS, check_pair_dir_writable, data_dir, ensure_built, is_built
+from experiments.cli import CommandParser, run_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.build_pair", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="python -m experiments.build_pair", description=__doc__.splitlines()[0])
     parser.add_argument("name", nargs="?", help=f"pair to build: {', '.join(sorted(BUILDERS))}")
     parser.add_argument(
         "--data-dir",
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     root = args.data_dir or data_dir()
     pair_dir = root / "pairs" / args.name
+    if args.force or not is_built(args.name, pair_dir):  # before deleting anything: a build would not save
+        check_pair_dir_writable(pair_dir, root_given=args.data_dir is not None)
     if args.force:
         for part in ("target", "draft", "build"):  # gsm keeps its checkpoints in build/
             shutil.rmtree(pair_dir / part, ignore_errors=True)
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             for stale in (root / kind).glob(f"{args.name}__*"):
                 stale.unlink()
     try:
-        target, draft = ensure_built(args.name, root, seed=args.seed, steps=args.steps)
+        target, draft = ensure_built(args.name, args.data_dir, seed=args.seed, steps=args.steps)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -88,4 +91,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -28,6 +28,7 @@ TRAIN = ("experiments.train", "--pair", "tiny-random", "--wandb-mode", "disabled
 ARB = (*TRAIN, "--env", "arbitration", "--runs-dir", "{tmp}/runs")
 RECORD = ("experiments.record_traces", "--pair", "tiny-random", "--n-prompts", "2", "--max-new-tokens", "4")
 RECORD_ARB = ("experiments.record_traces", "--env", "arbitration", "--pair", "tiny-random", "--n-items", "2")
+BENCH_ENV = ("experiments.benchmark", "env", "--traces", "{tmp}/tiny.npz")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,34 @@ CASES = [
         (*TRAIN, "--pair", "gsm", "--env", "draft-verify", "--traces", "{tmp}/tiny.npz", "--runs-dir", "{tmp}/runs"),
         "pass --pair tiny-random",
     ),
+    # the engine's keyword advice (pass pair='tiny-random', max_depth <= 8) in the command's flags
+    Case("benchmark-env-trace-of-another-pair", (*BENCH_ENV, "--pair", "gsm"), "pass --pair tiny-random"),
+    Case(
+        "benchmark-env-trace-too-shallow",
+        (*BENCH_ENV, "--pair", "tiny-random", "--max-depth", "30"),
+        "--max-depth <= 8",
+    ),
+    Case(
+        "record-corrupt-tokenizer",
+        (*RECORD[:1], "--target", "{tmp}/bad-tok", "--draft", "{tmp}/bad-tok", *RECORD[3:], "--out", "{tmp}/t.npz"),
+        "bad-tok/tokenizer.json' (not a valid JSON object",
+    ),
+    Case(
+        "record-corrupt-shortlist",
+        (*RECORD[:1], "--target", "{tmp}/bad-list", "--draft", "{tmp}/bad-list", *RECORD[3:], "--out", "{tmp}/t.npz"),
+        "bad-list/shortlist.json' (not valid JSON",
+    ),
+    Case(
+        "build-pair-read-only-data-dir",
+        ("experiments.build_pair", "gsm", "--data-dir", "{tmp}/file/data"),
+        "--data-dir",
+    ),
+    Case(
+        "build-pair-read-only-data",
+        ("experiments.build_pair", "gsm"),
+        "set SPECGYM_DATA to a writable directory",
+        {"SPECGYM_DATA": "{tmp}/file/data"},
+    ),
 ]
 
 
@@ -119,11 +148,15 @@ class Outcome:
 
 
 def prepare(tmp: Path) -> None:
-    """The files the cases read: bad configs and prompts, a trace of tiny-random, a run whose
-    checkpoints are gone, and a regular file to put directories under (unwritable, also for root)."""
+    """The files the cases read: bad configs and prompts, a trace of tiny-random, model directories
+    with a corrupt tokenizer.json or shortlist.json, a run whose checkpoints are gone, and a regular
+    file to put directories under (unwritable, also for root)."""
+    import shutil
+
     import numpy as np
 
-    from envs.specdec.trace import TRACE_VERSION
+    from envs.pairs.registry import BUNDLED
+    from envs.specdec.trace import ARRAYS, TRACE_VERSION, Trace
     from experiments.training.args import TrainArgs
     from experiments.training.config import CONFIG_DIR
 
@@ -132,8 +165,16 @@ def prepare(tmp: Path) -> None:
     (tmp / "kwarg.yaml").write_text("default: {env_kwargs: {widht: 2}}\n")
     (tmp / "list.jsonl").write_text('{"prompt": "2 + 2 ="}\n["a", "list"]\n')
     (tmp / "file").write_text("a file, not a directory\n")
-    meta = {"version": TRACE_VERSION, "pair": "tiny-random", "split": "train"}
-    np.savez(tmp / "tiny.npz", meta=np.array(json.dumps(meta)))
+    # a trace of tiny-random (one prompt, two positions, chain to depth 8) that reads as one
+    meta = {"version": TRACE_VERSION, "pair": "tiny-random", "split": "train", "width": 1, "max_depth": 8}
+    meta |= {"max_new_tokens": 2, "n_prompts": 1, "prompts": None, "vocab_size": 257, "eos_token_ids": [256]}
+    offsets = {"prompt_offsets": [0, 2], "output_offsets": [0, 2], "eos_stop": [False]}
+    arrays = {name: np.asarray(offsets[name]) if name in offsets else np.zeros((2, 8, 1), np.int32) for name in ARRAYS}
+    Trace(meta=meta, **arrays).save(tmp / "tiny.npz")
+    shutil.copytree(BUNDLED / "gsm" / "target", tmp / "bad-tok")
+    (tmp / "bad-tok" / "tokenizer.json").write_text((tmp / "bad-tok" / "tokenizer.json").read_text()[:200])
+    shutil.copytree(BUNDLED / "gsm" / "draft", tmp / "bad-list")
+    (tmp / "bad-list" / "shortlist.json").write_text('{"ids": [1, 2')
     run = tmp / "run"
     (run / "tb" / "arbiter_1").mkdir(parents=True)  # the stage had begun; its checkpoints are gone
     args = replace(

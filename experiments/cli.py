@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from rich.console import Console
 
 from envs.pairs import load_pair
 from envs.specdec import ModelPair, SpecGymError
+from envs.specdec.files import write_text_atomic
 from envs.specdec.pair import resolve_device
 
 
@@ -22,6 +25,55 @@ def console() -> Console:
     """Rich's console for result tables; when output goes to a file or CI log (no terminal, where
     rich assumes 80 columns and cuts cells short) wide enough for every column."""
     return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+# The long options of every CommandParser that parsed this command line (a subcommand's too):
+# run_main words the engine's keyword-argument advice as these flags.
+_FLAGS: set[str] = set()
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of a ``python -m experiments.*`` command; it notes its flags for :func:`run_main`."""
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        _FLAGS.update(opt for action in self._actions for opt in action.option_strings if opt.startswith("--"))
+        return super().parse_known_args(args, namespace)
+
+
+# A keyword as the engine's messages name it: not part of a longer word, flag, path or product
+# (``depth*width=4``, ``--max-depth``, ``/a=b``)
+_KEYWORD = r"(?<![\w.*/'\"-])(?P<name>[a-z][a-z0-9_]*)"
+# ``pair='gsm'``, ``width=2``, ``rate=`` (a value: a Python repr of a string, else a bare token)
+_ASSIGNED = re.compile(_KEYWORD + r"""=(?P<value>'[^']*'|"[^"]*"|[^\s,;)'"]+)?""")
+# ``max_depth <= 8``, ``n_items must be ...``, ``rate must be ...``
+_COMPARED = re.compile(_KEYWORD + r"(?= (?:<=|>=|<|>|must)\s)")
+
+
+def cli_words(message: str, flags: Iterable[str]) -> str:
+    """``message`` with the engine's keyword-argument advice worded as the command's flags, so a
+    user who typed ``--pair`` reads ``pass --pair gsm``, not ``pass pair='gsm'``, and
+    ``--max-depth <= 8``, not ``max_depth <= 8``; a keyword the command has no flag for stays."""
+    by_name = {flag[2:].replace("-", "_"): flag for flag in flags}
+
+    def assigned(m: re.Match[str]) -> str:
+        flag, value = by_name.get(m["name"]), m["value"]
+        if flag is None:
+            return m[0]
+        if value is None:
+            return flag
+        if value[0] in "'\"":
+            value = shlex.quote(value[1:-1])
+        return f"{flag} {value}"
+
+    def compared(m: re.Match[str]) -> str:
+        # a plain word only where it cannot be prose ("the pair must ..."): opening the message or after "pass"
+        name, before = m["name"], m.string[: m.start()]
+        keyword = "_" in name or not before.strip() or before.endswith("pass ")
+        return by_name.get(name, m[0]) if keyword else m[0]
+
+    return _COMPARED.sub(compared, _ASSIGNED.sub(assigned, message))
 
 
 def positive_int(text: str) -> int:
@@ -92,21 +144,25 @@ def pair_from_args(args: PairArgs | argparse.Namespace) -> ModelPair:
 
 
 def write_json(path: str | Path | None, data: dict[str, Any]) -> None:
+    """Write a command's results to ``path`` (none: nothing), whole or not at all: an interrupted
+    write never leaves a torn results file where an earlier one stood."""
     if path is None:
         return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
+    write_text_atomic(path, json.dumps(data, indent=2))
     print(f"wrote {path}")
 
 
 def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:
-    """Run a command; bad input ends in one line naming the fix, not a traceback."""
+    """Run a command; bad input ends in one line naming the fix, in the command's flags, not a
+    traceback. A ``main`` that returns an int (build_pair) exits with it."""
+    _FLAGS.clear()
     try:
-        main(argv)
+        result = main(argv)
     except SpecGymError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cli_words(str(exc), _FLAGS)}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    if isinstance(result, int) and not isinstance(result, bool):
+        sys.exit(result)

@@ -40,7 +40,7 @@ from envs.tasks import load_prompts
 from experiments import cli
 from experiments.artifacts import default_cost_model, trace_source
 from experiments.benchmarks.common import divergences, interleaved
-from experiments.cli import PairArgs, add_pair_args, pair_from_args, positive_int, run_main, write_json
+from experiments.cli import CommandParser, PairArgs, add_pair_args, pair_from_args, positive_int, run_main, write_json
 from experiments.runs import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
 
 console = cli.console()
@@ -136,7 +136,7 @@ class EvalSettings(PairArgs):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="python -m experiments.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(

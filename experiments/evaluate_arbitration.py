@@ -42,7 +42,7 @@ from envs.specdec import SpecGymError
 from envs.specdec.records import mean_accepted_length
 from experiments import cli
 from experiments.artifacts import default_branches
-from experiments.cli import check_device, write_json
+from experiments.cli import CommandParser, check_device, write_json
 
 console = cli.console()
 # threshold grids the rule baselines are tuned over (on the validation split)
@@ -154,7 +154,7 @@ def tune_rules(validation: ArbitrationEnv, judge: Path) -> dict[str, dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="python -m experiments.evaluate --env arbitration",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

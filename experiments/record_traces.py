@@ -34,6 +34,7 @@ from envs.specdec.trace import check_trace_settings, record_trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
 from experiments.cli import (
+    CommandParser,
     PairArgs,
     add_pair_args,
     add_prompt_args,
@@ -45,7 +46,7 @@ from experiments.cli import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m experiments.record_traces",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

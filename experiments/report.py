@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from envs.specdec import SpecGymError
-from experiments.cli import run_main
+from experiments.cli import CommandParser, run_main
 
 PAGE = "docs/results.md"
 
@@ -427,7 +427,7 @@ def page(results_dir: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="python -m experiments.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--results", default="docs/results", help="directory of benchmark JSONs")

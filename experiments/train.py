@@ -18,7 +18,8 @@ PPO run. Each run writes
 After training each run holds ``evaluation.json``, ``results.md`` and PNG plots (learning
 curves; DraftVerify throughput of every policy against k and the oracle; Arbitration accuracy
 against speed), logged to the W&B run too. Several ``--seeds`` (or envs) add
-``{runs-dir}/summary__{exp}__{time}.{json,md}`` with mean and spread over seeds.
+``{runs-dir}/summary__{exp}__{time}.{json,md}`` with mean and spread over seeds (``...-2`` when
+another summary of the same second has that name).
 Ctrl-C saves a checkpoint; ``--resume RUN_DIR`` continues from it. PPO trains whole rollouts
 (``n_steps x n_envs`` steps), so a ``--timesteps`` below one trains one: ``results.json`` records
 each stage's budget (``n_timesteps``) and the steps it trained (``timesteps_trained``).
@@ -32,6 +33,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,9 @@ from envs.arbitration.env import DEFAULT_ITEMS
 from envs.pairs import check_pair_name
 from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec.errors import SpecGymError
+from envs.specdec.files import write_text_atomic
 from experiments.artifacts import default_branches, default_cost_model, default_trace_path, default_traces
-from experiments.cli import check_device, positive_int, run_main
+from experiments.cli import CommandParser, check_device, positive_int, run_main
 from experiments.training.args import DEFAULT_PAIR, TRAINED_ROLES, TrainArgs
 from experiments.training.clock import RunClock
 from experiments.training.config import CONFIG_DIR, load_config
@@ -56,7 +59,7 @@ CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = CommandParser(
         prog="python -m experiments.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--env", default="all", help=f"all | {' | '.join(ENVS)} (default: all, one after the other)")
@@ -280,19 +283,39 @@ def arbitration(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> d
     return {"stages": [stage], "policies": {"arbiter": str(path)}}
 
 
-def new_run_dir(runs_dir: Path, name: str) -> Path:
-    """Make ``runs_dir/name``, or ``name-2``, ``name-3``, ... when a run started in the same second
-    (another process, or the same seed of another env) has it: the ``__``-separated fields that
-    resuming parses (seed third) stay as they are."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
+def claim_name(directory: Path, name: str, claim: Callable[[Path], object]) -> Path:
+    """``directory/name``, or ``name-2``, ``name-3``, ... when a run or summary started in the same
+    second (another process, or the same seed of another env) has it; ``claim(path)`` must create it
+    atomically and raise FileExistsError when it is taken. The ``__``-separated fields that resuming
+    parses (seed third) stay as they are."""
+    directory.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
-        run_dir = runs_dir / (name if n == 1 else f"{name}-{n}")
+        path = directory / (name if n == 1 else f"{name}-{n}")
         try:
-            run_dir.mkdir()  # atomic: of two processes asking for one name, one gets it
+            claim(path)  # atomic: of two processes asking for one name, one gets it
         except FileExistsError:
             continue
-        return run_dir
-    raise SpecGymError(f"{runs_dir} already holds 999 runs named {name}*; pass another --runs-dir or --exp")
+        return path
+    raise SpecGymError(f"{directory} already holds 999 entries named {name}*; pass another --runs-dir or --exp")
+
+
+def new_run_dir(runs_dir: Path, name: str) -> Path:
+    """A new, empty run directory ``runs_dir/name`` (see :func:`claim_name`)."""
+    return claim_name(runs_dir, name, Path.mkdir)
+
+
+def write_summary(runs_dir: Path, name: str, data: dict[str, Any], table: str) -> Path:
+    """The summary over several runs (``data`` and its ``table``) as ``runs_dir/NAME.json`` and
+    ``NAME.md``, NAME being ``name`` or, when a summary written in the same second (another
+    process) has it, ``name-2``, ...; each file written whole. Returns the .json."""
+
+    def claim(base: Path) -> None:
+        base.with_name(base.name + ".json").open("x").close()
+
+    base = claim_name(runs_dir, name, claim)
+    path = write_text_atomic(base.with_name(base.name + ".json"), json.dumps(data, indent=2))
+    write_text_atomic(base.with_name(base.name + ".md"), table + "\n")
+    return path
 
 
 def run_one(args: TrainArgs, env: str, seed: int) -> dict[str, Any]:
@@ -488,11 +511,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = [run_one(args, env, seed) for env in envs for seed in args.seeds]
     table = print_table(rows)
     if len(rows) > 1:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = Path(args.runs_dir) / f"summary__{args.exp or 'default'}__{stamp}"
-        base.with_suffix(".json").write_text(json.dumps({"runs": rows, "summary": summarise(rows)}, indent=2))
-        base.with_suffix(".md").write_text(table + "\n")
-        print(f"summary: {base}.json")
+        name = f"summary__{args.exp or 'default'}__{time.strftime('%Y%m%d-%H%M%S')}"
+        data = {"runs": rows, "summary": summarise(rows)}
+        print(f"summary: {write_summary(Path(args.runs_dir), name, data, table)}")
     return rows
 
 

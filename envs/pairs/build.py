@@ -41,6 +41,13 @@ def check_data_dir_writable() -> None:
     check_writable(data_dir(), "the data directory (SPECGYM_DATA)", DATA_DIR_FIX)
 
 
+def check_pair_dir_writable(pair_dir: Path, root_given: bool = False) -> None:
+    """Refuse a pair directory a build could not save into before the build (minutes to an hour)
+    starts; ``root_given``: the data directory was passed in, not taken from SPECGYM_DATA."""
+    fix = "build into a writable data directory (build_pair --data-dir DIR)" if root_given else DATA_DIR_FIX
+    check_writable(pair_dir, "the pair directory", fix)
+
+
 def _build_smollm2(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
     from envs.pairs.distill import build_draft
     from envs.pairs.smollm2 import build_target
@@ -81,11 +88,13 @@ def ensure_built(
     name: str, root: Path | None = None, *, seed: int = 0, steps: int | None = None, progress: bool = True
 ) -> tuple[Path, Path]:
     """(target dir, draft dir) of pair ``name`` under ``root`` (default :func:`data_dir`), building
-    whatever is missing."""
+    whatever is missing (into a writable directory, checked first)."""
     if name not in BUILDERS:
         raise SpecGymError(f"unknown pair {name!r}; buildable pairs: {', '.join(sorted(BUILDERS))}")
+    pair_dir = Path(root or data_dir()) / "pairs" / name
+    if not is_built(name, pair_dir):
+        check_pair_dir_writable(pair_dir, root_given=root is not None)
     import torch
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    pair_dir = Path(root or data_dir()) / "pairs" / name
     return BUILDERS[name](pair_dir, seed, steps, progress)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import shutil
 import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from envs.pairs.timing import forward_latency_ms
 from envs.pairs.training import resumable_training
 from envs.specdec.errors import SpecGymError
-from envs.specdec.files import write_text_atomic
+from envs.specdec.files import staged_dir, write_text_atomic
 
 TASK = "chain_sum"
 TRAIN_SEED_BASE = 200_000
@@ -266,9 +265,9 @@ def build_math_pair(pair_dir: Path, *, seed: int = 0, progress: bool = True, con
         params[role] = sum(p.numel() for p in model.parameters())
         ckpt = build / f"{role}-seed{seed}-steps{steps}.pt"
         walls[role] = train_model(model, rows, cfg, steps, seed * 10 + offset, ckpt, eos, f"training {role}", progress)
-        shutil.rmtree(out, ignore_errors=True)
-        model.to(torch.float16).save_pretrained(out)
-        tok.save_pretrained(out)
+        with staged_dir(out) as staging:  # an interrupted save leaves no half-written model folder
+            model.to(torch.float16).save_pretrained(staging)
+            tok.save_pretrained(staging)
     quality = evaluate(target_dir, draft_dir, cfg.task, cfg.eval_items, progress)
     from transformers import AutoModelForCausalLM
 
@@ -294,7 +293,7 @@ def build_math_pair(pair_dir: Path, *, seed: int = 0, progress: bool = True, con
         "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "complete": True,
     }
-    (pair_dir / "README.md").write_text(model_card(recipe))
+    write_text_atomic(pair_dir / "README.md", model_card(recipe))
     # the completion marker, written last and whole: until it is in place the build counts as unfinished
     write_text_atomic(pair_dir / "recipe.json", json.dumps(recipe, indent=2) + "\n")
     if progress:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from envs.pairs.build import data_dir, ensure_built
+from envs.pairs.build import check_pair_dir_writable, data_dir, ensure_built
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair, resolve_device, resolve_dtype
 
@@ -38,7 +38,7 @@ def _tiny(device: str, dtype: str | None) -> ModelPair:
 
 def _built(name: str) -> Callable[[str, str | None], ModelPair]:
     def load(device: str, dtype: str | None) -> ModelPair:
-        target, draft = ensure_built(name, data_dir())
+        target, draft = ensure_built(name)  # into data_dir()
         return ModelPair.load(str(target), str(draft), device=device, dtype=dtype, name=name)
 
     return load
@@ -68,7 +68,10 @@ def _smollm2(device: str, dtype: str | None) -> ModelPair:
     bundled = BUNDLED / "smollm2-135m-draft"
     if not is_complete(root / "draft") and is_complete(bundled):
         from envs.pairs.smollm2 import build_target
+        from envs.pairs.smollm2 import is_complete as target_built
 
+        if not target_built(root / "target"):  # before a download and a conversion that could not be saved
+            check_pair_dir_writable(root)
         target = build_target(root / "target")
         return ModelPair.load(str(target), str(bundled), device=device, dtype=dtype, name="smollm2-135m")
     return _built("smollm2-135m")(device, dtype)

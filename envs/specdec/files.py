@@ -1,4 +1,4 @@
-"""Writing data files whole or not at all: a temporary name in the same directory, then ``os.replace``.
+"""Writing data files and folders whole or not at all: a temporary name in the same directory, then ``os.replace``.
 
 An interrupted save (Ctrl-C, a full disk, a killed job) leaves at most a hidden
 ``.NAME.*.part`` file beside the target, never a half-written ``NAME``; readers name such
@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -47,6 +48,33 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], object]) -> Path
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """:func:`write_atomic` for UTF-8 text."""
     return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | Path) -> Iterator[Path]:
+    """A new temporary directory ``.NAME.*.part`` beside ``path`` to write a whole folder into: when
+    the block ends without error it replaces ``path`` (removed first); on any error it is removed
+    and ``path`` left as it was. A killed process can leave no half-written ``path``, only a
+    ``.part`` directory, which the next staging of ``path`` removes (one writer per ``path``).
+
+    Replacing a folder is not one atomic step: callers mark a finished build with a file written
+    after the rename (e.g. a recipe), so a build stopped between two renames reads as unfinished."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in leftovers(path):
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=PART))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def leftovers(path: str | Path) -> list[Path]:

@@ -12,7 +12,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from envs.specdec.errors import SpecGymError
+from envs.specdec.errors import MODEL_DIR_FIX, SpecGymError
 
 DTYPES = {
     "float32": torch.float32,
@@ -70,7 +70,19 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return DTYPES[dtype]
 
 
-def _load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
+# The tokenizer's own files, checked when a tokenizer does not load
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json")
+
+
+def _label(role: str) -> str:
+    """``target model``, ``draft model``, or ``model`` (one model loaded alone)."""
+    return "model" if role == "model" else f"{role} model"
+
+
+def load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) -> PreTrainedModel:
+    """A causal LM from a local directory or the local Hugging Face cache (``role``: ``target``,
+    ``draft`` or ``model``, for messages; a draft's or a lone model's ``shortlist.json`` is applied);
+    a directory with a broken file is refused naming the file and the fix."""
     from transformers.utils import logging as hf_logging
 
     # local files load in a moment, and every env (each worker process) loads its pair: without
@@ -81,18 +93,18 @@ def _load_model(path: str, role: str, dtype: torch.dtype, device: torch.device) 
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
     except (OSError, ValueError, TypeError, KeyError, EOFError, RuntimeError, SafetensorError) as exc:
         if Path(path).is_dir():  # the directory is there: say which of its files is broken
-            raise SpecGymError(f"{role} model directory {path!r} {_damage(Path(path), exc)}") from None
+            raise SpecGymError(f"{_label(role)} directory {path!r} {_damage(Path(path), exc)}") from None
         if not isinstance(exc, (OSError, ValueError)):
             raise
         raise SpecGymError(
-            f"{role} model {path!r} could not be loaded offline ({type(exc).__name__}); pass a local "
+            f"{_label(role)} {path!r} could not be loaded offline ({type(exc).__name__}); pass a local "
             "directory, a registered pair name (python -m experiments.build_pair --list), or a hub id "
             "already in the local Hugging Face cache"
         ) from None
     finally:
         if bar:
             hf_logging.enable_progress_bar()
-    if role == "draft":
+    if role != "target":  # a target scores the whole vocabulary, whatever its directory holds
         from envs.specdec import shortlist
 
         shortlist.maybe_apply(model, path)
@@ -105,16 +117,19 @@ def _damage(model_dir: Path, exc: BaseException) -> str:
     config = model_dir / "config.json"
     if not config.is_file():
         return "has no config.json: pass the directory that holds a model's config.json and weights"
-    return _broken_file(model_dir, config, exc) + (
-        "; rebuild it with python -m experiments.build_pair NAME --force, or delete it and fetch it again"
-    )
+    return f"{_broken_file(model_dir, config, exc)}; {MODEL_DIR_FIX}"
+
+
+def _corrupt_json(file: Path) -> bool:
+    """True when ``file`` does not read as a JSON object (truncated, garbage)."""
+    try:
+        return not isinstance(json.loads(file.read_text()), dict)
+    except (OSError, ValueError):
+        return True
 
 
 def _broken_file(model_dir: Path, config: Path, exc: BaseException) -> str:
-    try:
-        if not isinstance(json.loads(config.read_text()), dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError):
+    if _corrupt_json(config):
         return f"has a corrupt {str(config)!r} (not a valid JSON object; truncated?)"
     weights = sorted(model_dir.glob("*.safetensors"))
     for file in weights:
@@ -130,10 +145,22 @@ def _broken_file(model_dir: Path, config: Path, exc: BaseException) -> str:
     return f"could not be loaded ({type(exc).__name__}{': ' + first if first else ''})"
 
 
-def _load_tokenizer(path: str) -> PreTrainedTokenizerBase | None:
+def load_tokenizer(path: str, role: str = "model") -> PreTrainedTokenizerBase | None:
+    """The tokenizer of a model directory or cached hub id; None when there is none to load (a
+    broken config.json: :func:`load_model` names it). A tokenizer file that is not valid JSON is
+    refused naming it and the fix (else the pair would load without a tokenizer and fail later)."""
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError, TypeError, KeyError):  # a broken model directory: _load_model says why
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:  # AttributeError: a JSON list
+        model_dir = Path(path)
+        for name in TOKENIZER_FILES if model_dir.is_dir() else ():
+            if (model_dir / name).is_file() and _corrupt_json(model_dir / name):
+                raise SpecGymError(
+                    f"{_label(role)} directory {path!r} has a corrupt {str(model_dir / name)!r} (not a valid JSON "
+                    f"object; truncated?); {MODEL_DIR_FIX}"
+                ) from None
+        if isinstance(exc, AttributeError):  # not a broken file: a bug to see
+            raise
         return None
 
 
@@ -170,15 +197,15 @@ class ModelPair:
         """Load two ``AutoModelForCausalLM`` offline (``local_files_only``) and check they pair."""
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
-        tok_t, tok_d = _load_tokenizer(target), _load_tokenizer(draft)
+        tok_t, tok_d = load_tokenizer(target, "target"), load_tokenizer(draft, "draft")
         if tok_t is not None and tok_d is not None and tok_t.get_vocab() != tok_d.get_vocab():
             raise SpecGymError(
                 f"draft {draft!r} and target {target!r} tokenizers map different ids; speculative "
                 "decoding needs one vocabulary: pick a draft from the target's model family"
             )
         pair = cls(
-            target=_load_model(target, "target", dt, dev),
-            draft=_load_model(draft, "draft", dt, dev),
+            target=load_model(target, "target", dt, dev),
+            draft=load_model(draft, "draft", dt, dev),
             tokenizer=tok_t or tok_d,
             name=name or f"{target}+{draft}",
             info={"target": target, "draft": draft},

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from envs.specdec.errors import MODEL_DIR_FIX, SpecGymError
+
 FILENAME = "shortlist.json"
 # Finite, so log-probs and entropies stay finite (0 * -inf is nan), yet exp() of it is 0 in every
 # dtype, float16 included.
@@ -63,9 +65,24 @@ def save(ids: torch.Tensor, directory: Path, source: str) -> Path:
     return path
 
 
+def read(path: Path, vocab_size: int) -> torch.Tensor:
+    """The ids a ``shortlist.json`` lists, refused naming the file and the fix unless it is a JSON
+    object whose ``ids`` are a non-empty list of token ids below ``vocab_size``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        why = "not valid JSON; truncated?"
+    else:
+        ids = data.get("ids") if isinstance(data, dict) else None
+        if isinstance(ids, list) and ids and all(type(i) is int and 0 <= i < vocab_size for i in ids):
+            return torch.tensor(ids, dtype=torch.long)
+        why = f"its 'ids' are not a non-empty list of token ids in 0..{vocab_size - 1}"
+    raise SpecGymError(f"model directory {str(path.parent)!r} has a corrupt {str(path)!r} ({why}); {MODEL_DIR_FIX}")
+
+
 def maybe_apply(model: nn.Module, directory: str | Path) -> nn.Module:
     """Apply the shortlist saved in ``directory``, if there is one."""
     path = Path(directory) / FILENAME
     if path.is_file():
-        apply(model, torch.tensor(json.loads(path.read_text())["ids"]))
+        apply(model, read(path, model.get_output_embeddings().weight.shape[0]))
     return model

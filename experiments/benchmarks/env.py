@@ -32,7 +32,7 @@ from envs.arbitration.env import load_branches
 from envs.arbitration.record import record_branches
 from envs.specdec import SpecGymError
 from envs.specdec.cost import device_name
-from envs.specdec.trace import record_trace
+from envs.specdec.trace import Trace, record_trace
 from envs.tasks import load_prompts
 from envs.tasks.splits import SPLITS
 from experiments import cli
@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> dict:
             trace = record_trace(pair, ids, max_new_tokens=max_new_tokens, width=args.width, max_depth=args.max_depth)
             traces = str(trace.save(Path(tmp.name) / "trace.npz"))
             record_s = time.perf_counter() - start
+        else:  # the steps of any recorded split time the same: replay the one the trace holds
+            kwargs["split"] = Trace.load_meta(traces).get("split", "heldout")
         kwargs["traces"] = traces
         device = device_name(torch.device("cpu"))
     else:

@@ -483,6 +483,11 @@ def test_record_traces_cli_and_env_benchmark(prompt_file, tmp_path):
     result = args.run(args)
     assert result["reward"] == {"reward": "net_tokens", "credit": "token", "rate": "best_static"}
     assert result["steps_per_s"] > 0
+    # a training trace times as well as a held-out one (there is no --split to pass)
+    trace.meta["split"] = "train"
+    trace.save(tmp_path / "train.npz")
+    args = parser.parse_args(["env", "--pair", "tiny-random", "--traces", str(tmp_path / "train.npz"), *shape])
+    assert args.run(args)["steps_per_s"] > 0
 
 
 def test_damaged_trace_reaches_the_clis_as_one_line(trace_path, tmp_path, capsys):

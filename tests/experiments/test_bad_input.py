@@ -54,6 +54,18 @@ def test_runs_started_in_the_same_second_get_directories_of_their_own(tmp_path):
     assert all(d.is_dir() and int(d.name.split("__")[2]) == 3 for d in dirs)  # the seed resume parses
 
 
+def test_summaries_written_in_the_same_second_do_not_overwrite_each_other(tmp_path):
+    from envs.specdec.files import leftovers
+    from experiments.train import write_summary
+
+    name = "summary__default__20250101-120000"
+    paths = [write_summary(tmp_path, name, {"runs": [i]}, f"table {i}") for i in range(3)]
+    assert [p.name for p in paths] == [f"{name}.json", f"{name}-2.json", f"{name}-3.json"]
+    assert [json.loads(p.read_text())["runs"] for p in paths] == [[0], [1], [2]]
+    assert [p.with_suffix(".md").read_text() for p in paths] == ["table 0\n", "table 1\n", "table 2\n"]
+    assert not any(leftovers(p) for p in paths)
+
+
 def test_results_report_the_steps_ppo_trained(tmp_path):
     """A budget below one rollout trains the whole rollout: timesteps_trained says so."""
     import gymnasium as gym

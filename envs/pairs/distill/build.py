@@ -49,7 +49,7 @@ def build_draft(
     build.mkdir(parents=True, exist_ok=True)
     answer_dtype = resolve_dtype(cfg.answer_dtype, torch.device("cpu"))
     dtype_name = str(answer_dtype).removeprefix("torch.")
-    target, tokenizer = load_model(target_dir, answer_dtype)
+    target, tokenizer = load_model(target_dir, answer_dtype, role="target")
     walls: dict[str, float] = {}
 
     heldout_prompts = collect_prompts(heldout_plan())
@@ -87,7 +87,7 @@ def build_draft(
     short = answer_shortlist(corpus, cfg.shortlist_top) if cfg.shortlist_top > 0 else None
     if short is not None:
         shortlist.save(short, tmp, f"target top-{cfg.shortlist_top} over the training answers")
-    saved, _ = load_model(tmp)  # evaluate what was saved (float16 weights, read as float32)
+    saved, _ = load_model(tmp, role="draft")  # evaluate what was saved (float16 weights, read as float32)
     quality = acceptance_table(saved, heldout)
     quality.update(n_prompts=len(heldout), n_tokens=sum(len(s["answer"]) for s in heldout))
     recipe = {

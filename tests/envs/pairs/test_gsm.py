@@ -52,6 +52,28 @@ def test_a_half_written_marker_means_an_unfinished_build(tmp_path):
     assert is_complete(root) and json.loads(marker.read_text())["complete"] is True
 
 
+def test_an_interrupted_model_save_leaves_no_half_written_folder(tmp_path, monkeypatch):
+    """Each model folder is written beside its place and renamed in: Ctrl-C while saving leaves no
+    target folder (and no temporary one), and the next build completes."""
+    from transformers import PreTrainedTokenizerBase
+
+    root = tmp_path / "pairs" / "gsm"
+    save = PreTrainedTokenizerBase.save_pretrained
+
+    def interrupted(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise KeyboardInterrupt  # after the weights and tokenizer of the target are half in place
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_math_pair(root, seed=1, progress=False, config=TOY)
+    assert not (root / "target").exists() and not list(root.glob(".*.part")) and not is_complete(root)
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", save)
+    target, draft = build_math_pair(root, seed=1, progress=False, config=TOY)
+    assert is_complete(root) and (target / "tokenizer.json").is_file() and (draft / "model.safetensors").is_file()
+    assert not list(root.glob(".*.part"))
+
+
 def test_bundled_pair_loads_without_a_build(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))  # empty
     pair = load_pair("gsm", device="cpu")

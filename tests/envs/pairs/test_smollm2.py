@@ -66,6 +66,42 @@ def test_bundled_draft_is_a_complete_build_with_its_card() -> None:
     assert len(ids) == recipe["data"]["shortlist_size"] and max(ids) < recipe["draft"]["vocab_size"]
 
 
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("tokenizer-cut", r"^model directory '.*' has a corrupt '.*/tokenizer.json' \(not a valid JSON object"),
+        ("config-cut", r"^model directory '.*' has a corrupt '.*/config.json'"),
+        ("weights-gone", r"^model directory '.*' has no weights"),
+        ("tokenizer-gone", r"holds no tokenizer \(tokenizer.json\)"),
+    ],
+)
+def test_load_model_names_a_missing_or_corrupt_file(tmp_path, damage, message) -> None:
+    """The recipe's loader (the target for distillation, the saved draft) goes through the engine's
+    checks: a broken directory is one line naming the file and the fix."""
+    import shutil
+
+    from envs.pairs.registry import BUNDLED
+    from envs.pairs.smollm2 import load_model
+    from envs.specdec.errors import SpecGymError
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(BUNDLED / "gsm" / "target", model_dir)
+    if damage == "tokenizer-cut":
+        (model_dir / "tokenizer.json").write_text((model_dir / "tokenizer.json").read_text()[:200])
+    elif damage == "config-cut":
+        (model_dir / "config.json").write_text("{")
+    elif damage == "weights-gone":
+        (model_dir / "model.safetensors").unlink()
+    else:
+        for name in ("tokenizer.json", "tokenizer_config.json"):
+            (model_dir / name).unlink()
+    with pytest.raises(SpecGymError, match=message) as err:
+        load_model(model_dir)
+    assert str(err.value).endswith(
+        "rebuild it with python -m experiments.build_pair NAME --force, or delete it and fetch it again"
+    )
+
+
 def test_force_rebuild_drops_traces_and_profiles_of_the_old_pair(tmp_path, monkeypatch) -> None:
     from experiments import build_pair
 

@@ -250,6 +250,8 @@ def test_record_trace_refuses_negative_lengths(text_pair):
         ("config-cut", r"has a corrupt '.*/target/config.json' \(not a valid JSON object; truncated\?\)"),
         ("config-list", r"has a corrupt '.*/target/config.json'"),
         ("weights-gone", r"has no weights \(model.safetensors\)"),
+        ("tokenizer-cut", r"has a corrupt '.*/target/tokenizer.json' \(not a valid JSON object; truncated\?\)"),
+        ("tokenizer-config-list", r"has a corrupt '.*/target/tokenizer_config.json'"),
     ],
 )
 def test_damaged_model_directory_names_the_file(tmp_path, damage, message):
@@ -268,6 +270,11 @@ def test_damaged_model_directory_names_the_file(tmp_path, damage, message):
         config.write_text("[]")
     elif damage == "weights-gone":
         weights.unlink()
+    elif damage == "tokenizer-cut":  # else the pair loaded without a tokenizer and failed at its first prompt
+        tokenizer = tmp_path / "target" / "tokenizer.json"
+        tokenizer.write_text(tokenizer.read_text()[:300])
+    elif damage == "tokenizer-config-list":
+        (tmp_path / "target" / "tokenizer_config.json").write_text("[]")
     with pytest.raises(SpecGymError, match=f"^target model directory '.*/target' {message}") as err:
         ModelPair.load(str(tmp_path / "target"), str(tmp_path / "draft"), device="cpu")
     text = str(err.value)

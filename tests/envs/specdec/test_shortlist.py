@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from envs.pairs.tiny import tiny_random_pair
 from envs.specdec import SpeculativeDecoder, shortlist
+from envs.specdec.errors import SpecGymError
 
 
 def test_head_scores_only_the_shortlist() -> None:
@@ -52,3 +54,20 @@ def test_shortlist_adds_no_parameters() -> None:
     assert sum(p.numel() for p in pair.draft.parameters()) == before
     pair.draft.to(torch.float32)  # the copied rows follow the model's dtype
     assert pair.draft.get_output_embeddings().rows.dtype == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"ids": [1, 2', r"not valid JSON; truncated\?"),
+        ("[1, 2]", r"its 'ids' are not a non-empty list of token ids in 0\.\.256"),
+        ('{"ids": [1, 999]}', r"its 'ids' are not a non-empty list"),
+        ('{"ids": []}', r"its 'ids' are not a non-empty list"),
+    ],
+)
+def test_a_corrupt_shortlist_names_the_file_and_the_fix(tmp_path, text, why) -> None:
+    pair = tiny_random_pair(0, dtype=torch.float64, eos=False)
+    (tmp_path / shortlist.FILENAME).write_text(text)
+    with pytest.raises(SpecGymError, match=rf"^model directory '.*' has a corrupt '.*/shortlist.json' \({why}"):
+        shortlist.maybe_apply(pair.draft, tmp_path)
+    assert not isinstance(pair.draft.get_output_embeddings(), shortlist.ShortlistHead)  # left as it was
