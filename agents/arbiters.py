@@ -1,7 +1,7 @@
 """Arbitration decision-makers behind one interface: rules, random, the oracle, saved SB3 policies.
 
 An :class:`Arbiter` is asked at each draft/target mismatch whether to keep the draft's token,
-given the env's observation (layout in ``envs/arbitration.py``) and the mismatch itself.
+given the env's observation (layout in ``envs.arbitration.ArbitrationEnv``'s docstring) and the mismatch itself.
 Names (what ``make_arbiter`` and evaluation accept):
 
 - ``target-only``: always the target's token: lossless SpD, the target's greedy answer.

@@ -148,8 +148,8 @@ def tune_rules(validation: ArbitrationEnv, judge: Path) -> dict[str, dict]:
         names = [f"judge:{judge}@{t:g}" if family == "judge" else f"{family}-{t:g}" for t in grid]
         runs = run_all(validation, {n: make_arbiter(n) for n in names}, f"tuning {family}")
         rows = {n: summarise_items(r) for n, r in runs.items()}
-        name = max(rows, key=lambda n: (rows[n]["accuracy"], -rows[n]["draft_kept_fraction"]))
-        tuned[family] = {"name": name, "validation_accuracy": rows[name]["accuracy"]}
+        spec = max(rows, key=lambda n: (rows[n]["accuracy"], -rows[n]["draft_kept_fraction"]))
+        tuned[family] = {"name": make_arbiter(spec).name, "spec": spec, "validation_accuracy": rows[spec]["accuracy"]}
     return tuned
 
 
@@ -221,7 +221,7 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     for name in ("target-only", "always-draft", "random", "oracle", "exact-oracle"):
         arbiters[key(name)] = make_arbiter(name, seed=args.seed)
     for family, row in tuned.items():
-        arbiters[key(family)] = make_arbiter(row["name"])
+        arbiters[key(family)] = make_arbiter(row["spec"])
     runs = run_all(env, arbiters, f"{len(env.items)} held-out items")
     policies = {name: summarise_items(results) for name, results in runs.items()}
     correct = {name: [float(r.correct) for r in results] for name, results in runs.items()}

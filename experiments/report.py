@@ -270,12 +270,16 @@ def task_pair_table(rows: list[dict]) -> list[str]:
 def arbitration_table(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
-        d = r["paired_diff_vs_target_only"]
+        d, h, best = r["paired_diff_vs_target_only"], r["headroom"], r["best_rule"]
         lines += _head(
             f"**Arbitration policies** (`evaluate --env arbitration`: {r['pair']} pair, {r['task']}, {r['n_items']} "
-            f"held-out items, k={r['k']}, {r['device']}; accuracy with 95% Wilson interval; tokens/s = wall clock "
-            f"of drafting + verification, policies interleaved per item; `{r['_file']}`). Learned minus "
-            f"target-only on the same items: {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}].",
+            f"held-out items replayed from their recorded decision trees, k={r['k']}, recorded on {r['device']}; "
+            f"accuracy with 95% Wilson interval; tokens/s = the recorded wall clock of drafting + verification; "
+            f"rules tuned on {r['rules_tuned_on']['n_items']} validation items, the judge fitted on "
+            f"{r['judge_fitted_on']['n_items']} training items; `{r['_file']}`). Learned minus target-only on the "
+            f"same items: {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}]; best rule (by validation "
+            f"accuracy): {best['name']}; the exact oracle's headroom {h['exact_oracle_minus_target_only']:+.1%}, of "
+            f"which the learned policy captures {h['headroom_captured']:.0%}.",
             [
                 "policy",
                 "accuracy",
@@ -284,21 +288,37 @@ def arbitration_table(rows: list[dict]) -> list[str]:
                 "mean accepted length",
                 "tokens/s",
                 "draft kept at mismatches",
+                "oracle agreement (decisive)",
             ],
         )
         for name, p in sorted(r["policies"].items(), key=lambda kv: -kv[1]["accuracy"]):
-            label = f"{name} ({p['n_items']} items)" if p["n_items"] != r["n_items"] else name
-            if "target_only_accuracy_same_items" in p:
-                label += (
-                    f"; on them target-only {p['target_only_accuracy_same_items']:.1%}, "
-                    f"learned {p['learned_accuracy_same_items']:.1%}"
-                )
+            label = f"{name} ({p['rule']})" if "rule" in p else name
             lo, hi = p["accuracy_ci95"]
-            diff = p.get("diff_vs_target_only")
-            paired = f"{diff['mean']:+.1%} [{diff['ci95'][0]:+.1%}, {diff['ci95'][1]:+.1%}]" if diff else "-"
+            diff = p["diff_vs_target_only"]
             lines.append(
-                f"| {label} | {p['accuracy']:.1%} | [{lo:.1%}, {hi:.1%}] | {paired} | {p['mean_accepted_length']:.2f} "
-                f"| {p['tokens_per_s']:.0f} | {p['draft_kept_fraction']:.1%} |"
+                f"| {label} | {p['accuracy']:.1%} | [{lo:.1%}, {hi:.1%}] | {diff['mean']:+.1%} "
+                f"[{diff['ci95'][0]:+.1%}, {diff['ci95'][1]:+.1%}] | {p['mean_accepted_length']:.2f} "
+                f"| {p['tokens_per_s']:.0f} | {p['draft_kept_fraction']:.1%} "
+                f"| {p['oracle_agreement']:.1%} ({p['oracle_agreement_decisive']:.1%}) |"
+            )
+        lines.append("")
+    return lines[:-1]
+
+
+def arbitration_ablation_table(rows: list[dict]) -> list[str]:
+    lines = []
+    for r in rows:
+        lines += _head(
+            f"**Arbitration training aids** (`arbitration_ablation`: {r['pair']} pair, {r['task']}, PPO "
+            f"{r['timesteps']} steps on {r['train_items']} training items' records, scored on "
+            f"{r['validation_items']} validation items, seeds {', '.join(map(str, r['seeds']))}; target-only "
+            f"{r['target_only_accuracy']:.1%}; winner: {r['winner']}; `{r['_file']}`)",
+            ["variant", "accuracy (mean ± sd)", "vs target-only", "draft kept", "oracle agreement"],
+        )
+        for name, v in r["variants"].items():
+            lines.append(
+                f"| {name} | {v['accuracy_mean']:.1%} ± {v['accuracy_sd']:.1%} | {v['gain_mean']:+.1%} "
+                f"| {v['draft_kept_mean']:.1%} | {v['oracle_agreement_mean']:.1%} |"
             )
         lines.append("")
     return lines[:-1]
@@ -406,6 +426,7 @@ def render(results_dir: Path) -> str:
         ("headroom", headroom_table),
         ("ablation", ablation_table),
         ("evaluate-arbitration", arbitration_table),
+        ("arbitration-ablation", arbitration_ablation_table),
         ("train-summary", seeds_table),
     ):
         rows = _load(results_dir, kind)

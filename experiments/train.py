@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="arbitration held-out items: 0 for no evaluation, else >= 2 (a paired interval needs two)",
     )
     p.add_argument(
+        "--n-items",
+        type=positive_int,
+        default=None,
+        help="arbitration: training items, from the train split's first (default: the config's)",
+    )
+    p.add_argument(
         "--validation-items",
         type=positive_int,
         default=500,
@@ -234,6 +240,8 @@ def arbitration(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> d
     kwargs = {**config["env_kwargs"], "pair": args.pair, "device": args.device}
     if args.task:
         kwargs["task"] = args.task
+    if args.n_items:
+        kwargs["n_items"] = args.n_items
     kwargs.setdefault("split", "train")
     if args.backend == "replay":
         with clock.timing("record"):  # the training items' decision trees, once per data directory
