@@ -2,15 +2,19 @@
 
     python -m experiments.record_traces --pair P [--prompts SRC] [--n-prompts N]
         [--max-new-tokens M] [--width W] [--max-depth D] [--split heldout|train] --out FILE.npz
+        [--workers N [--ray-address ADDR]]
 
 For each prompt: the target's greedy output, and at every output position the draft's top-W
-tree to depth D (teacher-forced, batched). Use the file with
+tree to depth D (teacher-forced, batched). With ``--workers N`` the prompts are shared among N
+Ray actors, each loading the pair once (one GPU each on a cluster with GPUs; docs/scaling.md);
+the trace is the serial one, saved here. Use the file with
 ``gymnasium.make("SpecGym/DraftVerify-v0", backend="replay", traces=FILE.npz, pair=P, width=W)``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +22,12 @@ from pathlib import Path
 from envs.pairs import data_dir
 from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec import SpecGymError
-from envs.specdec.trace import check_trace_settings, record_trace
+from envs.specdec.pair import ModelPair
+from envs.specdec.trace import PromptTrace, Trace, check_trace_settings, pair_facts, record_prompt, trace_meta
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
 from experiments.cli import PairArgs, add_pair_args, add_prompt_args, pair_from_args, run_main
+from experiments.workers import WorkerArgs, add_worker_args, check_workers, open_pool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,11 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         "and the benchmarks record and read their own, <pair>__default__w<W>_d<D>_<split>.npz, "
         "so pass this one to them with --traces)",
     )
+    add_worker_args(parser)
     return parser
 
 
 @dataclass(kw_only=True)
-class TraceSettings(PairArgs):
+class TraceSettings(PairArgs, WorkerArgs):
     """What to record: the pair (a registered name, or --target/--draft paths) and the trace's shape."""
 
     prompts: str | None = None
@@ -72,20 +79,25 @@ def record(settings: TraceSettings) -> Path:
         check_writable(Path(s.out).parent, "the --out directory", "pass --out FILE.npz in a writable directory")
     else:
         check_data_dir_writable()
-    pair = pair_from_args(s)
+    check_workers(s.workers, s.ray_address, s.device)
     seed = split_seed(s.split)
-    ids = [pair.encode(text) for text in load_prompts(s.prompts, s.n_prompts, seed)]
+    texts = load_prompts(s.prompts, s.n_prompts, seed)
     start = time.perf_counter()
-    trace = record_trace(
-        pair,
-        ids,
-        max_new_tokens=s.max_new_tokens,
-        width=s.width,
-        max_depth=s.max_depth,
-        chunk=s.chunk,
-        meta={"prompts": s.prompts, "split": s.split, "prompt_seed": seed},
-    )
-    out = s.out or data_dir() / "traces" / f"{pair.name}__w{s.width}_d{s.max_depth}_{s.split}.npz"
+    shape = {"max_new_tokens": s.max_new_tokens, "width": s.width, "max_depth": s.max_depth}
+    pair_args = PairArgs(**{key: getattr(s, key) for key in PairArgs.__dataclass_fields__})
+    with open_pool(
+        functools.partial(pair_from_args, pair_args),
+        workers=s.workers,
+        address=s.ray_address,
+        threads=s.threads,
+        device=s.device,
+    ) as pool:
+        facts = pool.call(pair_facts)
+        parts = pool.map(functools.partial(record_text, chunk=s.chunk, **shape), texts, "recording traces")
+    meta = {"prompts": s.prompts, "split": s.split, "prompt_seed": seed}
+    trace = Trace.from_prompts(parts, trace_meta(facts, n_prompts=len(parts), meta=meta, **shape))
+    pair_name = facts["pair"]
+    out = s.out or data_dir() / "traces" / f"{pair_name}__w{s.width}_d{s.max_depth}_{s.split}.npz"
     path = trace.save(out)
     positions = int(trace.output_offsets[-1])
     print(
@@ -93,6 +105,11 @@ def record(settings: TraceSettings) -> Path:
         f"-> {path} (+ {path.with_suffix('.json').name})"
     )
     return path
+
+
+def record_text(pair: ModelPair, text: str, **settings: int) -> PromptTrace:
+    """One prompt, encoded by the pair that records it (a worker's, with --workers)."""
+    return record_prompt(pair, pair.encode(text), **settings)
 
 
 def main(argv: list[str] | None = None) -> Path:

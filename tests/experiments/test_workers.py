@@ -1,0 +1,125 @@
+"""--workers: recording over Ray actors gives the serial trace, a killed worker loses nothing, and
+without --workers nothing imports Ray. The Ray tests run on a local Ray with 2 workers."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from envs.specdec.errors import SpecGymError
+from envs.specdec.trace import ARRAYS
+from experiments import record_traces
+from experiments.cli import PairArgs, pair_from_args
+from experiments.workers import check_workers
+
+ROOT = Path(__file__).resolve().parents[2]
+GSM = ["--pair", "gsm", "--prompts", "task:chain_sum", "--max-new-tokens", "32", "--threads", "1"]
+
+
+def same_trace(a: Path, b: Path) -> None:
+    """The two saved traces hold the same arrays byte for byte, and the same meta but the date."""
+    with np.load(a) as x, np.load(b) as y:
+        for name in ARRAYS:
+            assert x[name].dtype == y[name].dtype and x[name].shape == y[name].shape, name
+            assert x[name].tobytes() == y[name].tobytes(), name
+        meta_x, meta_y = json.loads(str(x["meta"])), json.loads(str(y["meta"]))
+    meta_x.pop("date"), meta_y.pop("date")
+    assert meta_x == meta_y
+
+
+def test_without_workers_nothing_imports_ray(tmp_path):
+    code = (
+        "import sys\n"
+        "from experiments import record_traces, evaluate, benchmark, train\n"
+        f"record_traces.main(['--pair', 'tiny-random', '--n-prompts', '2', '--max-new-tokens', '4', "
+        f"'--out', {str(tmp_path / 't.npz')!r}])\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", "SPECGYM_DATA": str(tmp_path / "data")}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "t.npz").is_file()
+
+
+def test_workers_refused_without_ray_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # importlib's own "not importable" marker
+    with pytest.raises(SpecGymError, match=r"needs Ray, which is not installed; install it with pip install -e \.\[ray\]"):
+        check_workers(2)
+    with pytest.raises(SpecGymError, match="--workers must be an integer >= 1"):
+        check_workers(0)
+    with pytest.raises(SpecGymError, match="--ray-address needs --workers"):
+        check_workers(None, "127.0.0.1:6379")
+
+
+def test_an_unreachable_ray_address_is_refused_before_ray_starts(monkeypatch):
+    pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install -e .[ray]")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(SpecGymError, match="cannot reach a Ray cluster at 127.0.0.1:1 .*ray start --head"):
+        check_workers(2, "127.0.0.1:1")
+    with pytest.raises(SpecGymError, match="is not HOST:PORT"):
+        check_workers(2, "nowhere")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # the variable is read when --ray-address is not given
+    with pytest.raises(SpecGymError, match="cannot reach a Ray cluster at 127.0.0.1:1"):
+        check_workers(2)
+
+
+@pytest.fixture(scope="module")
+def ray_module():
+    return pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install -e .[ray]")
+
+
+def test_two_workers_record_the_serial_trace(ray_module, tmp_path):
+    """48 gsm prompts: the merged trace equals the serial recording byte for byte."""
+    serial, merged = tmp_path / "serial.npz", tmp_path / "merged.npz"
+    record_traces.main([*GSM, "--n-prompts", "48", "--out", str(serial)])
+    record_traces.main([*GSM, "--n-prompts", "48", "--out", str(merged), "--workers", "2"])
+    same_trace(serial, merged)
+
+
+def test_a_worker_killed_mid_recording_changes_nothing(ray_module):
+    from envs.specdec.trace import Trace, pair_facts, record_trace, trace_meta
+    from envs.tasks.prompts import load_prompts
+    from experiments.workers import open_pool
+
+    texts = load_prompts("task:chain_sum", 24, 9000)
+    setup = functools.partial(pair_from_args, PairArgs(pair="gsm", threads=1))
+    shape = {"max_new_tokens": 32, "width": 2, "max_depth": 4}
+    with open_pool(setup, workers=2) as pool:
+        killed = []
+
+        def kill_one() -> None:
+            while pool.done < 2:  # two prompts recorded, the rest to come
+                time.sleep(0.01)
+            killed.append(pool.done)
+            ray_module.kill(pool.actors[0])
+
+        killer = threading.Thread(target=kill_one, daemon=True)
+        killer.start()
+        parts = pool.map(functools.partial(record_traces.record_text, chunk=64, **shape), texts, "recording")
+        killer.join()
+        facts = pool.call(pair_facts)
+        assert pool.failures == 1 and len(pool.actors) == 1
+    assert killed[0] < len(texts)  # it died mid-recording
+    merged = Trace.from_prompts(parts, trace_meta(facts, n_prompts=len(parts), meta=None, **shape))
+    pair = setup()
+    serial = record_trace(pair, [pair.encode(t) for t in texts], progress=False, **shape)
+    for name in ARRAYS:
+        assert getattr(merged, name).tobytes() == getattr(serial, name).tobytes(), name
+
+
+def test_a_workers_bad_input_comes_back_as_one_line(ray_module):
+    from experiments.workers import open_pool
+
+    with pytest.raises(SpecGymError, match="unknown pair 'nosuch'") as info:
+        with open_pool(functools.partial(pair_from_args, PairArgs(pair="nosuch")), workers=1):
+            pass
+    assert "\n" not in str(info.value)
