@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ("experiments.train", "--pair", "tiny-random", "--wandb-mode", "disabled", "--no-progress")
 ARB = (*TRAIN, "--env", "arbitration", "--runs-dir", "{tmp}/runs")
 RECORD = ("experiments.record_traces", "--pair", "tiny-random", "--n-prompts", "2", "--max-new-tokens", "4")
+NO_RAY = {"PYTHONPATH": "{tmp}/no-ray"}  # its sitecustomize hides an installed ray (PYTHONPATH entries go first)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,31 @@ CASES = [
         "wandb login",
         {"WANDB_MODE": "online", "WANDB_API_KEY": "", "NETRC": "{tmp}/no-netrc"},
     ),
+    Case("workers-zero", (*RECORD, "--workers", "0", "--out", "{tmp}/t.npz"), "--workers: must be >= 1"),
+    Case(
+        "workers-without-ray",
+        (*RECORD, "--workers", "2", "--out", "{tmp}/t.npz"),
+        "install it with pip install -e .[ray]",
+        NO_RAY,
+    ),
+    Case(
+        "evaluate-workers-without-ray",
+        ("experiments.evaluate", "--policy", "{tmp}/run", "--pair", "tiny-random", "--workers", "2"),
+        "install it with pip install -e .[ray]",
+        NO_RAY,
+    ),
+    Case(
+        "ray-address-unreachable",
+        (*RECORD, "--workers", "2", "--ray-address", "127.0.0.1:1", "--out", "{tmp}/t.npz"),
+        "cannot reach a Ray cluster at 127.0.0.1:1",
+    ),
+    Case(
+        "benchmark-ray-address-unreachable",
+        ("experiments.benchmark", "pair", "--pair", "tiny-random", "--workers", "2", "--ray-address", "127.0.0.1:1"),
+        "cannot reach a Ray cluster at 127.0.0.1:1",
+    ),
+    Case("train-vec-env-ray-without-workers", (*ARB, "--vec-env", "ray"), "--vec-env ray needs --workers N"),
+    Case("train-workers-without-vec-env-ray", (*ARB, "--workers", "2"), "add --vec-env ray"),
     Case(
         "trace-of-another-pair",
         (*TRAIN, "--pair", "gsm", "--env", "draft-verify", "--traces", "{tmp}/tiny.npz", "--runs-dir", "{tmp}/runs"),
@@ -116,7 +142,8 @@ class Outcome:
 
 def prepare(tmp: Path) -> None:
     """The files the cases read: bad configs and prompts, a trace of tiny-random, a run whose
-    checkpoints are gone, and a regular file to put directories under (unwritable, also for root)."""
+    checkpoints are gone, a ``sitecustomize`` that hides Ray, and a regular file to put
+    directories under (unwritable, also for root)."""
     import numpy as np
 
     from envs.specdec.trace import TRACE_VERSION
@@ -128,6 +155,8 @@ def prepare(tmp: Path) -> None:
     (tmp / "kwarg.yaml").write_text("default: {env_kwargs: {widht: 2}}\n")
     (tmp / "list.jsonl").write_text('{"prompt": "2 + 2 ="}\n["a", "list"]\n')
     (tmp / "file").write_text("a file, not a directory\n")
+    (tmp / "no-ray").mkdir()
+    (tmp / "no-ray" / "sitecustomize.py").write_text("import sys\n\nsys.modules['ray'] = None  # as if not installed\n")
     meta = {"version": TRACE_VERSION, "pair": "tiny-random", "split": "train"}
     np.savez(tmp / "tiny.npz", meta=np.array(json.dumps(meta)))
     run = tmp / "run"
@@ -152,6 +181,8 @@ def run_case(case: Case, tmp: Path, timeout: float = 180) -> Outcome:
     env |= {"SPECGYM_DATA": str(tmp / "data"), "WANDB_SILENT": "true", "TQDM_DISABLE": "1"}
     for key, value in case.env.items():
         env[key] = value.format(tmp=tmp)
+        if key == "PYTHONPATH":  # in front of the repository, not instead of it
+            env[key] += os.pathsep + str(ROOT)
     env = {key: value for key, value in env.items() if value != ""}
     cmd = [sys.executable, "-m", *(arg.format(tmp=tmp) for arg in case.argv)]
     try:

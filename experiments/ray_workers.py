@@ -19,7 +19,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from tqdm.auto import tqdm
 
 from envs.specdec import SpecGymError
-from experiments.workers import ADDRESS_HELP
+from experiments.cli import RAY_ADDRESS_HELP
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -40,7 +40,7 @@ def connect(address: str | None) -> None:
             log_to_driver=True,
         )
     except ConnectionError as exc:
-        raise SpecGymError(f"cannot join the Ray cluster at {address}: {exc}; {ADDRESS_HELP}") from None
+        raise SpecGymError(f"cannot join the Ray cluster at {address}: {exc}; {RAY_ADDRESS_HELP}") from None
 
 
 def actor_options(workers: int, threads: int, device: str, local: bool) -> dict[str, Any]:
@@ -82,10 +82,20 @@ class Worker:
 
 
 class RayPool:
-    """``workers`` Ray actors each holding ``setup()``; ``map`` merges results in item order and
-    runs an item whose actor died on another actor (``failures`` counts them)."""
+    """``workers`` Ray actors each holding ``setup()`` (or actor i ``setup[i]()``, given a list);
+    ``map`` merges results in item order and runs an item whose actor died on another actor
+    (``failures`` counts them)."""
 
-    def __init__(self, setup: Callable[[], Any], *, workers: int, address: str | None, threads: int, device: str):
+    def __init__(
+        self,
+        setup: Callable[[], Any] | list[Callable[[], Any]],
+        *,
+        workers: int,
+        address: str | None,
+        threads: int,
+        device: str,
+    ):
+        setups = setup if isinstance(setup, list) else [setup] * workers
         connect(address)
         options = actor_options(workers, threads, device, local=address is None)
         self.actors = [Worker.options(**options).remote() for _ in range(workers)]
@@ -93,7 +103,7 @@ class RayPool:
         self.failures = 0
         self.done = 0  # items finished by the running map (a test kills an actor part-way)
         try:
-            self.get([actor.start.remote(setup, threads) for actor in self.actors])
+            self.get([actor.start.remote(make, threads) for actor, make in zip(self.actors, setups, strict=True)])
         except BaseException:
             self.close()
             raise
@@ -113,6 +123,11 @@ class RayPool:
             except RayActorError:
                 self.lost(self.actors[0])
         raise SpecGymError("every Ray worker died; see the workers' logs (ray logs) for why")
+
+    def each(self, fn: Callable[[S], R], only: list[int] | None = None) -> list[R]:
+        """``fn(state)`` on every actor (or those ``only`` lists) at once, in actor order."""
+        actors = self.actors if only is None else [self.actors[i] for i in only]
+        return self.get([actor.call.remote(fn) for actor in actors])
 
     def map(self, fn: Callable[[S, T], R], items: Sequence[T], desc: str) -> list[R]:
         results: list[Any] = [None] * len(items)

@@ -26,8 +26,8 @@ from envs.specdec.pair import ModelPair
 from envs.specdec.trace import PromptTrace, Trace, check_trace_settings, pair_facts, record_prompt, trace_meta
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
-from experiments.cli import PairArgs, add_pair_args, add_prompt_args, pair_from_args, run_main
-from experiments.workers import WorkerArgs, add_worker_args, check_workers, open_pool
+from experiments.cli import PairArgs, add_pair_args, add_prompt_args, pair_args, pair_from_args, run_main
+from experiments.workers import Pool, WorkerArgs, add_worker_args, check_workers, open_pool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,19 +84,16 @@ def record(settings: TraceSettings) -> Path:
     texts = load_prompts(s.prompts, s.n_prompts, seed)
     start = time.perf_counter()
     shape = {"max_new_tokens": s.max_new_tokens, "width": s.width, "max_depth": s.max_depth}
-    pair_args = PairArgs(**{key: getattr(s, key) for key in PairArgs.__dataclass_fields__})
     with open_pool(
-        functools.partial(pair_from_args, pair_args),
+        functools.partial(pair_from_args, pair_args(s)),
         workers=s.workers,
         address=s.ray_address,
         threads=s.threads,
         device=s.device,
     ) as pool:
-        facts = pool.call(pair_facts)
-        parts = pool.map(functools.partial(record_text, chunk=s.chunk, **shape), texts, "recording traces")
-    meta = {"prompts": s.prompts, "split": s.split, "prompt_seed": seed}
-    trace = Trace.from_prompts(parts, trace_meta(facts, n_prompts=len(parts), meta=meta, **shape))
-    pair_name = facts["pair"]
+        meta = {"prompts": s.prompts, "split": s.split, "prompt_seed": seed}
+        trace = record_texts(pool, texts, chunk=s.chunk, meta=meta, **shape)
+    pair_name = trace.meta["pair"]
     out = s.out or data_dir() / "traces" / f"{pair_name}__w{s.width}_d{s.max_depth}_{s.split}.npz"
     path = trace.save(out)
     positions = int(trace.output_offsets[-1])
@@ -105,6 +102,16 @@ def record(settings: TraceSettings) -> Path:
         f"-> {path} (+ {path.with_suffix('.json').name})"
     )
     return path
+
+
+def record_texts(
+    pool: Pool, texts: list[str], *, max_new_tokens: int, width: int, max_depth: int, chunk: int, meta: dict
+) -> Trace:
+    """The trace of ``texts`` recorded by ``pool``'s workers (each holding the pair), in prompt order."""
+    shape = {"max_new_tokens": max_new_tokens, "width": width, "max_depth": max_depth}
+    facts = pool.call(pair_facts)
+    parts = pool.map(functools.partial(record_text, chunk=chunk, **shape), texts, "recording traces")
+    return Trace.from_prompts(parts, trace_meta(facts, n_prompts=len(parts), meta=meta, **shape))
 
 
 def record_text(pair: ModelPair, text: str, **settings: int) -> PromptTrace:

@@ -27,14 +27,13 @@ import torch
 from tqdm.auto import tqdm
 
 from envs.specdec import SpecGymError
-from experiments.cli import check_device, positive_int
+from experiments.cli import RAY_ADDRESS_HELP, check_device, positive_int
 
 S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
 
 RAY_EXTRA = "pip install -e .[ray]"
-ADDRESS_HELP = "start a cluster with `ray start --head` and pass its address (HEAD_IP:6379)"
 
 
 def add_worker_args(parser: argparse.ArgumentParser, what: str = "the pair") -> None:
@@ -77,8 +76,6 @@ def check_workers(workers: int | None, address: str | None = None, device: str =
         return
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise SpecGymError(f"--workers must be an integer >= 1, got {workers!r}")
-    if importlib.util.find_spec("ray") is None:
-        raise SpecGymError(f"--workers needs Ray, which is not installed; install it with {RAY_EXTRA}")
     if re.fullmatch(r"cuda:\d+", str(device)):
         raise SpecGymError(f"--device {device} with --workers: Ray gives each worker its own GPU; pass --device auto")
     if not str(device).startswith("cuda"):  # the driver may have no GPU while its workers do
@@ -86,6 +83,8 @@ def check_workers(workers: int | None, address: str | None = None, device: str =
     address = ray_address(address)
     if address:
         check_reachable(address)
+    if importlib.util.find_spec("ray") is None:
+        raise SpecGymError(f"--workers needs Ray, which is not installed; install it with {RAY_EXTRA}")
 
 
 def check_reachable(address: str) -> None:
@@ -95,18 +94,21 @@ def check_reachable(address: str) -> None:
     if address == "auto":
         return  # Ray finds the cluster started on this node; ray_workers refuses when there is none
     if not match:
-        raise SpecGymError(f"--ray-address {address!r} is not HOST:PORT, ray://HOST:PORT or auto; {ADDRESS_HELP}")
+        raise SpecGymError(f"--ray-address {address!r} is not HOST:PORT, ray://HOST:PORT or auto; {RAY_ADDRESS_HELP}")
     try:
         socket.create_connection((match[1], int(match[2])), timeout=5).close()
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
-        raise SpecGymError(f"cannot reach a Ray cluster at {address} ({why}); {ADDRESS_HELP}") from None
+        raise SpecGymError(f"cannot reach a Ray cluster at {address} ({why}); {RAY_ADDRESS_HELP}") from None
 
 
 class Pool(Protocol[S]):
-    """Runs functions of the workers' state: ``call`` once, ``map`` over items in item order."""
+    """Runs functions of the workers' state: ``call`` once, ``each`` on every worker (or the workers
+    ``only`` lists) at once, ``map`` over items in item order."""
 
     def call(self, fn: Callable[[S], R]) -> R: ...
+
+    def each(self, fn: Callable[[S], R], only: list[int] | None = None) -> list[R]: ...
 
     def map(self, fn: Callable[[S, T], R], items: Sequence[T], desc: str) -> list[R]: ...
 
@@ -120,6 +122,9 @@ class SerialPool:
 
     def call(self, fn: Callable[[S], R]) -> R:
         return fn(self.state)
+
+    def each(self, fn: Callable[[S], R], only: list[int] | None = None) -> list[R]:
+        return [fn(self.state)]  # one worker: this process
 
     def map(self, fn: Callable[[S, T], R], items: Sequence[T], desc: str) -> list[R]:
         return [fn(self.state, item) for item in tqdm(items, desc=desc, disable=not self.progress)]

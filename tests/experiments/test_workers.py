@@ -52,7 +52,9 @@ def test_without_workers_nothing_imports_ray(tmp_path):
 
 def test_workers_refused_without_ray_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # importlib's own "not importable" marker
-    with pytest.raises(SpecGymError, match=r"needs Ray, which is not installed; install it with pip install -e \.\[ray\]"):
+    with pytest.raises(
+        SpecGymError, match=r"needs Ray, which is not installed; install it with pip install -e \.\[ray\]"
+    ):
         check_workers(2)
     with pytest.raises(SpecGymError, match="--workers must be an integer >= 1"):
         check_workers(0)
@@ -86,7 +88,7 @@ def test_two_workers_record_the_serial_trace(ray_module, tmp_path):
 
 
 def test_a_worker_killed_mid_recording_changes_nothing(ray_module):
-    from envs.specdec.trace import Trace, pair_facts, record_trace, trace_meta
+    from envs.specdec.trace import record_trace
     from envs.tasks.prompts import load_prompts
     from experiments.workers import open_pool
 
@@ -104,12 +106,10 @@ def test_a_worker_killed_mid_recording_changes_nothing(ray_module):
 
         killer = threading.Thread(target=kill_one, daemon=True)
         killer.start()
-        parts = pool.map(functools.partial(record_traces.record_text, chunk=64, **shape), texts, "recording")
+        merged = record_traces.record_texts(pool, texts, chunk=64, meta={}, **shape)
         killer.join()
-        facts = pool.call(pair_facts)
         assert pool.failures == 1 and len(pool.actors) == 1
     assert killed[0] < len(texts)  # it died mid-recording
-    merged = Trace.from_prompts(parts, trace_meta(facts, n_prompts=len(parts), meta=None, **shape))
     pair = setup()
     serial = record_trace(pair, [pair.encode(t) for t in texts], progress=False, **shape)
     for name in ARRAYS:
@@ -119,7 +119,41 @@ def test_a_worker_killed_mid_recording_changes_nothing(ray_module):
 def test_a_workers_bad_input_comes_back_as_one_line(ray_module):
     from experiments.workers import open_pool
 
-    with pytest.raises(SpecGymError, match="unknown pair 'nosuch'") as info:
-        with open_pool(functools.partial(pair_from_args, PairArgs(pair="nosuch")), workers=1):
-            pass
+    setup = functools.partial(pair_from_args, PairArgs(pair="nosuch"))
+    with pytest.raises(SpecGymError, match="unknown pair 'nosuch'") as info, open_pool(setup, workers=1):
+        pass
     assert "\n" not in str(info.value)
+
+
+TINY = ["--pair", "tiny-random", "--threads", "1", "--n-prompts", "4", "--max-new-tokens", "12"]
+
+
+def test_pair_benchmark_over_workers_decodes_what_serial_does(ray_module, tmp_path):
+    """Acceptance by k and the outputs do not depend on where prompts ran (only the clock does)."""
+    from experiments import benchmark
+
+    args = ["pair", *TINY, "--ks", "1", "3", "--repeats", "2"]
+    benchmark.main([*args, "--out", str(tmp_path / "serial.json")])
+    benchmark.main([*args, "--workers", "2", "--out", str(tmp_path / "workers.json")])
+    serial, workers = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("serial", "workers"))
+    for key in ("generated_tokens", "identical_outputs", "n_prompts", "divergences", "float32_top2_gap"):
+        assert serial[key] == workers[key], key
+    for k in ("1", "3"):
+        for key in ("mean_accepted_length", "acceptance_rate"):
+            assert serial["by_k"][k][key] == workers["by_k"][k][key], (k, key)
+        assert len(workers["by_k"][k]["tokens_per_s"]) == 4 and workers["by_k"][k]["tokens_per_s"]["min"] > 0
+
+
+def test_calibration_over_workers_makes_one_profile_per_kind_of_device(ray_module, tmp_path, monkeypatch):
+    """Two workers of one kind (this machine's CPU): one profile, in this machine's data directory."""
+    from envs.specdec.cost import ProfiledCost
+    from experiments import benchmark
+
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path / "data"))
+    args = ["cost", *TINY, "--ks", "2", "--calibration-repeats", "1", "--workers", "2"]
+    benchmark.main([*args, "--out", str(tmp_path / "cost.json")])
+    result = json.loads((tmp_path / "cost.json").read_text())
+    (profile,) = (tmp_path / "data" / "profiles").iterdir()
+    assert result["profile"] == str(profile) and profile.name == "tiny-random__cpu__float32.json"
+    assert ProfiledCost.load(profile).meta["threads"] == 1  # calibrated in a worker, one thread
+    assert result["n_cycles"] > 0 and result["device"].startswith("cpu")
