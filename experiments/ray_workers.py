@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from envs.specdec import SpecGymError
 from experiments.cli import RAY_ADDRESS_HELP
 
+QUEUED = 2  # items in flight per actor
 S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
@@ -132,13 +133,15 @@ class RayPool:
     def map(self, fn: Callable[[S, T], R], items: Sequence[T], desc: str) -> list[R]:
         results: list[Any] = [None] * len(items)
         pending, running = deque(range(len(items))), {}
-        idle = list(self.actors)
+        # two items queued per actor: the next one starts as soon as the last ends, without waiting
+        # for the round trip through this process
+        slots = [actor for actor in self.actors for _ in range(QUEUED)]
         fn_ref = ray.put(fn)  # shipped once, not once per item
         self.done = 0
         with tqdm(total=len(items), desc=f"{desc} ({len(self.actors)} workers)", disable=not self.progress) as bar:
             while pending or running:
-                while pending and idle:
-                    actor, index = idle.pop(), pending.popleft()
+                while pending and slots:
+                    actor, index = slots.pop(), pending.popleft()
                     running[actor.call.remote(fn_ref, items[index])] = (actor, index)
                 if not running:
                     raise SpecGymError("every Ray worker died; see the workers' logs (ray logs) for why")
@@ -149,17 +152,19 @@ class RayPool:
                 except RayActorError:
                     self.lost(actor)
                     pending.appendleft(index)  # again, on another worker
+                    slots = [a for a in slots if a in self.actors]
                     continue
-                idle.append(actor)
+                slots.append(actor)
                 self.done += 1
                 bar.update()
         return results
 
     def lost(self, actor: Any) -> None:
+        if actor not in self.actors:
+            return  # its other queued item, already counted
         self.failures += 1
-        if actor in self.actors:
-            self.actors.remove(actor)
-        tqdm.write(f"a Ray worker died; {len(self.actors)} left, its item runs again on another")
+        self.actors.remove(actor)
+        tqdm.write(f"a Ray worker died; {len(self.actors)} left, its items run again on another")
 
     def close(self) -> None:
         for actor in self.actors:

@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", help="prompt source (default: the pair's own, as train records)")
     p.add_argument("--n-prompts", type=positive_int, default=240)
     p.add_argument("--max-new-tokens", type=positive_int, default=128)
-    p.add_argument("--width", type=positive_int, default=1)
+    p.add_argument("--width", type=positive_int, default=4, help="tree width (default: 4, as train records)")
     p.add_argument("--max-depth", type=positive_int, default=8)
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads per process (default: 1)")
     p.add_argument("--device", default="auto")
