@@ -1,9 +1,10 @@
 """Ray actors for :mod:`experiments.workers` (imported only with ``--workers``; needs ``.[ray]``).
 
 Each :class:`Worker` actor runs its ``setup`` once (the model pair) and then any function of that
-state. :class:`RayPool` hands items to whichever actor is free, one at a time, so a slow shard
-never holds the others up, and keeps the results in item order. Ray's ``ActorPool`` would hand a
-dead actor new work after a failure; here the dead actor is dropped and its item given to another.
+state. :class:`RayPool` hands items to the actors as they free up (two queued on each), so a slow
+item never holds the others up, and keeps the results in item order. Ray's ``ActorPool`` would
+hand a dead actor new work after a failure; here the dead actor is dropped and its items given to
+the others.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def connect(address: str | None) -> None:
             include_dashboard=False if local else None,
             logging_level=logging.WARNING,
             log_to_driver=True,
+            # Ray runs workers at nice 15 by default; here they do the work a serial run does at
+            # nice 0, and on a shared machine nice 15 leaves them the scraps of everyone else's
+            _system_config={"worker_niceness": 0} if local else None,
         )
     except ConnectionError as exc:
         raise SpecGymError(f"cannot join the Ray cluster at {address}: {exc}; {RAY_ADDRESS_HELP}") from None
