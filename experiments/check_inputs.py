@@ -29,6 +29,7 @@ ARB = (*TRAIN, "--env", "arbitration", "--runs-dir", "{tmp}/runs")
 RECORD = ("experiments.record_traces", "--pair", "tiny-random", "--n-prompts", "2", "--max-new-tokens", "4")
 RECORD_ARB = ("experiments.record_traces", "--env", "arbitration", "--pair", "tiny-random", "--n-items", "2")
 BENCH_ENV = ("experiments.benchmark", "env", "--traces", "{tmp}/tiny.npz")
+NO_RAY = {"PYTHONPATH": "{tmp}/no-ray"}  # its sitecustomize hides an installed ray (PYTHONPATH entries go first)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,31 @@ CASES = [
     Case("record-arbitration-max-nodes-zero", (*RECORD_ARB, "--max-nodes", "0"), "--max-nodes: must be >= 1"),
     Case("record-arbitration-out-not-npz", (*RECORD_ARB, "--out", "{tmp}/x.txt"), "x.txt' must end in .npz"),
     Case("record-arbitration-target", (*RECORD_ARB, "--target", "foo"), "pass --pair, not --target"),
+    Case("workers-zero", (*RECORD, "--workers", "0", "--out", "{tmp}/t.npz"), "--workers: must be >= 1"),
+    Case(
+        "workers-without-ray",
+        (*RECORD, "--workers", "2", "--out", "{tmp}/t.npz"),
+        "install it with pip install -e .[ray]",
+        NO_RAY,
+    ),
+    Case(
+        "evaluate-workers-without-ray",
+        ("experiments.evaluate", "--policy", "{tmp}/run", "--pair", "tiny-random", "--workers", "2"),
+        "install it with pip install -e .[ray]",
+        NO_RAY,
+    ),
+    Case(
+        "ray-address-unreachable",
+        (*RECORD, "--workers", "2", "--ray-address", "127.0.0.1:1", "--out", "{tmp}/t.npz"),
+        "cannot reach a Ray cluster at 127.0.0.1:1",
+    ),
+    Case(
+        "benchmark-ray-address-unreachable",
+        ("experiments.benchmark", "pair", "--pair", "tiny-random", "--workers", "2", "--ray-address", "127.0.0.1:1"),
+        "cannot reach a Ray cluster at 127.0.0.1:1",
+    ),
+    Case("train-vec-env-ray-without-workers", (*ARB, "--vec-env", "ray"), "--vec-env ray needs --workers N"),
+    Case("train-workers-without-vec-env-ray", (*ARB, "--workers", "2"), "add --vec-env ray"),
     Case(
         "trace-of-another-pair",
         (*TRAIN, "--pair", "gsm", "--env", "draft-verify", "--traces", "{tmp}/tiny.npz", "--runs-dir", "{tmp}/runs"),
@@ -149,8 +175,9 @@ class Outcome:
 
 def prepare(tmp: Path) -> None:
     """The files the cases read: bad configs and prompts, a trace of tiny-random, model directories
-    with a corrupt tokenizer.json or shortlist.json, a run whose checkpoints are gone, and a regular
-    file to put directories under (unwritable, also for root)."""
+    with a corrupt tokenizer.json or shortlist.json, a run whose checkpoints are gone, a
+    ``sitecustomize`` that hides Ray, and a regular file to put directories under (unwritable, also
+    for root)."""
     import shutil
 
     import numpy as np
@@ -175,6 +202,8 @@ def prepare(tmp: Path) -> None:
     (tmp / "bad-tok" / "tokenizer.json").write_text((tmp / "bad-tok" / "tokenizer.json").read_text()[:200])
     shutil.copytree(BUNDLED / "gsm" / "draft", tmp / "bad-list")
     (tmp / "bad-list" / "shortlist.json").write_text('{"ids": [1, 2')
+    (tmp / "no-ray").mkdir()
+    (tmp / "no-ray" / "sitecustomize.py").write_text("import sys\n\nsys.modules['ray'] = None  # as if not installed\n")
     run = tmp / "run"
     (run / "tb" / "arbiter_1").mkdir(parents=True)  # the stage had begun; its checkpoints are gone
     args = replace(
@@ -196,6 +225,8 @@ def run_case(case: Case, tmp: Path, timeout: float = 180) -> Outcome:
     env |= {"SPECGYM_DATA": str(tmp / "data"), "WANDB_SILENT": "true", "TQDM_DISABLE": "1"}
     for key, value in case.env.items():
         env[key] = value.format(tmp=tmp)
+        if key == "PYTHONPATH":  # in front of the repository, not instead of it
+            env[key] += os.pathsep + str(ROOT)
     env = {key: value for key, value in env.items() if value != ""}
     cmd = [sys.executable, "-m", *(arg.format(tmp=tmp) for arg in case.argv)]
     try:

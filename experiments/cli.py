@@ -20,6 +20,9 @@ from envs.specdec import ModelPair, SpecGymError
 from envs.specdec.files import write_text_atomic
 from envs.specdec.pair import resolve_device
 
+# the fix for a Ray cluster that cannot be reached (experiments.workers and .ray_workers say it)
+RAY_ADDRESS_HELP = "start a cluster with `ray start --head` and pass its address (HEAD_IP:6379)"
+
 
 def console() -> Console:
     """Rich's console for result tables; when output goes to a file or CI log (no terminal, where
@@ -134,6 +137,11 @@ def check_device(device: str) -> None:
     """Refuse, naming the choices, a --device this machine cannot run on (``tpu``, CUDA without one),
     before any work: the engine's own check, called up front."""
     resolve_device(device)
+
+
+def pair_args(settings: PairArgs | argparse.Namespace) -> PairArgs:
+    """Just the pair options of a command's settings (what a worker needs to load the pair)."""
+    return PairArgs(**{key: getattr(settings, key) for key in PairArgs.__dataclass_fields__})
 
 
 def pair_from_args(args: PairArgs | argparse.Namespace) -> ModelPair:

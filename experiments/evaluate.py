@@ -16,11 +16,16 @@ rule (``confidence+expected`` ...; ``best_rule`` names the fastest of the six) a
 ``oracle_depth`` (hindsight on the depth only). Then live decoding
 with the wall clock (``measured_tokens_per_s``) for ``learned``, the best static k and
 ``target_only``, interleaved per prompt in one run.
+
+With ``--workers N`` the recording and the live decoding run on N Ray actors, each loading the
+pair once (docs/scaling.md); the live prompts are shared among them, each timed where it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,16 +37,28 @@ from envs.partners import make_policy
 from envs.specdec import SpecGymError, SpeculativeDecoder
 from envs.specdec.cost import device_name, make_cost_model
 from envs.specdec.cycles import LiveCycles
+from envs.specdec.pair import ModelPair
 from envs.specdec.records import mean_accepted_length
 from envs.specdec.replay import TraceReplay
 from envs.specdec.schedules import EpisodeStats, Policy, rollout
-from envs.specdec.trace import Trace, record_trace
+from envs.specdec.trace import Trace
 from envs.tasks import load_prompts
 from experiments import cli
 from experiments.artifacts import default_cost_model, trace_source
-from experiments.benchmarks.common import divergences, interleaved
-from experiments.cli import CommandParser, PairArgs, add_pair_args, pair_from_args, positive_int, run_main, write_json
+from experiments.benchmarks.common import divergences, pool_interleaved
+from experiments.cli import (
+    CommandParser,
+    PairArgs,
+    add_pair_args,
+    pair_args,
+    pair_from_args,
+    positive_int,
+    run_main,
+    write_json,
+)
+from experiments.record_traces import record_texts
 from experiments.runs import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
+from experiments.workers import Pool, WorkerArgs, add_worker_args, check_workers, open_pool
 
 console = cli.console()
 DYNAMIC = ("heuristic", "confidence", "specdec++")
@@ -74,11 +91,24 @@ def evaluate_cost_model(source: TraceReplay, policies: dict[str, Policy]) -> dic
 
 
 def measure_live(
-    pair, prompts: list[list[int]], policies: dict[str, Policy], s: EvalSettings
+    pool: Pool, prompts: list[list[int]], policies: dict[str, str], s: EvalSettings
 ) -> tuple[dict[str, float], list]:
-    """Wall-clock tokens/s, policies and target-only interleaved per prompt; and where a policy's
-    output left the target's greedy tokens (never in float32; bfloat16 ties: benchmarks.common)."""
-    # the policies observe cost-model features (as in training); the clock below is the wall clock
+    """Wall-clock tokens/s, policies (by name: see :func:`live_methods`) and target-only interleaved
+    per prompt, on the pool's workers; and where a policy's output left the target's greedy tokens
+    (never in float32; bfloat16 ties: benchmarks.common)."""
+    make = functools.partial(live_methods, policies=policies, settings=s, prompts=prompts)
+    rates, outputs, _ = pool_interleaved(pool, make, list(range(len(prompts))), 1)
+    find = functools.partial(divergences, prompts=prompts, outputs=outputs, reference="target_only")
+    return {name: r[0] for name, r in rates.items()}, pool.call(find)
+
+
+def live_methods(
+    pair: ModelPair, *, policies: dict[str, str], settings: EvalSettings, prompts: list[list[int]]
+) -> dict[str, Callable[[int], list[int]]]:
+    """Decoding prompt ``i`` with each policy (``learned``: the run's; else a partner name such as
+    ``static-3``) and with the target alone, on ``pair`` (a worker's, with --workers)."""
+    s = settings
+    # the policies observe cost-model features (as in training); the clock is the wall clock
     source = LiveCycles(
         pair,
         prompts,
@@ -89,17 +119,20 @@ def measure_live(
     )
     dec = SpeculativeDecoder(pair)
 
-    def decode_with(policy: Policy):
+    def decode_with(policy: Policy) -> Callable[[int], list[int]]:
         def go(i: int) -> list[int]:
             rollout(policy, source, i)
             return source.state.new_tokens
 
         return go
 
-    methods = {name: decode_with(policy) for name, policy in policies.items()}
+    made = {
+        name: learned_policy(s.policy, s.verify_policy) if spec == "learned" else make_policy(spec)
+        for name, spec in policies.items()
+    }
+    methods = {name: decode_with(policy) for name, policy in made.items()}
     methods["target_only"] = lambda i: dec.generate_target(prompts[i], s.max_new_tokens).tokens
-    rates, outputs = interleaved(methods, list(range(len(prompts))), 1, pair.device)
-    return {name: r[0] for name, r in rates.items()}, divergences(pair, prompts, outputs, reference="target_only")
+    return methods
 
 
 def prompt_source(meta: dict) -> str:
@@ -119,7 +152,7 @@ def resolve_pair_name(settings: EvalSettings, trained: dict) -> str:
 
 
 @dataclass(kw_only=True)
-class EvalSettings(PairArgs):
+class EvalSettings(PairArgs, WorkerArgs):
     """``python -m experiments.evaluate --env draft-verify``'s options (None: resolved as the help says)."""
 
     policy: str
@@ -167,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-live", action="store_true", help="skip the wall-clock measurement")
     p.add_argument("--out", help="write the results JSON here")
+    add_worker_args(p)
     return p
 
 
@@ -204,23 +238,17 @@ def resolve(settings: EvalSettings) -> EvalSettings:
     )
 
 
-def evaluate_draft_verify(settings: EvalSettings) -> dict:
-    """The learned policy against every baseline (see the module docstring); the results JSON."""
-    s = resolve(settings)
-    pair = pair_from_args(s)
+def evaluate_on(pool: Pool, s: EvalSettings) -> tuple[dict, dict]:
+    """The cost-model comparison on a replayed trace (recorded by the pool's workers unless --traces)
+    and the live wall-clock comparison on them; the results by policy and the run's facts."""
+    pair_info = pool.call(describe_pair)
     cost = make_cost_model(s.cost_model)
     if s.traces:
         trace: Trace | str = s.traces
     else:
-        prompts = [pair.encode(t) for t in load_prompts(s.prompts, s.n_prompts or 20)]
-        trace = record_trace(
-            pair,
-            prompts,
-            max_new_tokens=s.max_new_tokens or 128,
-            width=s.width,
-            max_depth=s.max_depth,
-            meta={"prompts": s.prompts},
-        )
+        texts = load_prompts(s.prompts, s.n_prompts or 20)
+        shape = {"max_new_tokens": s.max_new_tokens or 128, "width": s.width, "max_depth": s.max_depth}
+        trace = record_texts(pool, texts, chunk=64, meta={"prompts": s.prompts}, **shape)
     source = TraceReplay(trace, cost=cost, width=s.width, max_depth=s.max_depth, max_new_tokens=s.max_new_tokens)
     prompts = [source.trace.prompt(i).prompt.tolist() for i in range(source.n_prompts)]
     s = replace(s, max_new_tokens=source.max_new_tokens)
@@ -236,16 +264,40 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
     best_static = max(statics, key=lambda n: results[n]["tokens_per_s"])
     rules = [*DYNAMIC, *(f"{name}+expected" for name in DYNAMIC)]
     best_rule = max(rules, key=lambda n: results[n]["tokens_per_s"])
+    info = {**pair_info, "source": source, "prompts": prompts, "best_static": best_static, "best_rule": best_rule}
     if not s.no_live:
-        live, diverged = measure_live(pair, prompts, {"learned": learned, best_static: policies[best_static]}, s)
+        live_policies = {"learned": "learned", best_static: best_static.replace("static_k", "static-")}
+        live, info["diverged"] = measure_live(pool, prompts, live_policies, s)
         for name, rate in live.items():
             results[name]["measured_tokens_per_s"] = rate
+    return results, info
+
+
+def describe_pair(pair: ModelPair) -> dict[str, str]:
+    """What the results JSON says of the pair (read where it is loaded: a worker, with --workers)."""
+    return {"pair": pair.name, "device": device_name(pair.device), "dtype": pair.dtype_name}
+
+
+def evaluate_draft_verify(settings: EvalSettings) -> dict:
+    """The learned policy against every baseline (see the module docstring); the results JSON."""
+    s = resolve(settings)
+    check_workers(s.workers, s.ray_address, s.device)
+    with open_pool(
+        functools.partial(pair_from_args, pair_args(s)),
+        workers=s.workers,
+        address=s.ray_address,
+        threads=s.threads,
+        device=s.device,
+    ) as pool:
+        results, info = evaluate_on(pool, s)
+    source, prompts, diverged = info["source"], info["prompts"], info.get("diverged")
+    best_static, best_rule = info["best_static"], info["best_rule"]
     out = {
         "benchmark": "evaluate-draft-verify",
         "env": "draft-verify",
-        "pair": pair.name,
-        "device": device_name(pair.device),
-        "dtype": pair.dtype_name,
+        "pair": info["pair"],
+        "device": info["device"],
+        "dtype": info["dtype"],
         "cost_model": s.cost_model,
         "backend": "replay",
         "traces": s.traces or "recorded for the prompts",
@@ -266,7 +318,7 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
         out["measured_learned_over_best_static"] = (
             results["learned"]["measured_tokens_per_s"] / results[best_static]["measured_tokens_per_s"]
         )
-    table = Table(title=f"DraftVerify evaluation: {pair.name}, {len(prompts)} held-out prompts, {s.cost_model}")
+    table = Table(title=f"DraftVerify evaluation: {info['pair']}, {len(prompts)} held-out prompts, {s.cost_model}")
     for col in ("policy", "tokens/s (cost model)", "accepted length", "of oracle", "measured tokens/s"):
         table.add_column(col)
     for name, row in sorted(results.items(), key=lambda kv: -kv[1]["tokens_per_s"]):

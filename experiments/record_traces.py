@@ -2,9 +2,12 @@
 
     python -m experiments.record_traces --pair P [--prompts SRC] [--n-prompts N]
         [--max-new-tokens M] [--width W] [--max-depth D] [--split heldout|train] --out FILE.npz
+        [--workers N [--ray-address ADDR]]
 
 For each prompt: the target's greedy output, and at every output position the draft's top-W
-tree to depth D (teacher-forced, batched). Use the file with
+tree to depth D (teacher-forced, batched). With ``--workers N`` the prompts are shared among N
+Ray actors, each loading the pair once (one GPU each on a cluster with GPUs; docs/scaling.md);
+the trace is the serial one, saved here. Use the file with
 ``gymnasium.make("SpecGym/DraftVerify-v0", backend="replay", traces=FILE.npz, pair=P, width=W)``.
 
     python -m experiments.record_traces --env arbitration --pair gsm --task chain_sum
@@ -20,17 +23,17 @@ are kept under FILE.npz.parts/). Use the file with
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
 
 from envs.arbitration.record import DEFAULT_MAX_NODES
 from envs.pairs import data_dir
 from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec import SpecGymError
-from envs.specdec.trace import check_trace_settings, record_trace
+from envs.specdec.pair import ModelPair
+from envs.specdec.trace import PromptTrace, Trace, check_trace_settings, pair_facts, record_prompt, trace_meta
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
 from experiments.cli import (
@@ -38,11 +41,12 @@ from experiments.cli import (
     PairArgs,
     add_pair_args,
     add_prompt_args,
-    check_device,
+    pair_args,
     pair_from_args,
     positive_int,
     run_main,
 )
+from experiments.workers import Pool, WorkerArgs, add_worker_args, check_workers, open_pool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,11 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"decisions recorded per item at most; keep-target chains always complete (default: {DEFAULT_MAX_NODES})",
     )
     arb.add_argument("--max-drafts", type=int, default=None, help="kept draft tokens per recorded path at most")
+    add_worker_args(parser)
     return parser
 
 
 @dataclass(kw_only=True)
-class BranchSettings(PairArgs):
+class BranchSettings(PairArgs, WorkerArgs):
     """What ``--env arbitration`` records: the items (pair, task, split, count) and the decoding (k, tokens)."""
 
     pair: str | None = "gsm"
@@ -114,7 +119,7 @@ def default_branch_path(s: BranchSettings) -> Path:
 def record_arbitration(s: BranchSettings) -> Path:
     """Record the decision trees of ``s``'s items (see the module docstring); the file's path."""
     from envs.arbitration import ArbitrationEnv
-    from envs.arbitration.record import check_record_settings, record_branches
+    from envs.arbitration.record import branch_meta, check_record_settings, env_device, record_branches, record_indices
 
     check_record_settings(s.max_nodes, s.max_drafts, s.chunk)
     if s.target or s.draft:
@@ -123,20 +128,35 @@ def record_arbitration(s: BranchSettings) -> Path:
     if out.suffix != ".npz":
         raise SpecGymError(f"--out {str(out)!r} must end in .npz")
     check_writable(out.parent, "the --out directory", "pass --out FILE.npz in a writable directory")
-    check_device(s.device)
-    if s.threads:
-        torch.set_num_threads(s.threads)
-    env = ArbitrationEnv(
-        pair=s.pair,
-        task=s.task,
-        n_items=s.n_items,
-        split=s.split,
-        k=s.k,
-        max_new_tokens=s.max_new_tokens,
+    check_workers(s.workers, s.ray_address, s.device)
+    env_kwargs = {
+        "pair": s.pair,
+        "task": s.task,
+        "n_items": s.n_items,
+        "split": s.split,
+        "k": s.k,
+        "max_new_tokens": s.max_new_tokens,
+        "device": s.device,
+        "dtype": s.dtype,
+    }
+    limits = {"max_nodes": s.max_nodes, "max_drafts": s.max_drafts}
+    with open_pool(
+        functools.partial(ArbitrationEnv, **env_kwargs),
+        workers=s.workers,
+        address=s.ray_address,
+        threads=s.threads,
         device=s.device,
-        dtype=s.dtype,
-    )
-    tree = record_branches(env, out, max_nodes=s.max_nodes, max_drafts=s.max_drafts, chunk=s.chunk)
+        progress=False,  # record_branches shows the one bar
+    ) as pool:
+        work = functools.partial(record_indices, **limits)
+        tree = record_branches(
+            pool.call(functools.partial(branch_meta, **limits)),
+            s.n_items,
+            out,
+            record_items=lambda indices: pool.map(work, list(indices), "recording branches"),
+            device=pool.call(env_device),
+            chunk=s.chunk,
+        )
     m = tree.meta
     print(
         f"recorded {tree.n_items} items, {tree.n_nodes} decisions ({m['complete_items']} items complete) "
@@ -146,7 +166,7 @@ def record_arbitration(s: BranchSettings) -> Path:
 
 
 @dataclass(kw_only=True)
-class TraceSettings(PairArgs):
+class TraceSettings(PairArgs, WorkerArgs):
     """What to record: the pair (a registered name, or --target/--draft paths) and the trace's shape."""
 
     prompts: str | None = None
@@ -171,20 +191,22 @@ def record(settings: TraceSettings) -> Path:
         check_writable(Path(s.out).parent, "the --out directory", "pass --out FILE.npz in a writable directory")
     else:
         check_data_dir_writable()
-    pair = pair_from_args(s)
+    check_workers(s.workers, s.ray_address, s.device)
     seed = split_seed(s.split)
-    ids = [pair.encode(text) for text in load_prompts(s.prompts, s.n_prompts, seed)]
+    texts = load_prompts(s.prompts, s.n_prompts, seed)
     start = time.perf_counter()
-    trace = record_trace(
-        pair,
-        ids,
-        max_new_tokens=s.max_new_tokens,
-        width=s.width,
-        max_depth=s.max_depth,
-        chunk=s.chunk,
-        meta={"prompts": s.prompts, "split": s.split, "prompt_seed": seed},
-    )
-    out = s.out or data_dir() / "traces" / f"{pair.name}__w{s.width}_d{s.max_depth}_{s.split}.npz"
+    shape = {"max_new_tokens": s.max_new_tokens, "width": s.width, "max_depth": s.max_depth}
+    with open_pool(
+        functools.partial(pair_from_args, pair_args(s)),
+        workers=s.workers,
+        address=s.ray_address,
+        threads=s.threads,
+        device=s.device,
+    ) as pool:
+        meta = {"prompts": s.prompts, "split": s.split, "prompt_seed": seed}
+        trace = record_texts(pool, texts, chunk=s.chunk, meta=meta, **shape)
+    pair_name = trace.meta["pair"]
+    out = s.out or data_dir() / "traces" / f"{pair_name}__w{s.width}_d{s.max_depth}_{s.split}.npz"
     path = trace.save(out)
     positions = int(trace.output_offsets[-1])
     print(
@@ -192,6 +214,21 @@ def record(settings: TraceSettings) -> Path:
         f"-> {path} (+ {path.with_suffix('.json').name})"
     )
     return path
+
+
+def record_texts(
+    pool: Pool, texts: list[str], *, max_new_tokens: int, width: int, max_depth: int, chunk: int, meta: dict
+) -> Trace:
+    """The trace of ``texts`` recorded by ``pool``'s workers (each holding the pair), in prompt order."""
+    shape = {"max_new_tokens": max_new_tokens, "width": width, "max_depth": max_depth}
+    facts = pool.call(pair_facts)
+    parts = pool.map(functools.partial(record_text, chunk=chunk, **shape), texts, "recording traces")
+    return Trace.from_prompts(parts, trace_meta(facts, n_prompts=len(parts), meta=meta, **shape))
+
+
+def record_text(pair: ModelPair, text: str, **settings: int) -> PromptTrace:
+    """One prompt, encoded by the pair that records it (a worker's, with --workers)."""
+    return record_prompt(pair, pair.encode(text), **settings)
 
 
 ARBITRATION_ONLY = ("task", "n_items", "k", "max_nodes", "max_drafts")

@@ -50,10 +50,12 @@ from experiments.cli import CommandParser, check_device, positive_int, run_main
 from experiments.training.args import DEFAULT_PAIR, TRAINED_ROLES, TrainArgs
 from experiments.training.clock import RunClock
 from experiments.training.config import CONFIG_DIR, load_config
-from experiments.training.ppo import TrainingInterrupted, train, trained_timesteps
+from experiments.training.ppo import TrainingInterrupted, VecSettings, train, trained_timesteps
 from experiments.training.results import evaluate_run, headline, report_run, summarise
 from experiments.training.tracking import check_wandb_mode
+from experiments.workers import add_worker_args, check_workers
 
+VEC_ENVS = ("auto", "dummy", "subproc", "ray")
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0", "arbitration": "SpecGym/Arbitration-v0"}
 CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml"}
 
@@ -105,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         "n_steps x n_envs steps, so at least one: results.json's timesteps_trained says how many it took",
     )
     p.add_argument("--n-envs", type=positive_int, help="parallel environments (default: from the config)")
+    p.add_argument(
+        "--vec-env",
+        default="auto",
+        choices=VEC_ENVS,
+        help="how the envs run: auto (live envs one process each, replay in this one) | dummy | subproc | ray "
+        "(Ray actors, --workers of them, each holding the pair once for its share of the envs; docs/scaling.md)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (distinct)")
     p.add_argument("--config", help=f"hyperparameter YAML (default: {CONFIG_DIR}/<env>.yaml)")
     p.add_argument("--exp", help="experiment name (run directory, W&B group; default: coadaptive | ppo)")
@@ -121,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="where the models run: auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--no-progress", action="store_true")
+    add_worker_args(p, what="the pair for its share of --n-envs (with --vec-env ray)")
     return p
 
 
@@ -175,6 +185,10 @@ def note_short_budget(config: dict[str, Any], name: str) -> None:
         )
 
 
+def vec_settings(args: TrainArgs) -> VecSettings:
+    return VecSettings(kind=args.vec_env, workers=args.workers, address=args.ray_address, threads=args.threads)
+
+
 def stage_seed(seed: int, round_: int) -> int:
     """PPO's seed for a round of run ``seed``: seed + round would give run 0's round 2 the seed of
     run 1's round 1; spaced by 1000, the runs' seeds never meet."""
@@ -213,6 +227,7 @@ def coadaptive(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> di
                     resume=bool(args.resume),
                     tracking=tracking,
                     progress=not args.no_progress,
+                    vec=vec_settings(args),
                 )
             partners[role] = str(path)
             stages.append(
@@ -279,6 +294,7 @@ def arbitration(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> d
             tracking=args.wandb_mode != "disabled",
             progress=not args.no_progress,
             warm_start=warm_start,
+            vec=vec_settings(args),
         )
     stage = {
         **warm,
@@ -469,6 +485,13 @@ def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:
             f"--eval-items must be 0 (no evaluation) or >= 2 (a paired interval needs two items), got {args.eval_items}"
         )
     check_device(args.device)
+    if args.vec_env == "ray" and args.workers is None:
+        raise SpecGymError("--vec-env ray needs --workers N (the Ray actors the envs are shared among)")
+    if args.workers is not None and args.vec_env != "ray":
+        raise SpecGymError("--workers in train sets the Ray actors of --vec-env ray; add --vec-env ray")
+    if args.vec_env not in VEC_ENVS:
+        raise SpecGymError(f"unknown --vec-env {args.vec_env!r}; choose {', '.join(VEC_ENVS)}")
+    check_workers(args.workers, args.ray_address, args.device)
     if args.resume:
         check_writable(args.resume, "run directory", "copy the run somewhere writable and --resume the copy")
     else:

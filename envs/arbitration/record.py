@@ -57,43 +57,36 @@ RecordItems = Callable[[Sequence[int]], list[ItemTree]]
 
 
 def record_branches(
-    env: ArbitrationEnv,
+    meta: dict,
+    n_items: int,
     out: str | Path,
     *,
-    max_nodes: int = DEFAULT_MAX_NODES,
-    max_drafts: int | None = None,
+    record_items: RecordItems,
+    device: str,
     chunk: int = 50,
     progress: bool = True,
-    record_items: RecordItems | None = None,
 ) -> BranchTree:
-    """Record the decision tree of every item of ``env`` (its pair, task, split, k, ...) into ``out``.
+    """Record the decision trees of items ``0..n_items-1`` (what ``meta`` describes: see
+    :func:`branch_meta`) into ``out``, ``chunk`` items at a time.
 
-    ``record_items(indices) -> trees`` records a list of items in order (default: one by one in
-    this process, :meth:`ArbitrationEnv.record_item`); a distributed runner may pass its own.
+    ``record_items(indices) -> trees`` records a list of items in order: one by one in this process
+    (``lambda ix: [env.record_item(i) for i in ix]``), or shared among workers by a caller that has them.
     """
-    check_record_settings(max_nodes, max_drafts, chunk)
+    check_record_settings(meta["max_nodes"], meta["max_drafts"], chunk)
     out = Path(out)
     if out.suffix != ".npz":
         raise SpecGymError(f"--out {str(out)!r} must end in .npz")
-    meta = branch_meta(env, max_nodes, max_drafts)
     parts = out.with_name(out.name + ".parts")
     if parts.is_dir() and _parts_meta(parts) != meta:
         shutil.rmtree(parts)  # parts of another recording: start over rather than mix them
     parts.mkdir(parents=True, exist_ok=True)
     (parts / "meta.json").write_text(json.dumps(meta))
-    if record_items is None:
-
-        def record_items(indices: Sequence[int]) -> list[ItemTree]:
-            return [env.record_item(i, max_nodes, max_drafts) for i in indices]
-
-    n = len(env.items)
-    starts = range(0, n, chunk)
     trees: list[BranchTree] = []
     start = time.perf_counter()
-    with tqdm(total=n, desc=f"recording {env.pair_name} branches", unit="item", disable=not progress) as bar:
-        for s in starts:
+    with tqdm(total=n_items, desc=f"recording {meta['pair']} branches", unit="item", disable=not progress) as bar:
+        for s in range(0, n_items, chunk):
             path = parts / f"{s:07d}.npz"
-            indices = range(s, min(s + chunk, n))
+            indices = range(s, min(s + chunk, n_items))
             if path.is_file():
                 part = BranchTree.load(path)
             else:
@@ -103,7 +96,7 @@ def record_branches(
             bar.update(len(indices))
     tree = BranchTree.concat(trees)
     tree.meta.update(
-        device=device_name(env.pair.device),
+        device=device,
         recorded=date.today().isoformat(),
         record_seconds=round(time.perf_counter() - start, 1),
         n_nodes=tree.n_nodes,
@@ -112,6 +105,37 @@ def record_branches(
     tree.save(out)
     shutil.rmtree(parts)
     return tree
+
+
+def record_env(
+    env: ArbitrationEnv,
+    out: str | Path,
+    *,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    max_drafts: int | None = None,
+    chunk: int = 50,
+    progress: bool = True,
+) -> BranchTree:
+    """Every item of a live ``env`` recorded in this process (:func:`record_branches`)."""
+    return record_branches(
+        branch_meta(env, max_nodes, max_drafts),
+        len(env.items),
+        out,
+        record_items=lambda indices: [env.record_item(i, max_nodes, max_drafts) for i in indices],
+        device=env_device(env),
+        chunk=chunk,
+        progress=progress,
+    )
+
+
+def env_device(env: ArbitrationEnv) -> str:
+    """The device the env's models run on, named for records (on a worker, it is the worker's)."""
+    return device_name(env.pair.device)
+
+
+def record_indices(env: ArbitrationEnv, index: int, *, max_nodes: int, max_drafts: int | None) -> ItemTree:
+    """Item ``index``'s tree (a pool's per-item work)."""
+    return env.record_item(index, max_nodes, max_drafts)
 
 
 def _parts_meta(parts: Path) -> dict | None:

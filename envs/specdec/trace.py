@@ -47,6 +47,7 @@ ARRAYS = (
     "tree_entropies",
     "tree_cum_logprobs",
 )
+TREE_FIELDS = ("tokens", "parents", "probs", "entropies", "cum_logprobs")  # PromptTrace's tree arrays
 
 
 @dataclass
@@ -119,6 +120,24 @@ class Trace:
         path.unlink(missing_ok=True)
         write_text_atomic(path.with_suffix(".json"), json.dumps(self.meta, indent=1))
         return write_atomic(path, lambda f: np.savez_compressed(f, meta=np.array(json.dumps(self.meta)), **arrays))
+
+    @classmethod
+    def from_prompts(cls, parts: list[PromptTrace], meta: dict[str, Any]) -> Trace:
+        """The trace of ``parts`` (one per prompt, in prompt order) concatenated."""
+
+        def offsets(arrays: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([[0], np.cumsum([len(x) for x in arrays])]).astype(np.int64)
+
+        prompts, outputs = [p.prompt for p in parts], [p.output for p in parts]
+        return cls(
+            meta=meta,
+            prompt_tokens=np.concatenate(prompts),
+            prompt_offsets=offsets(prompts),
+            output_tokens=np.concatenate(outputs),
+            output_offsets=offsets(outputs),
+            eos_stop=np.array([p.eos_stop for p in parts], bool),
+            **{f"tree_{k}": np.concatenate([getattr(p, k) for p in parts]) for k in TREE_FIELDS},
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Trace:
@@ -207,6 +226,48 @@ def check_trace_settings(*, max_new_tokens: int, width: int, max_depth: int, chu
         raise SpecGymError(f"--max-depth (tree depth) must be an integer in 1..{MAX_DEPTH}, got {max_depth!r}")
 
 
+def record_prompt(
+    pair: ModelPair, ids: list[int], *, max_new_tokens: int, width: int = 1, max_depth: int = 8, chunk: int = 64
+) -> PromptTrace:
+    """One prompt's target greedy output and draft trees: prompts are recorded independently, so
+    any split of them over processes merges (:meth:`Trace.from_prompts`) into the serial trace."""
+    result = SpeculativeDecoder(pair).generate_target(ids, max_new_tokens)
+    tree = draft_trees(pair.draft, list(ids), result.tokens, width=width, depth=max_depth, chunk=chunk)
+    return PromptTrace(
+        prompt=np.asarray(ids, np.int32),
+        output=np.asarray(result.tokens, np.int32),
+        eos_stop=result.stop_reason == "eos",
+        **tree,
+    )
+
+
+def trace_meta(
+    pair_facts: dict[str, Any], *, n_prompts: int, max_new_tokens: int, width: int, max_depth: int, meta: dict | None
+) -> dict[str, Any]:
+    """A trace's meta from :func:`pair_facts` of the pair that recorded it and the recording's settings."""
+    return {
+        "version": TRACE_VERSION,
+        **pair_facts,
+        "width": width,
+        "max_depth": max_depth,
+        "max_new_tokens": max_new_tokens,
+        "n_prompts": n_prompts,
+        "date": date.today().isoformat(),
+        **(meta or {}),
+    }
+
+
+def pair_facts(pair: ModelPair) -> dict[str, Any]:
+    """What a trace records of its pair (read where the pair is loaded: a worker, with --workers)."""
+    return {
+        "pair": pair.name,
+        "pair_info": pair.describe(),
+        "max_context": pair.max_context,
+        "vocab_size": pair.vocab_size,
+        "eos_token_ids": sorted(pair.eos_token_ids),
+    }
+
+
 def record_trace(
     pair: ModelPair,
     prompts: list[list[int]],
@@ -222,39 +283,9 @@ def record_trace(
     check_trace_settings(max_new_tokens=max_new_tokens, width=width, max_depth=max_depth, chunk=chunk)
     if not prompts:
         raise SpecGymError("no prompts to record; pass at least one")
-    dec = SpeculativeDecoder(pair)
-    lists: dict[str, list[np.ndarray]] = {k: [] for k in ("prompt", "output", "eos", "tree")}
-    trees: list[dict[str, np.ndarray]] = []
-    for ids in tqdm(prompts, desc="recording traces", disable=not progress):
-        result = dec.generate_target(ids, max_new_tokens)
-        trees.append(draft_trees(pair.draft, list(ids), result.tokens, width=width, depth=max_depth, chunk=chunk))
-        lists["prompt"].append(np.asarray(ids, np.int32))
-        lists["output"].append(np.asarray(result.tokens, np.int32))
-        lists["eos"].append(result.stop_reason == "eos")
-
-    def offsets(parts: list[np.ndarray]) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum([len(x) for x in parts])]).astype(np.int64)
-
-    full_meta = {
-        "version": TRACE_VERSION,
-        "pair": pair.name,
-        "pair_info": pair.describe(),
-        "width": width,
-        "max_depth": max_depth,
-        "max_new_tokens": max_new_tokens,
-        "max_context": pair.max_context,
-        "vocab_size": pair.vocab_size,
-        "eos_token_ids": sorted(pair.eos_token_ids),
-        "n_prompts": len(prompts),
-        "date": date.today().isoformat(),
-        **(meta or {}),
-    }
-    return Trace(
-        meta=full_meta,
-        prompt_tokens=np.concatenate(lists["prompt"]),
-        prompt_offsets=offsets(lists["prompt"]),
-        output_tokens=np.concatenate(lists["output"]),
-        output_offsets=offsets(lists["output"]),
-        eos_stop=np.array(lists["eos"], bool),
-        **{f"tree_{k}": np.concatenate([t[k] for t in trees]) for k in trees[0]},
-    )
+    shape = {"max_new_tokens": max_new_tokens, "width": width, "max_depth": max_depth}
+    parts = [
+        record_prompt(pair, ids, chunk=chunk, **shape)
+        for ids in tqdm(prompts, desc="recording traces", disable=not progress)
+    ]
+    return Trace.from_prompts(parts, trace_meta(pair_facts(pair), n_prompts=len(parts), meta=meta, **shape))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from envs.specdec.state import Timer
+
+if TYPE_CHECKING:
+    from experiments.workers import Pool
 
 P = TypeVar("P")
 
@@ -35,25 +40,75 @@ def interleaved(
     names = list(methods)
     for name in names:  # warm-up: first-call allocations and lazy inits stay out of the timings
         methods[name](prompts[0])
-    rates: dict[str, list[float]] = {n: [] for n in names}
-    outputs: dict[str, list[list[int]]] = {n: [] for n in names}
     bar = tqdm(total=repeats * len(prompts) * len(names), desc="decoding")
+    runs = []
     for rep in range(repeats):
-        order = names[rep % len(names) :] + names[: rep % len(names)]
-        tokens = dict.fromkeys(names, 0)
-        seconds = dict.fromkeys(names, 0.0)
         for prompt in prompts:
-            for name in order:
-                with Timer(device) as timer:
-                    out = methods[name](prompt)
-                tokens[name] += len(out)
-                seconds[name] += timer.elapsed
-                if rep == 0:
-                    outputs[name].append(out)
-                bar.update()
-        for name in names:
-            rates[name].append(tokens[name] / seconds[name])
+            runs.append((rep, timed(methods, prompt, rotated(names, rep), device)))
+            bar.update(len(names))
     bar.close()
+    return merge_timed(runs, names, repeats)
+
+
+def rotated(names: list[str], rep: int) -> list[str]:
+    """The order methods run in on repetition ``rep`` (each goes first in turn)."""
+    return names[rep % len(names) :] + names[: rep % len(names)]
+
+
+def timed(methods: dict[str, Callable[[P], Any]], prompt: P, order: list[str], device) -> dict[str, tuple]:
+    """Each method on ``prompt`` in ``order``: (its output tokens, seconds, what else it returned),
+    by method name; a method returns its tokens, or (tokens, anything else)."""
+    out = {}
+    for name in order:
+        with Timer(device) as timer:
+            result = methods[name](prompt)
+        tokens, extra = result if isinstance(result, tuple) else (result, None)
+        out[name] = (tokens, timer.elapsed, extra)
+    return out
+
+
+_METHODS: dict[str, dict[str, Callable]] = {}  # per process: one run's methods, made and warmed up once
+
+
+def pool_interleaved(
+    pool: Pool, make_methods: Callable[[Any], dict[str, Callable[[P], Any]]], prompts: Sequence[P], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, list[list[int]]], list[tuple[int, dict[str, tuple]]]]:
+    """:func:`interleaved` over a pool's workers: each prompt and repetition is one item, timed on the
+    worker that runs it (methods alternate per prompt there); ``make_methods(state)`` makes a worker's
+    methods once. Also returns every item's :func:`timed` result as (repetition, result)."""
+    key = uuid.uuid4().hex
+    items = [(rep, i) for rep in range(repeats) for i in range(len(prompts))]
+    work = functools.partial(_timed_item, make=make_methods, key=key, prompts=list(prompts))
+    try:
+        runs = pool.map(work, items, "decoding")
+    finally:
+        _METHODS.pop(key, None)  # this process's (the workers' go with them)
+    names = list(runs[0][1])
+    return (*merge_timed(runs, names, repeats), runs)
+
+
+def _timed_item(pair, item: tuple[int, int], *, make, key: str, prompts: list) -> tuple[int, dict[str, tuple]]:
+    if key not in _METHODS:
+        methods = make(pair)
+        for method in methods.values():  # warm-up: first-call allocations and lazy inits stay out of the timings
+            method(prompts[0])
+        _METHODS[key] = methods
+    rep, index = item
+    methods = _METHODS[key]
+    return rep, timed(methods, prompts[index], rotated(list(methods), rep), pair.device)
+
+
+def merge_timed(
+    runs: Sequence[tuple[int, dict[str, tuple]]], names: list[str], repeats: int
+) -> tuple[dict[str, list[float]], dict[str, list[list[int]]]]:
+    """:func:`timed` results, as (repetition, result) in prompt order, to tokens/s per method and
+    repetition and the first repetition's outputs (what :func:`interleaved` returns)."""
+    rates: dict[str, list[float]] = {n: [] for n in names}
+    outputs: dict[str, list[list[int]]] = {n: [out[n][0] for rep, out in runs if rep == 0] for n in names}
+    for rep in range(repeats):
+        for name in names:
+            done = [out[name] for r, out in runs if r == rep]
+            rates[name].append(sum(len(t[0]) for t in done) / sum(t[1] for t in done))
     return rates, outputs
 
 

@@ -29,7 +29,7 @@ import torch
 import envs  # noqa: F401 - registers the ids
 from envs.arbitration import ArbitrationEnv
 from envs.arbitration.env import load_branches
-from envs.arbitration.record import record_branches
+from envs.arbitration.record import record_env
 from envs.specdec import SpecGymError
 from envs.specdec.cost import device_name
 from envs.specdec.trace import Trace, record_trace
@@ -216,7 +216,7 @@ def run_arbitration(args: argparse.Namespace) -> dict:
             start = time.perf_counter()
             live = ArbitrationEnv(**{**kwargs, "backend": "live"})
             traces = str(Path(tmp.name) / "branches.npz")
-            record_branches(live, traces, max_nodes=args.max_nodes, progress=False)
+            record_env(live, traces, max_nodes=args.max_nodes, progress=False)
             record_s = time.perf_counter() - start
         meta = load_branches(str(traces)).meta  # the record's own settings (cached: the env reads it once)
         kwargs.update({key: meta[key] for key in ("pair", "task", "split", "k", "max_new_tokens", "n_items")})

@@ -38,6 +38,9 @@ class TrainArgs:
     threads: int = 1
     device: str = "auto"
     no_progress: bool = False
+    vec_env: str = "auto"
+    workers: int | None = None
+    ray_address: str | None = None
 
     @classmethod
     def from_dict(cls, options: dict[str, Any]) -> TrainArgs:

@@ -9,6 +9,7 @@ import json
 import re
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 import envs  # noqa: F401  (registers the SpecGym ids in this process and in subprocesses)
 from envs.specdec.errors import SpecGymError
@@ -52,20 +53,49 @@ def trained_timesteps(policy: Path) -> int:
         return int(json.loads(archive.read("data"))["num_timesteps"])
 
 
-def vec_env_class(env_kwargs: dict[str, Any], n_envs: int) -> type[DummyVecEnv | SubprocVecEnv]:
-    """Live envs (DraftVerify's live backend, Arbitration) hold models and spend their time in
-    torch: one process each; replay steps are microseconds, where subprocess round trips would dominate."""
+@dataclass(frozen=True)
+class VecSettings:
+    """How the envs are vectorised: ``kind`` auto | dummy | subproc | ray; for ray, the actors
+    (``workers``), the cluster (``address``) and torch threads per actor."""
+
+    kind: str = "auto"
+    workers: int | None = None
+    address: str | None = None
+    threads: int = 1
+
+
+def vec_env_class(env_kwargs: dict[str, Any], n_envs: int, kind: str = "auto") -> type[VecEnv]:
+    """``auto``: live envs (DraftVerify's live backend, Arbitration) hold models and spend their time in
+    torch: one process each; replay steps are microseconds, where subprocess round trips would dominate.
+    ``ray``: the envs in Ray actors, each holding one copy of the pair for its share of the envs."""
+    if kind == "ray":
+        from experiments.training.ray_vec_env import RayVecEnv
+
+        return RayVecEnv
+    if kind in ("dummy", "subproc"):
+        return DummyVecEnv if kind == "dummy" or n_envs == 1 else SubprocVecEnv
     live = env_kwargs.get("backend", "live") == "live"
     return SubprocVecEnv if live and n_envs > 1 else DummyVecEnv
 
 
 def make_envs(
-    env_id: str, env_kwargs: dict[str, Any], n_envs: int, seed: int, vec_cls: type[DummyVecEnv | SubprocVecEnv]
-) -> DummyVecEnv | SubprocVecEnv:
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    n_envs: int,
+    seed: int,
+    vec_cls: type[VecEnv],
+    vec: VecSettings = VecSettings(),
+) -> VecEnv:
+    ray_kwargs = {"workers": vec.workers, "address": vec.address, "threads": vec.threads}
     # a callable, not the id: given an id, make_vec_env asks for render_mode="rgb_array", which our envs
     # do not render, and gymnasium warns once per env
     return make_vec_env(
-        functools.partial(_make, env_id), n_envs=n_envs, seed=seed, env_kwargs=env_kwargs, vec_env_cls=vec_cls
+        functools.partial(_make, env_id),
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs=env_kwargs,
+        vec_env_cls=vec_cls,
+        vec_env_kwargs={**ray_kwargs, "device": env_kwargs.get("device", "auto")} if vec.kind == "ray" else None,
     )
 
 
@@ -86,6 +116,7 @@ def train(
     tracking: bool = False,
     progress: bool = True,
     warm_start: Callable[[MaskablePPO], None] | None = None,
+    vec: VecSettings = VecSettings(),
 ) -> Path:
     """Train (or continue) one policy; returns the saved ``{name}.zip``. ``warm_start(model)``
     runs once on a new model before PPO (not on a resumed one)."""
@@ -103,15 +134,15 @@ def train(
             f"run or restore {ckpt_dir}"
         )
     n_envs = int(run.get("n_envs", 1))
-    vec_cls = vec_env_class(env_kwargs, n_envs)
+    vec_cls = vec_env_class(env_kwargs, n_envs, vec.kind)
     if vec_cls is SubprocVecEnv:
         # one env built (and dropped) in this process first, so bad env arguments end here in one
         # clear error rather than in tracebacks from the worker processes
         _make(env_id, **env_kwargs).close()
     # the eval env wrapped as the training envs are: EvalCallback warns when the two types differ
-    eval_env = make_envs(env_id, env_kwargs, 1, seed + 10_000, vec_cls)
+    eval_env = make_envs(env_id, env_kwargs, 1, seed + 10_000, vec_cls, vec)
     try:
-        venv = make_envs(env_id, env_kwargs, n_envs, seed, vec_cls)
+        venv = make_envs(env_id, env_kwargs, n_envs, seed, vec_cls, vec)
     except BaseException:
         eval_env.close()  # its worker process, when it has one
         raise

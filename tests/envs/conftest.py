@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from envs.arbitration import ArbitrationEnv
-from envs.arbitration.record import record_branches
+from envs.arbitration.record import record_env
 from envs.pairs import shared_pair
 from envs.specdec.trace import record_trace
 
@@ -163,7 +163,7 @@ def branch_record(tmp_path_factory):
         if key not in _branches:
             env = ArbitrationEnv(**env_kwargs)
             out = tmp_path_factory.mktemp("branches") / "record.npz"
-            record_branches(env, out, max_nodes=max_nodes, chunk=chunk, progress=False)
+            record_env(env, out, max_nodes=max_nodes, chunk=chunk, progress=False)
             _branches[key] = str(out)
         return _branches[key]
 

@@ -188,6 +188,21 @@ def test_evaluate_on_a_prompts_file_records_a_trace_and_measures_live(trained, t
     assert data["measured_identical_outputs"], data["measured_divergences"]  # float32: SpD == target greedy
 
 
+def test_evaluate_over_workers_scores_what_serial_does(trained, tmp_path):
+    """--workers 2: the trace recorded by two Ray workers gives the serial scores, and the live
+    decoding runs on the workers with the target's outputs."""
+    pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install -e .[ray]")
+    base = ["--policy", str(trained), "--pair", "tiny-random", "--n-prompts", "3", "--max-new-tokens", "12"]
+    evaluate.main([*base, "--threads", "1", "--out", str(tmp_path / "serial.json")])
+    evaluate.main([*base, "--workers", "2", "--out", str(tmp_path / "workers.json")])
+    serial, workers = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("serial", "workers"))
+    assert serial["best_static_k"] == workers["best_static_k"]
+    for name, row in serial["policies"].items():
+        for key in ("tokens_per_s", "mean_accepted_length", "fraction_of_oracle"):
+            assert row[key] == workers["policies"][name][key], (name, key)
+    assert workers["measured_identical_outputs"] and workers["policies"]["learned"]["measured_tokens_per_s"] > 0
+
+
 def test_evaluate_refuses_traces_and_prompts_together_and_the_wall_clock_as_cost(trained, traces, tmp_path):
     from envs.specdec import SpecGymError
 
