@@ -72,6 +72,8 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 # The tokenizer's own files, checked when a tokenizer does not load
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json")
+# a directory with none of these holds no vocabulary to load
+VOCAB_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model", "spiece.model")
 
 
 def _label(role: str) -> str:
@@ -149,10 +151,13 @@ def load_tokenizer(path: str, role: str = "model") -> PreTrainedTokenizerBase | 
     """The tokenizer of a model directory or cached hub id; None when there is none to load (a
     broken config.json: :func:`load_model` names it). A tokenizer file that is not valid JSON is
     refused naming it and the fix (else the pair would load without a tokenizer and fail later)."""
+    model_dir = Path(path)
+    if model_dir.is_dir() and not any((model_dir / name).is_file() for name in VOCAB_FILES):
+        # transformers 5.0 builds an empty tokenizer from config.json's model_type here
+        return None
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:  # AttributeError: a JSON list
-        model_dir = Path(path)
         for name in TOKENIZER_FILES if model_dir.is_dir() else ():
             if (model_dir / name).is_file() and _corrupt_json(model_dir / name):
                 raise SpecGymError(
