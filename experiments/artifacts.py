@@ -91,15 +91,31 @@ def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) ->
 
 
 def default_branches(
-    pair: str, task: str, split: str, n_items: int, k: int = 4, max_new_tokens: int = 64, device: str = "auto"
+    pair: str,
+    task: str,
+    split: str,
+    n_items: int,
+    k: int = 4,
+    max_new_tokens: int = 64,
+    device: str = "auto",
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> Path:
     """An Arbitration branch record of ``pair`` in the data directory, recorded on first use (and
-    resumed, when an earlier recording was interrupted)."""
+    resumed, when an earlier recording was interrupted), over ``workers`` Ray actors when given."""
     from envs.specdec.branches import BranchTree
     from experiments.record_traces import BranchSettings, default_branch_path, record_arbitration
 
     settings = BranchSettings(
-        pair=pair, task=task, split=split, n_items=n_items, k=k, max_new_tokens=max_new_tokens, device=device
+        pair=pair,
+        task=task,
+        split=split,
+        n_items=n_items,
+        k=k,
+        max_new_tokens=max_new_tokens,
+        device=device,
+        workers=workers,
+        ray_address=ray_address,
     )
     path = default_branch_path(settings)
     if unusable(path, BranchTree.load):

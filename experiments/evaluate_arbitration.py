@@ -42,7 +42,8 @@ from envs.specdec import SpecGymError
 from envs.specdec.records import mean_accepted_length
 from experiments import cli
 from experiments.artifacts import default_branches
-from experiments.cli import CommandParser, check_device, write_json
+from experiments.cli import CommandParser, write_json
+from experiments.workers import WorkerArgs, add_worker_args, check_workers
 
 console = cli.console()
 # threshold grids the rule baselines are tuned over (on the validation split)
@@ -116,9 +117,21 @@ def summarise_items(results: list[ItemResult]) -> dict:
     }
 
 
-def replay_env(pair: str, task: str, split: str, n_items: int, k: int, max_new: int, device: str, traces=None):
-    """A replay ArbitrationEnv over ``split``'s first ``n_items`` (the record made on first use)."""
-    path = traces or default_branches(pair, task, split, n_items, k, max_new, device)
+def replay_env(
+    pair: str,
+    task: str,
+    split: str,
+    n_items: int,
+    k: int,
+    max_new: int,
+    device: str,
+    traces: str | None = None,
+    workers: WorkerArgs | None = None,
+) -> ArbitrationEnv:
+    """A replay ArbitrationEnv over ``split``'s first ``n_items`` (the record made on first use,
+    over ``workers``' Ray actors when given)."""
+    pool = workers or WorkerArgs()
+    path = traces or default_branches(pair, task, split, n_items, k, max_new, device, pool.workers, pool.ray_address)
     return ArbitrationEnv(
         pair=pair,
         task=task,
@@ -172,11 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the random baseline")
     p.add_argument("--out", help="write the results JSON here")
+    add_worker_args(p, "the pair (recording the items' decision trees)")
     return p
 
 
 @dataclass
-class ArbitrationEvalSettings:
+class ArbitrationEvalSettings(WorkerArgs):
     """``python -m experiments.evaluate --env arbitration``'s options."""
 
     policy: str
@@ -206,13 +220,13 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     for name in ("validation_items", "train_items"):
         if getattr(args, name) < 1:
             raise SpecGymError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    check_device(args.device)
+    check_workers(args.workers, args.ray_address, args.device)
     learned = learned_arbiter(args.policy)
     common = (args.pair, args.task)
     shape = (args.k, args.max_new_tokens, args.device)
-    env = replay_env(*common, "heldout", args.n_items, *shape, traces=args.traces)
-    train = replay_env(*common, "train", args.train_items, *shape)
-    validation = replay_env(*common, "validation", args.validation_items, *shape)
+    env = replay_env(*common, "heldout", args.n_items, *shape, traces=args.traces, workers=args)
+    train = replay_env(*common, "train", args.train_items, *shape, workers=args)
+    validation = replay_env(*common, "validation", args.validation_items, *shape, workers=args)
     # the judge is a function of the training record alone: fitted (in about a second) and kept beside it
     judge = fit_judge(train.tree, Path(train._kwargs["traces"]).with_suffix(".judge.json"))
     tuned = tune_rules(validation, judge)

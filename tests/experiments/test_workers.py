@@ -223,3 +223,16 @@ def test_a_worker_killed_mid_branch_recording_changes_nothing(ray_module, tmp_pa
     for name, value in expected.arrays.items():
         if name != "leaf_time":
             assert value.tobytes() == merged.arrays[name].tobytes(), name
+
+
+def test_evaluation_records_its_items_over_workers(ray_module, tmp_path, monkeypatch):
+    """evaluate --env arbitration --workers 2 records the items it replays on the actors: the record
+    in the data directory equals a serial one."""
+    from experiments.evaluate_arbitration import replay_env
+    from experiments.workers import WorkerArgs
+
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path / "data"))
+    env = replay_env("gsm", "chain_sum", "validation", 12, 4, 64, "auto", workers=WorkerArgs(workers=2))
+    serial = tmp_path / "serial.npz"
+    record_traces.main([*ARB[:-4], "--n-items", "12", "--threads", "1", "--out", str(serial)])
+    same_branches(Path(env._kwargs["traces"]), serial)
