@@ -17,7 +17,9 @@ target-only's: mean and 95% interval, normal approximation of the paired differe
 
 The rule baselines (``target-prob``, ``draft-margin``, FLy-style ``entropy-gate`` and a logistic
 ``judge`` fitted to the lookahead oracle's choices on training items) have their thresholds tuned
-on the validation split, never on held-out items; ``best_rule`` is the one most accurate there.
+on the validation split (``--validation-items 0``: on the training record instead, which the
+default experiment does to record no third split), never on held-out items; ``best_rule`` is the
+one most accurate there.
 ``oracle`` (lookahead) and ``exact-oracle`` (the best reachable answer over the whole tree) show
 the headroom; ``headroom_captured`` is the learned policy's gain over target-only divided by the
 exact oracle's, over items whose tree is complete.
@@ -153,16 +155,16 @@ def run_all(env: ArbitrationEnv, arbiters: dict[str, Arbiter], desc: str) -> dic
     }
 
 
-def tune_rules(validation: ArbitrationEnv, judge: Path) -> dict[str, dict]:
-    """Each rule family's threshold most accurate on the validation items (ties: the lower
-    draft-kept share, i.e. the one nearer lossless SpD)."""
+def tune_rules(tuning: ArbitrationEnv, judge: Path) -> dict[str, dict]:
+    """Each rule family's threshold most accurate on the ``tuning`` items (validation or training;
+    ties: the lower draft-kept share, i.e. the one nearer lossless SpD)."""
     tuned = {}
     for family, grid in RULE_GRIDS.items():
         names = [f"judge:{judge}@{t:g}" if family == "judge" else f"{family}-{t:g}" for t in grid]
-        runs = run_all(validation, {n: make_arbiter(n) for n in names}, f"tuning {family}")
+        runs = run_all(tuning, {n: make_arbiter(n) for n in names}, f"tuning {family}")
         rows = {n: summarise_items(r) for n, r in runs.items()}
         spec = max(rows, key=lambda n: (rows[n]["accuracy"], -rows[n]["draft_kept_fraction"]))
-        tuned[family] = {"name": make_arbiter(spec).name, "spec": spec, "validation_accuracy": rows[spec]["accuracy"]}
+        tuned[family] = {"name": make_arbiter(spec).name, "spec": spec, "tuning_accuracy": rows[spec]["accuracy"]}
     return tuned
 
 
@@ -178,7 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="chain_sum", help="reasoning-gym task or GSM8K-format .jsonl")
     p.add_argument("--n-items", type=int, default=1000, help="held-out items (default: 1000)")
     p.add_argument("--traces", help="the held-out branch record (default: recorded into the data directory)")
-    p.add_argument("--validation-items", type=int, default=VALIDATION_ITEMS, help="items the rules are tuned on")
+    p.add_argument(
+        "--validation-items",
+        type=int,
+        default=VALIDATION_ITEMS,
+        help="validation items the rules are tuned on; 0: tune them on the training record",
+    )
     p.add_argument("--train-items", type=int, default=TRAIN_ITEMS, help="training items the judge is fitted on")
     p.add_argument("--k", type=int, default=4, help="drafted tokens per cycle")
     p.add_argument("--max-new-tokens", type=int, default=64)
@@ -213,24 +220,34 @@ def main(argv: list[str] | None = None) -> dict:
     return evaluate_arbitration(ArbitrationEvalSettings(**options))
 
 
+def check_validation_items(n: int) -> None:
+    if not isinstance(n, int) or n < 0:
+        raise SpecGymError(f"--validation-items must be >= 1, or 0 to tune the rules on the training record, got {n}")
+
+
 def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     """The learned arbiter against every baseline on held-out items; the results JSON."""
     if args.n_items < 2:
         raise SpecGymError(f"--n-items must be >= 2 (a paired interval needs two items), got {args.n_items}")
-    for name in ("validation_items", "train_items"):
-        if getattr(args, name) < 1:
-            raise SpecGymError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.train_items < 1:
+        raise SpecGymError(f"--train-items must be >= 1, got {args.train_items}")
+    check_validation_items(args.validation_items)
     check_workers(args.workers, args.ray_address, args.device)
     learned = learned_arbiter(args.policy)
     common = (args.pair, args.task)
     shape = (args.k, args.max_new_tokens, args.device)
     env = replay_env(*common, "heldout", args.n_items, *shape, traces=args.traces, workers=args)
     train = replay_env(*common, "train", args.train_items, *shape, workers=args)
-    validation = replay_env(*common, "validation", args.validation_items, *shape, workers=args)
+    tuning_split = "validation" if args.validation_items else "train"
+    tuning = (
+        replay_env(*common, "validation", args.validation_items, *shape, workers=args)
+        if args.validation_items
+        else train
+    )
     # the judge is a function of the training record alone: fitted (in about a second) and kept beside it
     judge = fit_judge(train.tree, Path(train._kwargs["traces"]).with_suffix(".judge.json"))
-    tuned = tune_rules(validation, judge)
-    best_family = max(tuned, key=lambda f: tuned[f]["validation_accuracy"])
+    tuned = tune_rules(tuning, judge)
+    best_family = max(tuned, key=lambda f: tuned[f]["tuning_accuracy"])
     arbiters: dict[str, Arbiter] = {"learned": learned}
     for name in ("target-only", "always-draft", "random", "oracle", "exact-oracle"):
         arbiters[key(name)] = make_arbiter(name, seed=args.seed)
@@ -242,7 +259,7 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     for name, row in policies.items():
         row["diff_vs_target_only"] = paired_diff(correct[name], correct["target_only"])
     for family, row in tuned.items():
-        policies[key(family)].update(rule=row["name"], validation_accuracy=row["validation_accuracy"])
+        policies[key(family)].update(rule=row["name"], tuning_accuracy=row["tuning_accuracy"])
     complete = [i for i in range(len(env.items)) if env.tree.item_complete[i]]
     gain = {name: statistics.fmean(correct[name][i] - correct["target_only"][i] for i in complete) for name in correct}
     headroom = gain["exact_oracle"]
@@ -260,7 +277,7 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
         "served_from_record": 1.0 - env.decoded_steps / max(env.replay_steps, 1),
         "paired_diff_vs_target_only": paired_diff(correct["learned"], correct["target_only"]),
         "best_rule": {"policy": key(best_family), **tuned[best_family]},
-        "rules_tuned_on": {"split": "validation", "n_items": args.validation_items},
+        "rules_tuned_on": {"split": tuning_split, "n_items": len(tuning.items)},
         "judge_fitted_on": {"split": "train", "n_items": args.train_items, "file": str(judge)},
         "headroom": {
             "exact_oracle_minus_target_only": headroom,

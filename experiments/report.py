@@ -271,15 +271,17 @@ def arbitration_table(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
         d, h, best = r["paired_diff_vs_target_only"], r["headroom"], r["best_rule"]
+        tuned_on = r["rules_tuned_on"]
         lines += _head(
             f"**Arbitration policies** (`evaluate --env arbitration`: {r['pair']} pair, {r['task']}, {r['n_items']} "
             f"held-out items replayed from their recorded decision trees, k={r['k']}, recorded on {r['device']}; "
             f"accuracy with 95% Wilson interval; tokens/s = the recorded wall clock of drafting + verification; "
-            f"rules tuned on {r['rules_tuned_on']['n_items']} validation items, the judge fitted on "
+            f"rules tuned on {tuned_on['n_items']} {tuned_on['split']} items, the judge fitted on "
             f"{r['judge_fitted_on']['n_items']} training items; `{r['_file']}`). Learned minus target-only on the "
-            f"same items: {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}]; best rule (by validation "
-            f"accuracy): {best['name']}; the exact oracle's headroom {h['exact_oracle_minus_target_only']:+.1%}, of "
-            f"which the learned policy captures {h['headroom_captured']:.0%}.",
+            f"same items: {d['mean']:+.1%} [{d['ci95'][0]:+.1%}, {d['ci95'][1]:+.1%}]; best rule (by "
+            f"{tuned_on['split']} accuracy): {best['name']}; the exact oracle's headroom "
+            f"{h['exact_oracle_minus_target_only']:+.1%}, of which the learned policy captures "
+            f"{h['headroom_captured']:.0%}.",
             [
                 "policy",
                 "accuracy",

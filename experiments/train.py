@@ -47,6 +47,7 @@ from envs.specdec.errors import SpecGymError
 from envs.specdec.files import write_text_atomic
 from experiments.artifacts import default_branches, default_cost_model, default_trace_path, default_traces
 from experiments.cli import CommandParser, check_device, positive_int, run_main
+from experiments.evaluate_arbitration import check_validation_items
 from experiments.training.args import DEFAULT_PAIR, TRAINED_ROLES, TrainArgs
 from experiments.training.clock import RunClock
 from experiments.training.config import CONFIG_DIR, load_config
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-items",
         type=int,
-        default=1000,
+        default=TrainArgs.eval_items,
         help="arbitration held-out items: 0 for no evaluation, else >= 2 (a paired interval needs two)",
     )
     p.add_argument(
@@ -86,9 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--validation-items",
-        type=positive_int,
-        default=500,
-        help="arbitration: validation items the rule baselines are tuned on (default: 500)",
+        type=int,
+        default=TrainArgs.validation_items,
+        help="arbitration: validation items the rule baselines are tuned on; 0 (default): tune them on the "
+        "training record, so the default experiment records no third split",
     )
     p.add_argument(
         "--cost-model",
@@ -480,6 +482,7 @@ def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:
             f"--seeds repeats {' '.join(map(str, repeated))}: one run per seed, and a summary over a seed run "
             "twice has no spread; pass distinct seeds (e.g. --seeds 0 1 2)"
         )
+    check_validation_items(args.validation_items)
     if args.eval_items < 0 or args.eval_items == 1:
         raise SpecGymError(
             f"--eval-items must be 0 (no evaluation) or >= 2 (a paired interval needs two items), got {args.eval_items}"

@@ -20,8 +20,8 @@ class TrainArgs:
     traces: str | None = None
     eval_traces: str | None = None
     n_items: int | None = None
-    eval_items: int = 1000
-    validation_items: int = 500
+    eval_items: int = 800  # arbitration held-out items (evaluate itself defaults to 1000)
+    validation_items: int = 0  # 0: the rule baselines are tuned on the training record
     cost_model: str = "auto"
     roles: list[str] = field(default_factory=lambda: list(TRAINED_ROLES))
     rounds: int | None = None

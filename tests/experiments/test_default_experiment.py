@@ -30,8 +30,6 @@ def runs(tmp_path_factory):
         "1",
         "--eval-items",
         "4",
-        "--validation-items",
-        "4",
         "--runs-dir",
         str(runs),
         "--no-progress",
@@ -63,6 +61,9 @@ def test_run_directories(runs, env):
     assert results["plots"] and all(p.endswith(".png") and os.path.isfile(p) for p in results["plots"])
     assert all(os.path.isfile(p) for p in results["policies"].values())
     assert results["stages"][0]["env_kwargs"]["split"] == "train"
+    if env == "arbitration":  # by default the rules are tuned on the training record: no validation recording
+        evaluation = json.loads((run / "evaluation.json").read_text())
+        assert evaluation["rules_tuned_on"]["split"] == "train"
     assert list((run / "wandb").glob("offline-run-*/*.wandb")), "no offline W&B run written"
     (summary,) = runs.glob("summary__*.json")
     assert {r["env"] for r in json.loads(summary.read_text())["runs"]} == {"draft-verify", "arbitration"}
