@@ -10,6 +10,7 @@ the others.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -22,7 +23,8 @@ from tqdm.auto import tqdm
 from envs.specdec import SpecGymError
 from experiments.cli import RAY_ADDRESS_HELP
 
-QUEUED = 2  # items in flight per actor
+QUEUED = 2  # batches in flight per actor
+BATCHES_PER_ACTOR = 16  # items travel in batches: fewer round trips through a busy driver and raylet
 S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
@@ -86,6 +88,11 @@ class Worker:
         return fn(self.state, *args)
 
 
+def run_batch(state: Any, fn: Callable[[Any, T], R], batch: list[T]) -> list[R]:
+    """``fn(state, item)`` for each item of a batch, on the actor holding ``state``."""
+    return [fn(state, item) for item in batch]
+
+
 class RayPool:
     """``workers`` Ray actors each holding ``setup()`` (or actor i ``setup[i]()``, given a list);
     ``map`` merges results in item order and runs an item whose actor died on another actor
@@ -135,32 +142,38 @@ class RayPool:
         return self.get([actor.call.remote(fn) for actor in actors])
 
     def map(self, fn: Callable[[S, T], R], items: Sequence[T], desc: str) -> list[R]:
+        # each call carries a batch of items (about BATCHES_PER_ACTOR per actor); a batch whose actor
+        # died runs again, whole, on another
+        size = max(1, math.ceil(len(items) / (len(self.actors) * BATCHES_PER_ACTOR)))
+        batches = [range(s, min(s + size, len(items))) for s in range(0, len(items), size)]
         results: list[Any] = [None] * len(items)
-        pending, running = deque(range(len(items))), {}
-        # two items queued per actor: the next one starts as soon as the last ends, without waiting
+        pending, running = deque(range(len(batches))), {}
+        # two batches queued per actor: the next one starts as soon as the last ends, without waiting
         # for the round trip through this process
         slots = [actor for actor in self.actors for _ in range(QUEUED)]
-        fn_ref = ray.put(fn)  # shipped once, not once per item
+        fn_ref = ray.put(fn)  # shipped once, not once per batch
         self.done = 0
         with tqdm(total=len(items), desc=f"{desc} ({len(self.actors)} workers)", disable=not self.progress) as bar:
             while pending or running:
                 while pending and slots:
-                    actor, index = slots.pop(), pending.popleft()
-                    running[actor.call.remote(fn_ref, items[index])] = (actor, index)
+                    actor, b = slots.pop(), pending.popleft()
+                    batch = [items[i] for i in batches[b]]
+                    running[actor.call.remote(run_batch, fn_ref, batch)] = (actor, b)
                 if not running:
                     raise SpecGymError("every Ray worker died; see the workers' logs (ray logs) for why")
                 [ref], _ = ray.wait(list(running), num_returns=1)
-                actor, index = running.pop(ref)
+                actor, b = running.pop(ref)
                 try:
-                    results[index] = self.get(ref)
+                    for i, result in zip(batches[b], self.get(ref), strict=True):
+                        results[i] = result
                 except RayActorError:
                     self.lost(actor)
-                    pending.appendleft(index)  # again, on another worker
+                    pending.appendleft(b)  # again, on another worker
                     slots = [a for a in slots if a in self.actors]
                     continue
                 slots.append(actor)
-                self.done += 1
-                bar.update()
+                self.done += len(batches[b])
+                bar.update(len(batches[b]))
         return results
 
     def lost(self, actor: Any) -> None:
