@@ -169,6 +169,11 @@ def load_tokenizer(path: str, role: str = "model") -> PreTrainedTokenizerBase | 
         return None
 
 
+def _reachable(tokenizer: PreTrainedTokenizerBase, n: int) -> dict[str, int]:
+    """The tokenizer's vocabulary restricted to ids below ``n`` (the logits' width)."""
+    return {token: i for token, i in tokenizer.get_vocab().items() if i < n}
+
+
 @dataclass
 class ModelPair:
     """A target model, the draft that speculates for it, and their shared tokenizer.
@@ -203,14 +208,18 @@ class ModelPair:
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
         tok_t, tok_d = load_tokenizer(target, "target"), load_tokenizer(draft, "draft")
-        if tok_t is not None and tok_d is not None and tok_t.get_vocab() != tok_d.get_vocab():
+        target_model, draft_model = load_model(target, "target", dt, dev), load_model(draft, "draft", dt, dev)
+        # only ids a logit can reach decide whether two tokenizers pair: transformers 5.0's GGUF
+        # conversion adds CodeLlama infill tokens past SmolLM2's vocabulary
+        n = min(m.get_output_embeddings().weight.shape[0] for m in (target_model, draft_model))
+        if tok_t is not None and tok_d is not None and _reachable(tok_t, n) != _reachable(tok_d, n):
             raise SpecGymError(
                 f"draft {draft!r} and target {target!r} tokenizers map different ids; speculative "
                 "decoding needs one vocabulary: pick a draft from the target's model family"
             )
         pair = cls(
-            target=load_model(target, "target", dt, dev),
-            draft=load_model(draft, "draft", dt, dev),
+            target=target_model,
+            draft=draft_model,
             tokenizer=tok_t or tok_d,
             name=name or f"{target}+{draft}",
             info={"target": target, "draft": draft},

@@ -43,6 +43,20 @@ def test_tokenizers_that_map_different_ids(tmp_path):
         ModelPair.load(str(tmp_path / "target"), str(tmp_path / "draft"), device="cpu")
 
 
+def test_tokens_past_the_vocabulary_do_not_decide_the_pairing(tmp_path):
+    """A tokenizer with extra tokens no logit can reach (transformers 5.0 adds infill tokens to a
+    GGUF conversion) still pairs; one that maps a reachable id differently does not."""
+    for name in ("target", "draft"):
+        tok = byte_tokenizer()
+        LlamaForCausalLM(tiny_config(len(tok), 1)).save_pretrained(tmp_path / name)
+        if name == "target":
+            tok.add_tokens(["<FILL_ME>"], special_tokens=True)
+            assert tok.get_vocab()["<FILL_ME>"] == len(tok) - 1
+        tok.save_pretrained(tmp_path / name)
+    pair = ModelPair.load(str(tmp_path / "target"), str(tmp_path / "draft"), device="cpu")
+    assert pair.vocab_size == len(byte_tokenizer())
+
+
 def test_local_pair_loads(tmp_path):
     """The same path through ModelPair.load works when the pair is sound (so the errors above mean it)."""
     tok = byte_tokenizer()
