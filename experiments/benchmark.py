@@ -3,6 +3,8 @@
     python -m experiments.benchmark engine --pair NAME --k K --out FILE.json
         target-only vs SpecGym at fixed k vs transformers' assisted generation at the same k,
         interleaved over prompts and repetitions; greedy outputs must be identical.
+    python -m experiments.benchmark lossless --pair NAME [--ks 1 2 4 8] [--trees 2x4 4x8] --out FILE.json
+        greedy SpD against target-only decoding, token for token, per k and tree shape (float32).
     python -m experiments.benchmark cost --pair NAME --out FILE.json
         calibrate the profiled cost model, then score its cycle-time predictions against
         measured cycles of fresh decoding (median absolute relative error).
@@ -30,7 +32,7 @@ import importlib
 
 from experiments.cli import CommandParser, run_main, write_json
 
-SUBCOMMANDS = ("engine", "cost", "pair", "env", "decode", "headroom", "workers")
+SUBCOMMANDS = ("engine", "lossless", "cost", "pair", "env", "decode", "headroom", "workers")
 
 
 def build_parser() -> argparse.ArgumentParser:
