@@ -52,6 +52,9 @@ from envs.specdec.cost import device_name
 from envs.specdec.pair import resolve_device
 from experiments.cli import CommandParser, run_main, write_json
 
+# the default mix's prompts of each split, frozen (experiments/prompts/README.md): the suite needs no
+# reasoning-gym, which a GPU machine may lack (docs/gpu.md)
+PROMPTS = {split: Path(__file__).parent / "prompts" / f"default_mix_{split}.jsonl" for split in ("train", "heldout")}
 STEPS = ("environment", "lossless", "engine", "pair", "cost", "trace", "policy", "evaluate")
 NEEDS = {"evaluate": ("trace", "policy"), "policy": ("trace",)}
 
@@ -86,6 +89,8 @@ class Suite:
     sizes: Sizes
     quick: bool
     policy: str | None
+    prompts: dict[str, str]  # by split
+    cost_ok: bool = False  # whether the cost step calibrated this device's profile
 
     def pair_flags(self) -> list[str]:
         threads = ["--threads", str(self.threads)] if self.threads else []
@@ -93,9 +98,8 @@ class Suite:
 
     def prompt_flags(self, n: int | None = None) -> list[str]:
         s = self.sizes
-        return ["--n-prompts", str(n or s.n_prompts), "--max-new-tokens", str(s.max_new_tokens)]
-
-    cost_ok: bool = False
+        flags = ["--prompts", self.prompts["heldout"], "--n-prompts", str(n or s.n_prompts)]
+        return [*flags, "--max-new-tokens", str(s.max_new_tokens)]
 
     @property
     def profile(self) -> Path:
@@ -137,7 +141,7 @@ def step_environment(s: Suite) -> dict:
             "gpu_memory_gib": props.total_memory / 2**30,
             "gpu_count": torch.cuda.device_count(),
         }
-    settings = {"pair": s.pair, "quick": s.quick, "policy": s.policy, "sizes": asdict(s.sizes)}
+    settings = {"pair": s.pair, "quick": s.quick, "policy": s.policy, "prompts": s.prompts, "sizes": asdict(s.sizes)}
     return {"benchmark": "gpu-suite-environment", **facts, "settings": settings}
 
 
@@ -176,6 +180,7 @@ def step_trace(s: Suite) -> dict:
                 pair=s.pair,
                 device=s.device,
                 threads=s.threads,
+                prompts=s.prompts[split],
                 n_prompts=n[split],
                 max_new_tokens=s.sizes.trace_tokens,
                 width=4,
@@ -271,6 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     p.add_argument("--pair", default=None, help="registered pair (default: smollm2-135m; tiny-random with --quick)")
     p.add_argument("--policy", help="a DraftVerify run directory or depth-policy .zip (default: train one here)")
+    p.add_argument(
+        "--prompts",
+        default=str(PROMPTS["heldout"]),
+        help="held-out prompts .jsonl (default: the default mix's, frozen)",
+    )
+    p.add_argument(
+        "--train-prompts", default=str(PROMPTS["train"]), help="the train trace's prompts (default: the default mix's)"
+    )
     p.add_argument("--quick", action="store_true", help="every step small (CI on CPU)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS), help="run only these (default: all)")
@@ -291,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    suite = Suite(out, pair, str(dev), args.threads, SIZES["quick" if args.quick else "full"], args.quick, args.policy)
+    if args.prompts == args.train_prompts:
+        raise SpecGymError("--prompts (held out) and --train-prompts are one file; pass two (the policy trains on one)")
+    prompts = {"train": args.train_prompts, "heldout": args.prompts}
+    sizes = SIZES["quick" if args.quick else "full"]
+    suite = Suite(out, pair, str(dev), args.threads, sizes, args.quick, args.policy, prompts)
     device = device_name(dev)
     chosen = {name: globals()[f"step_{name}"] for name in STEPS if name in args.steps}
     start = time.perf_counter()
