@@ -50,7 +50,7 @@ from envs.pairs.build import check_writable
 from envs.specdec import SpecGymError
 from envs.specdec.cost import device_name
 from envs.specdec.pair import resolve_device
-from experiments.cli import CommandParser, run_main, write_json
+from experiments.cli import CommandParser, positive_int, run_main, write_json
 
 # the default mix's prompts of each split, frozen (experiments/prompts/README.md): the suite needs no
 # reasoning-gym, which a GPU machine may lack (docs/gpu.md)
@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-prompts", default=str(PROMPTS["train"]), help="the train trace's prompts (default: the default mix's)"
     )
     p.add_argument("--quick", action="store_true", help="every step small (CI on CPU)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS), help="run only these (default: all)")
     return p
 
@@ -297,8 +297,6 @@ def main(argv: list[str] | None = None) -> int:
     dev = resolve_device(args.device)  # bad input: one line, exit 2, before any step
     pair = args.pair or ("tiny-random" if args.quick else "smollm2-135m")
     check_pair_name(pair)
-    if args.threads is not None and args.threads < 1:
-        raise SpecGymError(f"--threads must be >= 1, got {args.threads}")
     out = Path(args.out)
     check_writable(out, "--out", "pass --out DIR in a writable place")
     out.mkdir(parents=True, exist_ok=True)
