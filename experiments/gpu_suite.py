@@ -254,7 +254,7 @@ def run_steps(s: Suite, steps: dict[str, Callable[[Suite], dict]], device: str) 
         else:
             try:
                 result = step(s)
-            except Exception as exc:  # recorded, and the remaining steps still run
+            except (Exception, SystemExit) as exc:  # recorded (a command's own exit too); the rest still run
                 lines = [line for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
                 row = {"status": "failed", "error": f"{type(exc).__name__}: {lines[-1]}"}
                 result = {"traceback": traceback.format_exc().splitlines()[-12:]}
