@@ -12,6 +12,8 @@
         acceptance by draft length, the best static k and its speedup over target-only.
     python -m experiments.benchmark env --env draft-verify --backend replay|live --pair NAME --out FILE.json
         environment steps per second in one process.
+    python -m experiments.benchmark startup [--env-id SpecGym/DraftVerify-v1] [--runs 5] --out FILE.json
+        seconds from a fresh process to an env's first step (gym.make + reset + step).
     python -m experiments.benchmark decode --pair NAME [--policy RUN_DIR] --out FILE.json
         end-to-end tokens/s of target-only, transformers' assisted generation (fixed k and
         dynamic), SpecGym at each static k and learned DraftVerify policies, interleaved.
@@ -32,7 +34,7 @@ import importlib
 
 from experiments.cli import CommandParser, run_main, write_json
 
-SUBCOMMANDS = ("engine", "lossless", "cost", "pair", "env", "decode", "headroom", "workers")
+SUBCOMMANDS = ("engine", "lossless", "cost", "pair", "env", "startup", "decode", "headroom", "workers")
 
 
 def build_parser() -> argparse.ArgumentParser:
