@@ -23,6 +23,13 @@ register(
     entry_point=_DRAFT_VERIFY,
     kwargs={"n_prompts": 4, "max_new_tokens": 32},
 )
+# v1: the real pair out of the box: SmolLM2-135M's recorded draft trees replayed under its calibrated
+# cost profile, both bundled (envs/pairs/assets/smollm2-135m-replay): no model load, no download
+register(
+    id="SpecGym/DraftVerify-v1",
+    entry_point=_DRAFT_VERIFY,
+    kwargs={"pair": "smollm2-135m", "backend": "replay", "traces": "bundled", "width": 4, "cost_model": "bundled"},
+)
 
 # -- SpecGym/Arbitration (CoSpec): keep the draft's or the target's token at mismatches -------
 _ARBITRATION = "envs.arbitration:ArbitrationEnv"

@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from envs.base import PickleByConfig, discrete_action
 from envs.pairs import shared_pair
+from envs.pairs.replay_assets import BUNDLED_NAME, bundled_profile, bundled_trace
 from envs.partners import make_policy
 from envs.specdec.cost import MeasuredCost, make_cost_model
 from envs.specdec.cycles import ROLES, CycleSource, LiveCycles, obs_bounds
@@ -70,7 +71,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 class DraftVerifyEnv(PickleByConfig, gym.Env):
-    """SpecGym/DraftVerify-v0: when to stop drafting and how much to verify (LTD, 2026).
+    """SpecGym/DraftVerify-v0, -v1: when to stop drafting and how much to verify (LTD, 2026).
 
     ## Description
 
@@ -186,6 +187,9 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     - ``backend``: ``live`` (the engine) | ``replay`` (a recorded trace; needs ``traces``).
     - ``traces``: ``.npz`` from ``python -m experiments.record_traces`` (replay); it must be for
       this ``pair`` and ``width``, with ``max_depth`` and ``max_new_tokens`` at most its own.
+      ``"bundled"``: the trace of ``pair``, ``split`` and ``width`` shipped with the repository
+      (``smollm2-135m``, width 4, depth 8: 48 train and 24 held-out prompts; see
+      ``envs/pairs/assets/smollm2-135m-replay/README.md``).
     - ``prompts``: None (generated reasoning-gym questions), a ``.jsonl`` path, or comma-separated
       reasoning-gym task names; replay takes the trace's prompts (a different ``prompts`` is an error).
     - ``n_prompts``: how many (live default 20; replay default all in the trace).
@@ -194,7 +198,9 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     - ``reward``: ``throughput`` | ``net_tokens``; ``rate``: tokens/s for ``net_tokens`` (default above),
       or ``"best_static"`` (replay; see Rewards).
     - ``credit``: ``cycle`` (default) | ``token`` (see Rewards).
-    - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path.
+    - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path | ``"bundled"``: the
+      profile shipped with ``pair`` (``smollm2-135m``: calibrated on a CPU, AMD EPYC, bfloat16; its
+      file name names the device).
     - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
       ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
       ``oracle-depth`` (replay) or a saved SB3 ``.zip`` of the other role (see ``envs.partners``); default
@@ -213,6 +219,15 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
       other (co-adaptive training).
     - ``SpecGym/DraftVerify-Joint-v0``: joint role, chain.
     - ``SpecGym/DraftVerify-Tiny-v0``: depth role, 4 short prompts, 32 tokens (smoke tests).
+    - ``SpecGym/DraftVerify-v1``: the real pair out of the box: depth role over a width-4 tree of
+      ``smollm2-135m`` on replay, from its bundled traces (held-out prompts; ``split="train"`` for
+      the training ones) under its bundled cost profile; ``gym.make`` loads no model and downloads
+      nothing, and any other argument above still applies (``role="verify"``, ``partner=`` ...).
+      The cost model is the pair's calibrated CPU profile rather than an analytic or GPU-shaped
+      one: it is what this pair measurably costs on a real device (draft forward and verification
+      by size and context, with their calibration spreads), while an analytic model's constants
+      describe no device; a GPU's profile, calibrated by ``python -m experiments.gpu_suite``, or
+      any other is one ``cost_model=`` away.
 
     ## Version History
 
@@ -220,8 +235,12 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
       greedy draft-and-verify cycles, on the live engine or a recorded trace, rewarded by throughput
       or ``net_tokens``, with the observation layout above.
 
+    - v1: the defaults become the real pair on replay (``pair="smollm2-135m"``, ``backend="replay"``,
+      ``traces="bundled"``, ``width=4``, ``cost_model="bundled"``); the observation layout, rewards
+      and dynamics are v0's. The ``-v0`` ids are unchanged.
+
     A change to a default behaviour (the observation layout, the reward, a default argument, ...)
-    gets a new id version (``-v1``); the ``-v0`` ids keep their meaning.
+    gets a new id version; the older ids keep their meaning.
     """
 
     metadata = {"render_modes": []}
@@ -263,6 +282,10 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             )
         self.credit, self._paid, self._run = credit, 0.0, 0  # paid so far this cycle, accepted run so far
         self.role, self.reward_kind = role, reward
+        if cost_model == BUNDLED_NAME:
+            cost_model = str(bundled_profile(pair))
+        if traces == BUNDLED_NAME and backend == "replay":
+            traces = str(bundled_trace(pair, split, width))
         cost = make_cost_model(cost_model)
         if reward == "net_tokens" and rate is None and isinstance(cost, MeasuredCost):
             raise SpecGymError("net_tokens under the measured cost model needs an explicit rate= (tokens/s)")

@@ -3,6 +3,8 @@
     python -m experiments.benchmark engine --pair NAME --k K --out FILE.json
         target-only vs SpecGym at fixed k vs transformers' assisted generation at the same k,
         interleaved over prompts and repetitions; greedy outputs must be identical.
+    python -m experiments.benchmark lossless --pair NAME [--ks 1 2 4 8] [--trees 2x4 4x8] --out FILE.json
+        greedy SpD against target-only decoding, token for token, per k and tree shape (float32).
     python -m experiments.benchmark cost --pair NAME --out FILE.json
         calibrate the profiled cost model, then score its cycle-time predictions against
         measured cycles of fresh decoding (median absolute relative error).
@@ -10,6 +12,8 @@
         acceptance by draft length, the best static k and its speedup over target-only.
     python -m experiments.benchmark env --env draft-verify --backend replay|live --pair NAME --out FILE.json
         environment steps per second in one process.
+    python -m experiments.benchmark startup [--env-id SpecGym/DraftVerify-v1] [--runs 5] --out FILE.json
+        seconds from a fresh process to an env's first step (gym.make + reset + step).
     python -m experiments.benchmark decode --pair NAME [--policy RUN_DIR] --out FILE.json
         end-to-end tokens/s of target-only, transformers' assisted generation (fixed k and
         dynamic), SpecGym at each static k and learned DraftVerify policies, interleaved.
@@ -30,7 +34,7 @@ import importlib
 
 from experiments.cli import CommandParser, run_main, write_json
 
-SUBCOMMANDS = ("engine", "cost", "pair", "env", "decode", "headroom", "workers")
+SUBCOMMANDS = ("engine", "lossless", "cost", "pair", "env", "startup", "decode", "headroom", "workers")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -145,6 +145,17 @@ CASES = [
         "set SPECGYM_DATA to a writable directory",
         {"SPECGYM_DATA": "{tmp}/file/data"},
     ),
+    Case("gpu-suite-device-tpu", ("experiments.gpu_suite", "--out", "{tmp}/gpu", "--device", "tpu"), "unknown device"),
+    Case(
+        "gpu-suite-one-prompt-file",
+        ("experiments.gpu_suite", "--out", "{tmp}/gpu", "--prompts", "a.jsonl", "--train-prompts", "a.jsonl"),
+        "--prompts (held out) and --train-prompts are one file",
+    ),
+    Case(
+        "gpu-suite-unwritable-out",
+        ("experiments.gpu_suite", "--out", "{tmp}/file/gpu"),
+        "is not writable; pass --out DIR",
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ import argparse
 import re
 import tempfile
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -159,7 +160,9 @@ def run(args: argparse.Namespace) -> dict:
         device = device_name(torch.device("cpu"))
     else:
         kwargs.update(prompts=args.prompts, n_prompts=args.n_prompts, device=args.device, dtype=args.dtype)
-    env = gym.make(ENVS[args.env], **kwargs)
+    with warnings.catch_warnings():  # v0's defaults on purpose: gymnasium calls it out of date since v1 exists
+        warnings.filterwarnings("ignore", ".*SpecGym/DraftVerify-v0 is out of date", DeprecationWarning)
+        env = gym.make(ENVS[args.env], **kwargs)
     if args.backend == "live":
         device = device_name(env.unwrapped.source.dec.pair.device)
     episodes, inside, loop_s = _time_steps(env, args, n_steps)

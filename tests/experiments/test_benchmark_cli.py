@@ -133,3 +133,12 @@ def test_env_arbitration_replay_takes_the_records_settings(tmp_path):
 def test_env_arbitration_refuses_a_static_policy():
     with pytest.raises(SpecGymError, match="policy 'static-4' is for --env draft-verify; use --policy random"):
         benchmark.main([*ARB, "--backend", "live", "--policy", "static-4"])
+
+
+def test_startup_times_fresh_processes_that_load_no_pair(tmp_path):
+    out = tmp_path / "startup.json"
+    benchmark.main(["startup", "--env-id", "SpecGym/DraftVerify-v1", "--runs", "1", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["env"] == "SpecGym/DraftVerify-v1" and data["runs"] == 1 and data["pairs_loaded"] == 0
+    assert data["seconds"]["min"] >= data["cpu_seconds"]["min"] * 0.5 > 0  # the child's own CPU time is counted
+    assert data["device"].startswith("cpu")
