@@ -194,13 +194,44 @@ class TraceReplay(CycleSource):
             self._free.popitem(last=False)
         return f
 
+    def _times(self, f: _CostFree) -> tuple[np.ndarray, np.ndarray]:
+        """Seconds by position: draft forwards feeding 1, 2 and W tokens [3, n + 1]; verifying
+        1 + n tokens, n = 0..D*W [n + 1, D*W + 1]."""
+        contexts = f.prompt_len + np.arange(f.n + 1)
+        draft = self.cost.grid("draft", [1, 2, self.width], contexts)
+        return draft, self.cost.grid("verify", np.arange(1, self.n_slots + 2), contexts).T
+
+    def static_rates(self, n_prompts: int | None = None) -> np.ndarray:
+        """Tokens/s of static k = 1..D over the first ``n_prompts`` (all by default): what rollouts of
+        ``static-k`` give (up to float rounding), straight from the tables, for a rate per cost draw."""
+        d_max, w = self.max_depth, self.width
+        levels = np.arange(d_max)
+        tokens, seconds = 0, np.zeros(d_max)
+        for i in range(self.n_prompts if n_prompts is None else n_prompts):
+            f = self._cost_free(i)
+            draft, verify = self._times(f)
+            n, cap = f.n, f.cap.tolist()
+            acc = f.acc[:, levels, (levels + 1) * w].tolist()  # [n, D]: a depth-d tree verified whole
+            whole = verify[:, (levels + 1) * w].tolist()
+            first, level = draft[:2].T.tolist(), draft[2].tolist()
+            tokens += n
+            for k in range(1, d_max + 1):
+                pos, pending, time = 0, 1, 0.0
+                while pos < n:
+                    d = min(k, cap[pos])
+                    a = acc[pos][d - 1]
+                    time += first[pos][pending - 1] + (d - 1) * level[pos] + whole[pos][d - 1]
+                    pending = 2 if a == d else 1
+                    pos += min(a + 1, n - pos)
+                seconds[k - 1] += time
+        return tokens / seconds
+
     def _build(self, i: int) -> PromptTables:
         f, d_max, w = self._cost_free(i), self.max_depth, self.width
         p, n = f.prompt_len, f.n
         pos = np.arange(n + 1)
         contexts = p + pos
-        draft = self.cost.grid("draft", [1, 2, w], contexts)  # [3, n + 1]
-        verify = self.cost.grid("verify", np.arange(1, self.n_slots + 2), contexts).T  # [n + 1, D*W + 1]
+        draft, verify = self._times(f)
         remaining = f.limit - pos
         feat = cycle_features(
             self.layout,
