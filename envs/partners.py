@@ -118,6 +118,12 @@ class SB3Policy(Policy):
                 f"saved from role={self.role!r}"
             )
 
+    def cost_features(self, max_depth: int, width: int) -> str:
+        """The observation layout (``cost_features``) it reads at this tree shape, as its spaces tell
+        (one size can fit another shape's other layout); ``ratios`` when none fits (``check`` says why)."""
+        held = {f for r, d, w, f in self._fits if (r, d, w) == (self.role, max_depth, width)}
+        return next((f for f in COST_FEATURES if f in held), "ratios")
+
     def check(self, source: CycleSource) -> None:
         """Refuse a policy trained with another max_depth, width or cost_features than ``source``'s."""
         key = (source.max_depth, source.width, source.cost_features)
@@ -138,11 +144,21 @@ class SB3Policy(Policy):
         self._fitted = key
 
     def _act(self, source: CycleSource) -> int:
+        """The deterministic action: the most probable valid one. Straight from the policy network's
+        logits, which is what ``predict(deterministic=True)`` returns at a fifth of its cost (a
+        partner acts at every draft step of its env, so this is most of a training step's time)."""
+        import torch
+        from stable_baselines3.common.preprocessing import preprocess_obs
+
         self.check(source)
-        obs = source.observation()
-        kwargs = {"action_masks": source.action_mask(self.role)} if self.maskable else {}
-        action, _ = self.model.predict(obs, deterministic=True, **kwargs)
-        return int(np.asarray(action).item())
+        p = self.model.policy
+        obs = torch.as_tensor(source.observation(), dtype=torch.float32)[None]
+        with torch.no_grad():
+            features = p.pi_features_extractor(preprocess_obs(obs, p.observation_space, p.normalize_images))
+            logits = p.action_net(p.mlp_extractor.forward_actor(features))[0].numpy()
+        if self.maskable:
+            logits = np.where(source.action_mask(self.role), logits, -np.inf)
+        return int(np.argmax(logits))
 
     def plan(self, source: CycleSource) -> None:
         if self.role == "joint":
