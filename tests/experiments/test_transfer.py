@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from experiments import benchmark, train
+from experiments import benchmark, report, train
 
 # one short PPO rollout per stage
 CONFIG = """
@@ -61,6 +61,8 @@ def test_transfer_benchmark_reports_every_profile_and_policy(traces, config, tmp
             "analytic",
             "--rounds",
             "1",
+            "--timesteps",
+            "64",
             "--config",
             config,
             "--runs-dir",
@@ -83,5 +85,6 @@ def test_transfer_benchmark_reports_every_profile_and_policy(traces, config, tmp
     assert result["seeds"] == [0] and result["timesteps_per_stage"]["randomized"] > 0
     assert (tmp_path / "transfer.png").is_file()
     assert all((tmp_path / "transfer_profiles" / f"{name}.json").is_file() for name in profiles)
+    assert "DraftVerify transfer" in report.render(tmp_path)  # the results page reads this JSON
     # the profiles differ: the oracle's tokens/s is not one number
     assert len({round(rows["oracle"]["tokens_per_s"], 6) for rows in result["policies"].values()}) == len(profiles)
