@@ -254,10 +254,12 @@ def run(args: argparse.Namespace) -> dict:
         learned = {"randomized": randomized, "specialist": [learned_policy(d, None) for d in runs[p.name]]}
         policies[p.name], rules[p.name] = score_profile(p, heldout, train, args, learned)
     info = heldout.meta.get("pair_info", {})
+    base = profiles[0].cost
     result = {
         "benchmark": "transfer",
         "pair": args.pair,
-        "device": info.get("device"),
+        # where the calibrated profile was measured (the traces do not depend on the device)
+        "device": base.meta.get("device") if isinstance(base, ProfiledCost) else info.get("device"),
         "dtype": info.get("dtype"),
         "calibrated_profile": base_path,
         "traces": args.traces,
