@@ -24,8 +24,9 @@ inside the ``gpu`` family's ranges), two GPU shapes outside every range the fami
 (``gpu-unseen-early-knee``: a draft at 0.5% of a step, verification rising from 8 tokens on;
 ``gpu-unseen-slow-draft``: a draft at 30% of a step, verification flat to 128 tokens), and any
 ``--test-profile NAME=PATH`` (e.g. a float32 or a GPU profile from ``benchmark cost``; counted as
-unseen). Every profile is saved as a profile .json beside the results (``F_profiles/``), which
-is what the specialists train on.
+unseen). Every analytic profile is saved as a profile .json beside the results (``F_profiles/``),
+which is what the specialists train on (calibrated ones train from their own files).
+``--randomized-runs`` scores finished runs as the randomised policy instead of training it.
 
 Results: ``policies[profile][policy]`` with ``tokens_per_s`` (mean over seeds for the learned
 ones, ``per_seed`` beside it) and ``fraction_of_oracle``; per profile and as the minimum over the
@@ -113,6 +114,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=positive_int, default=2, help="co-adaptive rounds (default 2)")
     p.add_argument("--config", help="hyperparameter YAML for every training (default: train's)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one randomised and one specialist per seed")
+    p.add_argument(
+        "--randomized-runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="score these finished training runs (one per seed, trained under --family with --cost-features "
+        "profile) as the randomised policy instead of training it",
+    )
     p.add_argument("--runs-dir", default="runs/transfer", help="where the training runs go")
     p.add_argument("--threads", type=positive_int, default=1)
     p.add_argument("--out", help="write the results JSON here (the plot and the profiles beside it)")
@@ -130,17 +138,23 @@ def parse_extra(specs: list[str]) -> dict[str, str]:
     return out
 
 
-def test_profiles(base: CostModel, extra: dict[str, str]) -> list[TestProfile]:
-    """The default test profiles (module docstring) and ``extra`` ones."""
+def test_profiles(base_path: str, extra: dict[str, str]) -> list[TestProfile]:
+    """The default test profiles (module docstring) and ``extra`` ones; a profile .json is used as it is."""
+    base = make_cost_model(base_path)
+    calibrated = base_path if base_path.endswith(".json") else ""
     profiles = [
-        TestProfile("cpu-calibrated", base, False, "the pair's calibrated profile (the family's calibrated member)"),
+        TestProfile(
+            "cpu-calibrated", base, False, "the pair's calibrated profile (the family's calibrated member)", calibrated
+        ),
         TestProfile("gpu-nominal", GpuShapedCost(), False, "GPU shape at the gpu family's central values"),
     ]
     profiles += [TestProfile(name, cost, True, note) for name, (cost, note) in UNSEEN_GPU.items()]
     for name, path in extra.items():
         profile = ProfiledCost.load(path)
         what = ", ".join(str(profile.meta.get(k)) for k in ("device", "dtype") if profile.meta.get(k))
-        profiles.append(TestProfile(name, profile, True, f"calibrated profile {path} ({what}); no training saw it"))
+        profiles.append(
+            TestProfile(name, profile, True, f"calibrated profile {path} ({what}); no training saw it", path)
+        )
     return profiles
 
 
@@ -149,11 +163,12 @@ def save_profiles(profiles: list[TestProfile], directory: Path, trace: Trace, wi
     directory.mkdir(parents=True, exist_ok=True)
     max_context = int(trace.meta["max_context"])
     for p in profiles:
+        if p.path:  # a calibrated profile's own file (its spreads are its noise allowance)
+            continue
         # the analytic shapes are linear in context: exact between any two points
-        contexts = p.cost.contexts if isinstance(p.cost, ProfiledCost) else sorted({1, 256, max_context})
         table = to_profile(
             p.cost,
-            contexts,
+            sorted({1, 256, max_context}),
             sorted({1, 2, width}),
             list(range(1, max_depth * width + 2)),
             {"test_profile": p.name, "note": p.note},
@@ -231,17 +246,21 @@ def run(args: argparse.Namespace) -> dict:
     args.train_traces = args.train_traces or str(default_traces(args.pair, "train", args.width, args.max_depth))
     base_path = default_cost_model(args.pair) if args.cost_model == "auto" else args.cost_model
     heldout, train = Trace.load(args.traces), Trace.load(args.train_traces)
-    profiles = test_profiles(make_cost_model(base_path), extra)
+    profiles = test_profiles(base_path, extra)
     out = Path(args.out) if args.out else Path(args.runs_dir) / "transfer.json"
     save_profiles(profiles, out.with_name(out.stem + "_profiles"), heldout, args.width, args.max_depth)
     family_steps = args.family_timesteps or args.timesteps
     start = time.perf_counter()
     runs: dict[str, list[str]] = {"randomized": []}
-    for seed in args.seeds:
+    if args.randomized_runs and len(args.randomized_runs) != len(args.seeds):
+        raise SpecGymError(f"--randomized-runs: pass one run directory per seed ({len(args.seeds)})")
+    for i, seed in enumerate(args.seeds):
         family = ["--cost-model", base_path, "--cost-family", args.family]
-        runs["randomized"].append(
-            train_pair(args, args.train_traces, seed, family, f"transfer-{args.family}", family_steps)
-        )
+        if args.randomized_runs:
+            runs["randomized"].append(args.randomized_runs[i])
+        else:
+            run_dir = train_pair(args, args.train_traces, seed, family, f"transfer-{args.family}", family_steps)
+            runs["randomized"].append(run_dir)
         for p in profiles:
             specialist = ["--cost-model", p.path]
             runs.setdefault(p.name, []).append(
@@ -272,7 +291,8 @@ def run(args: argparse.Namespace) -> dict:
         "seeds": args.seeds,
         "rounds": args.rounds,
         "timesteps_per_stage": {"randomized": family_steps, "specialist": args.timesteps},
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds,  # the runs trained here (not --randomized-runs)
+        "randomized_runs_given": bool(args.randomized_runs),
         "runs": runs,
         "profiles": {
             p.name: {"unseen": p.unseen, "note": p.note, "path": p.path, "source": describe(p.cost)} for p in profiles
