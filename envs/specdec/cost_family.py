@@ -229,7 +229,7 @@ def check_family_name(name: object) -> str:
     """``name`` if it is a family's name, else a SpecGymError listing them."""
     if name not in FAMILIES:
         raise SpecGymError(
-            f"unknown cost family {name!r}; choose one of {', '.join(FAMILIES)} (or None: a fixed cost_model)"
+            f"unknown cost family {name!r}; choose one of {', '.join(FAMILIES)} (or no family, for a fixed cost model)"
         )
     return str(name)
 
