@@ -18,7 +18,6 @@ from envs.specdec.cost_family import check_family_name, describe, make_cost_fami
 from envs.specdec.cycles import ROLES, CycleSource, LiveCycles, check_cost_features, obs_bounds
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
-from envs.specdec.schedules import best_static_rate
 from envs.specdec.trace import Trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
@@ -63,8 +62,8 @@ def _best_static_rate(source: TraceReplay, traces: str, cost_model: str, n_promp
         source.max_new_tokens,
         n_prompts,
     )
-    if key not in _BEST_STATIC:
-        _BEST_STATIC[key] = best_static_rate(source, n_prompts)
+    if key not in _BEST_STATIC:  # from the replay tables: what best_static_rate's rollouts give, 30x faster
+        _BEST_STATIC[key] = float(source.static_rates(n_prompts).max())
     return _BEST_STATIC[key]
 
 
