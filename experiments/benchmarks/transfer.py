@@ -38,7 +38,10 @@ steps. A plot (fraction of the oracle by profile and policy) is saved beside the
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -177,9 +180,8 @@ def save_profiles(profiles: list[TestProfile], directory: Path, trace: Trace, wi
 
 
 def train_pair(args: argparse.Namespace, traces: str, seed: int, extra: list[str], exp: str, steps: int) -> str:
-    """One co-adaptive DraftVerify training run (experiments.train); its run directory."""
-    from experiments import train
-
+    """One co-adaptive DraftVerify training run (``python -m experiments.train``, in a process of its
+    own: experiments.train imports the benchmarks' helpers); its run directory."""
     argv = [
         "--env",
         "draft-verify",
@@ -209,8 +211,14 @@ def train_pair(args: argparse.Namespace, traces: str, seed: int, extra: list[str
         *(["--config", args.config] if args.config else []),
         *extra,
     ]
-    (row,) = train.main(argv)
-    return row["run_dir"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.train", *argv], stdout=subprocess.PIPE, text=True, check=False
+    )
+    print(proc.stdout, end="")
+    found = re.findall(r"^run directory: (.+)$", proc.stdout, flags=re.MULTILINE)
+    if proc.returncode != 0 or not found:
+        raise SpecGymError(f"training {exp} (seed {seed}) failed with exit code {proc.returncode}; its error is above")
+    return found[-1]
 
 
 def score_profile(
