@@ -15,10 +15,10 @@ from envs.pairs import shared_pair
 from envs.pairs.replay_assets import BUNDLED_NAME, bundled_profile, bundled_trace
 from envs.partners import make_policy
 from envs.specdec.cost import MeasuredCost, make_cost_model
-from envs.specdec.cycles import ROLES, CycleSource, LiveCycles, obs_bounds
+from envs.specdec.cost_family import check_family_name, describe, make_cost_family
+from envs.specdec.cycles import ROLES, CycleSource, LiveCycles, check_cost_features, obs_bounds
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
-from envs.specdec.schedules import best_static_rate
 from envs.specdec.trace import Trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
@@ -35,6 +35,9 @@ ACTION_MEANINGS = {
 }
 DEFAULT_LIVE_PROMPTS = 20
 DEFAULT_LIVE_TOKENS = 128
+# rate="best_static" under a cost family: the best static k of each draw, over this many prompts
+# of the trace (all of them would cost more than the episode itself)
+FAMILY_RATE_PROMPTS = 8
 
 
 @lru_cache(maxsize=16)
@@ -60,8 +63,8 @@ def _best_static_rate(source: TraceReplay, traces: str, cost_model: str, n_promp
         source.max_new_tokens,
         n_prompts,
     )
-    if key not in _BEST_STATIC:
-        _BEST_STATIC[key] = best_static_rate(source, n_prompts)
+    if key not in _BEST_STATIC:  # from the replay tables: what best_static_rate's rollouts give, 30x faster
+        _BEST_STATIC[key] = float(source.static_rates(n_prompts).max())
     return _BEST_STATIC[key]
 
 
@@ -132,6 +135,18 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     slots with no node or no past cycle are -1. Under ``cost_model="measured"`` indices 3 and 4
     are 0 (wall clock does not predict).
 
+    With ``cost_features="profile"`` (for policies meant to serve several cost profiles, e.g.
+    under ``cost_family``) ``D + 1`` features follow index 4, describing the cost model's shape at
+    the current context, each over one target-only step (clipped at 100), and the rest move up by
+    ``D + 1`` (``Box`` of ``(7 + W + D*W + 8 + D + 1,)``):
+
+    | index | feature |
+    |---|---|
+    | 5 | cost of one draft forward feeding 1 token |
+    | 6 .. 6+D-1 | cost of verifying a whole depth-l tree (1 + l*W tokens), l = 1..D: verification's slope |
+
+    The index ranges live in ``envs.specdec.cycles.obs_layout``.
+
     ## Rewards
 
     Given at the end of each cycle (0 on draft-role continue steps). ``tokens`` = accepted draft
@@ -201,6 +216,26 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     - ``cost_model``: ``analytic`` | ``measured`` (live) | a profile ``.json`` path | ``"bundled"``: the
       profile shipped with ``pair`` (``smollm2-135m``: calibrated on a CPU, AMD EPYC, bfloat16; its
       file name names the device).
+    - ``cost_family``: None (default: ``cost_model`` every episode) or a family the cost model is
+      drawn from at each ``reset`` with the env's RNG (``info["cost"]`` says what was drawn); a
+      policy meant to transfer between devices trains under one. ``cost_model`` is the family's
+      calibrated member. Families (``envs.specdec.cost_family``, where the ranges and their
+      sources are written down):
+
+      - ``calibrated``: ``cost_model`` as it is (the pair's profile calibrated on this device).
+      - ``calibrated-perturbed``: ``cost_model`` with draft forwards 0.5-2x as long and the extra
+        cost of verifying more than one token 0.5-2x as large (log-uniform).
+      - ``gpu``: GPU-shaped analytic profiles (not measured: assumptions after published
+        measurements): a draft forward at 2-10% of a target step; verification flat (0-0.5% per
+        token) up to a knee of 16-64 tokens, then rising by 0.5-1x a step per knee of tokens; a
+        target step 1-10% longer per 1000 tokens of context.
+      - ``gpu-perturbed``: a ``gpu`` draw perturbed as ``calibrated-perturbed`` is.
+      - ``mixed``: one of the four above, uniformly, each episode.
+
+      ``rate="best_static"`` is then each draw's best static k's tokens/s over the trace's first
+      8 prompts.
+    - ``cost_features``: ``ratios`` (default: the layout above) | ``profile`` (adds the cost
+      profile's shape; see Observation Space).
     - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
       ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
       ``oracle-depth`` (replay) or a saved SB3 ``.zip`` of the other role (see ``envs.partners``); default
@@ -233,7 +268,8 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
 
     - v0: the initial version: LTD's depth (``draft``), size (``verify``) and ``joint`` decisions over
       greedy draft-and-verify cycles, on the live engine or a recorded trace, rewarded by throughput
-      or ``net_tokens``, with the observation layout above.
+      or ``net_tokens``, with the observation layout above. ``cost_family`` and ``cost_features``
+      were added later with defaults that keep every ``-v0`` id's behaviour and layout.
 
     - v1: the defaults become the real pair on replay (``pair="smollm2-135m"``, ``backend="replay"``,
       ``traces="bundled"``, ``width=4``, ``cost_model="bundled"``); the observation layout, rewards
@@ -261,6 +297,8 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         rate: float | str | None = None,
         credit: str = "cycle",
         cost_model: str = "analytic",
+        cost_family: str | None = None,
+        cost_features: str = "ratios",
         partner: str | None = None,
         device: str = "auto",
         dtype: str | None = None,
@@ -286,7 +324,11 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             cost_model = str(bundled_profile(pair))
         if traces == BUNDLED_NAME and backend == "replay":
             traces = str(bundled_trace(pair, split, width))
+        check_cost_features(cost_features)
+        if cost_family is not None:
+            check_family_name(cost_family)
         cost = make_cost_model(cost_model)
+        self.family = None if cost_family is None else make_cost_family(cost_family, cost)
         if reward == "net_tokens" and rate is None and isinstance(cost, MeasuredCost):
             raise SpecGymError("net_tokens under the measured cost model needs an explicit rate= (tokens/s)")
         if rate == "best_static" and backend != "replay":
@@ -307,11 +349,12 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             self.source = self._replay(pair, traces, prompts, n_prompts, split, cost)
         src = self.source
         self.n_prompts = src.n_prompts if n_prompts is None or backend == "live" else n_prompts
-        if rate == "best_static":
-            rate = _best_static_rate(src, traces, cost_model, self.n_prompts)
+        self._rate_kind = rate
+        if rate == "best_static":  # under a family: each draw's, at reset
+            rate = None if self.family else _best_static_rate(src, traces, cost_model, self.n_prompts)
         self.rate: float | None = rate
         self.partner = self._make_partner(partner)
-        low, high = obs_bounds(src.max_depth, src.width)
+        low, high = obs_bounds(src.max_depth, src.width, cost_features)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Discrete(src.n_actions(role))
         self.joint_table = src.joint_table
@@ -332,6 +375,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             width=kw["width"],
             max_depth=kw["max_depth"],
             max_new_tokens=DEFAULT_LIVE_TOKENS if kw["max_new_tokens"] is None else kw["max_new_tokens"],
+            cost_features=kw["cost_features"],
         )
 
     def _replay(self, pair, traces, prompts, n_prompts, split, cost) -> TraceReplay:
@@ -361,6 +405,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             width=kw["width"],
             max_depth=kw["max_depth"],
             max_new_tokens=kw["max_new_tokens"],
+            cost_features=kw["cost_features"],
         )
 
     def _make_partner(self, partner: str | None):
@@ -387,12 +432,15 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             index = int(self.np_random.integers(self.n_prompts))
         elif not (isinstance(index, int | np.integer) and 0 <= index < self.n_prompts):
             raise SpecGymError(f"prompt_index must be an integer in 0..{self.n_prompts - 1}, got {index!r}")
+        info = {"prompt_index": int(index), "tokens_generated": 0}
+        if self.family is not None:
+            info["cost"] = self._draw_cost()
         self.source.start(int(index))
         if self.partner is not None:
             self.partner.reset()
         self._to_decision()
         self._active = True
-        return self.source.observation(), {"prompt_index": int(index), "tokens_generated": 0}
+        return self.source.observation(), info
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         if not self._active:
@@ -421,6 +469,14 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         return self.source.action_mask(self.role)
 
     # -- internals --------------------------------------------------------------------------
+    def _draw_cost(self) -> dict:
+        """This episode's cost model from the family (and, for ``rate="best_static"``, its rate)."""
+        cost = self.family.draw(self.np_random)
+        self.source.set_cost(cost)
+        if self._rate_kind == "best_static":
+            self.rate = float(self.source.static_rates(min(self.n_prompts, FAMILY_RATE_PROMPTS)).max())
+        return describe(cost)
+
     def _to_decision(self) -> None:
         """Run the next cycle up to the agent's decision point."""
         src, partner = self.source, self.partner

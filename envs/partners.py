@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.specdec.arbitrate import N_FEATURES
-from envs.specdec.cycles import ROLES, CycleSource, n_actions, obs_layout
+from envs.specdec.cycles import COST_FEATURES, ROLES, CycleSource, n_actions, obs_layout
 from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH
 from envs.specdec.errors import SpecGymError
 from envs.specdec.oracle import Oracle
@@ -50,18 +50,19 @@ ROLE_POLICIES = {
 }
 
 
-def saved_settings(observation_space: Any, action_space: Any) -> list[tuple[str, int, int]]:
-    """Every DraftVerify (role, max_depth, width) whose observation and action spaces these are."""
+def saved_settings(observation_space: Any, action_space: Any) -> list[tuple[str, int, int, str]]:
+    """Every DraftVerify (role, max_depth, width, cost_features) whose observation and action spaces these are."""
     if not (isinstance(action_space, spaces.Discrete) and isinstance(observation_space, spaces.Box)):
         return []
     if len(observation_space.shape) != 1 or float(np.min(observation_space.low)) >= 0:  # DraftVerify's go to -1
         return []
     size, n = observation_space.shape[0], int(action_space.n)
     return [
-        (role, d, w)
+        (role, d, w, features)
         for d in range(1, MAX_DEPTH + 1)
         for w in range(1, MAX_WIDTH + 1)
-        if obs_layout(d, w)["all"].stop == size
+        for features in COST_FEATURES
+        if obs_layout(d, w, features)["all"].stop == size
         for role in ROLES
         if n_actions(role, d, w) == n
     ]
@@ -93,7 +94,7 @@ class SB3Policy(Policy):
         self._planned: tuple[int, int] | None = None
         self._fits = saved_settings(self.model.observation_space, self.model.action_space)
         self._check_role()
-        self._fitted: tuple[int, int] | None = None  # the (max_depth, width) last checked
+        self._fitted: tuple[int, int, str] | None = None  # the (max_depth, width, cost_features) last checked
         if source is not None:
             self.check(source)
 
@@ -117,27 +118,47 @@ class SB3Policy(Policy):
                 f"saved from role={self.role!r}"
             )
 
+    def cost_features(self, max_depth: int, width: int) -> str:
+        """The observation layout (``cost_features``) it reads at this tree shape, as its spaces tell
+        (one size can fit another shape's other layout); ``ratios`` when none fits (``check`` says why)."""
+        held = {f for r, d, w, f in self._fits if (r, d, w) == (self.role, max_depth, width)}
+        return next((f for f in COST_FEATURES if f in held), "ratios")
+
     def check(self, source: CycleSource) -> None:
-        """Refuse a policy trained with another max_depth or width than ``source``'s."""
-        key = (source.max_depth, source.width)
+        """Refuse a policy trained with another max_depth, width or cost_features than ``source``'s."""
+        key = (source.max_depth, source.width, source.cost_features)
         if key == self._fitted:
             return
         if (self.role, *key) not in self._fits:
             shape = (obs_layout(*key)["all"].stop,)
-            trained = sorted({(d, w) for r, d, w in self._fits if r == self.role})
-            hint = f" (max_depth={trained[0][0]}, width={trained[0][1]})" if len(trained) == 1 else ""
+            trained = sorted({(d, w, f) for r, d, w, f in self._fits if r == self.role})
+            hint = (
+                f" (max_depth={trained[0][0]}, width={trained[0][1]}, cost_features={trained[0][2]!r})"
+                if len(trained) == 1
+                else ""
+            )
             raise SpecGymError(
                 f"saved policy {self.name} expects observations of shape {self.model.observation_space.shape}, "
-                f"the env gives {shape}: use the max_depth and width it was trained with{hint}"
+                f"the env gives {shape}: use the max_depth, width and cost_features it was trained with{hint}"
             )
         self._fitted = key
 
     def _act(self, source: CycleSource) -> int:
+        """The deterministic action: the most probable valid one. Straight from the policy network's
+        logits, which is what ``predict(deterministic=True)`` returns at a fifth of its cost (a
+        partner acts at every draft step of its env, so this is most of a training step's time)."""
+        import torch
+        from stable_baselines3.common.preprocessing import preprocess_obs
+
         self.check(source)
-        obs = source.observation()
-        kwargs = {"action_masks": source.action_mask(self.role)} if self.maskable else {}
-        action, _ = self.model.predict(obs, deterministic=True, **kwargs)
-        return int(np.asarray(action).item())
+        p = self.model.policy
+        obs = torch.as_tensor(source.observation(), dtype=torch.float32)[None]
+        with torch.no_grad():
+            features = p.pi_features_extractor(preprocess_obs(obs, p.observation_space, p.normalize_images))
+            logits = p.action_net(p.mlp_extractor.forward_actor(features))[0].numpy()
+        if self.maskable:
+            logits = np.where(source.action_mask(self.role), logits, -np.inf)
+        return int(np.argmax(logits))
 
     def plan(self, source: CycleSource) -> None:
         if self.role == "joint":

@@ -20,6 +20,10 @@
     python -m experiments.benchmark headroom --pair NAME [--width W] [--policy RUN_DIR] --out FILE.json
         DraftVerify under the cost model: the oracle, the depth-only oracle, the best static
         k, train-tuned rules and a learned policy; also with a faster draft (what-if).
+    python -m experiments.benchmark transfer --pair NAME --out FILE.json
+        one DraftVerify policy trained under a cost-profile family (--family mixed) against a
+        specialist trained per test profile, the best static k, train-tuned rule pairs and the
+        oracle, on the held-out trace under each test profile (two of them unseen in training).
     python -m experiments.benchmark workers --pair gsm --n-prompts 240 --max-new-tokens 128 --workers 2 --out FILE.json
         trace recording in one process against --workers Ray actors (start-up included, 1 torch
         thread each), and whether the two traces are identical.
@@ -34,7 +38,7 @@ import importlib
 
 from experiments.cli import CommandParser, run_main, write_json
 
-SUBCOMMANDS = ("engine", "lossless", "cost", "pair", "env", "startup", "decode", "headroom", "workers")
+SUBCOMMANDS = ("engine", "lossless", "cost", "pair", "env", "startup", "decode", "headroom", "workers", "transfer")
 
 
 def build_parser() -> argparse.ArgumentParser:

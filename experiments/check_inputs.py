@@ -50,6 +50,22 @@ CASES = [
     Case("train-threads-zero", (*ARB, "--threads", "0"), "--threads: must be >= 1"),
     Case("record-threads-negative", (*RECORD, "--threads", "-2"), "--threads: must be >= 1"),
     Case("train-device-tpu", (*ARB, "--device", "tpu"), "unknown device 'tpu'"),
+    Case(
+        "train-cost-family-unknown",
+        (*TRAIN, "--env", "draft-verify", "--runs-dir", "{tmp}/runs", "--cost-family", "tpu"),
+        "unknown cost family 'tpu'; choose one of calibrated",
+    ),
+    Case(
+        "transfer-family-unknown",
+        ("experiments.benchmark", "transfer", "--pair", "tiny-random", "--family", "tpu"),
+        "unknown cost family 'tpu'",
+    ),
+    Case(
+        "transfer-test-profile-malformed",
+        ("experiments.benchmark", "transfer", "--pair", "tiny-random", "--test-profile", "f32"),
+        "--test-profile 'f32': pass NAME=PATH.json",
+    ),
+    Case("train-cost-family-arbitration", (*ARB, "--cost-family", "gpu"), "--cost-family draws DraftVerify's"),
     Case("record-device-tpu", (*RECORD, "--device", "tpu", "--out", "{tmp}/t.npz"), "unknown device 'tpu'"),
     Case(
         "evaluate-device-tpu",

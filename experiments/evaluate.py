@@ -57,7 +57,7 @@ from experiments.cli import (
     write_json,
 )
 from experiments.record_traces import record_texts
-from experiments.runs import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
+from experiments.runs import check_trace_pair, cost_features, learned_policy, note_other_pair, run_env_kwargs
 from experiments.workers import Pool, WorkerArgs, add_worker_args, check_workers, open_pool
 
 console = cli.console()
@@ -108,6 +108,10 @@ def live_methods(
     """Decoding prompt ``i`` with each policy (``learned``: the run's; else a partner name such as
     ``static-3``) and with the target alone, on ``pair`` (a worker's, with --workers)."""
     s = settings
+    made = {
+        name: learned_policy(s.policy, s.verify_policy) if spec == "learned" else make_policy(spec)
+        for name, spec in policies.items()
+    }
     # the policies observe cost-model features (as in training); the clock is the wall clock
     source = LiveCycles(
         pair,
@@ -116,6 +120,7 @@ def live_methods(
         width=s.width,
         max_depth=s.max_depth,
         max_new_tokens=s.max_new_tokens,
+        cost_features=cost_features(made["learned"], s.max_depth, s.width) if "learned" in made else "ratios",
     )
     dec = SpeculativeDecoder(pair)
 
@@ -126,10 +131,6 @@ def live_methods(
 
         return go
 
-    made = {
-        name: learned_policy(s.policy, s.verify_policy) if spec == "learned" else make_policy(spec)
-        for name, spec in policies.items()
-    }
     methods = {name: decode_with(policy) for name, policy in made.items()}
     methods["target_only"] = lambda i: dec.generate_target(prompts[i], s.max_new_tokens).tokens
     return methods
@@ -249,10 +250,17 @@ def evaluate_on(pool: Pool, s: EvalSettings) -> tuple[dict, dict]:
         texts = load_prompts(s.prompts, s.n_prompts or 20)
         shape = {"max_new_tokens": s.max_new_tokens or 128, "width": s.width, "max_depth": s.max_depth}
         trace = record_texts(pool, texts, chunk=64, meta={"prompts": s.prompts}, **shape)
-    source = TraceReplay(trace, cost=cost, width=s.width, max_depth=s.max_depth, max_new_tokens=s.max_new_tokens)
+    learned = learned_policy(s.policy, s.verify_policy)
+    source = TraceReplay(
+        trace,
+        cost=cost,
+        width=s.width,
+        max_depth=s.max_depth,
+        max_new_tokens=s.max_new_tokens,
+        cost_features=cost_features(learned, s.max_depth, s.width),
+    )
     prompts = [source.trace.prompt(i).prompt.tolist() for i in range(source.n_prompts)]
     s = replace(s, max_new_tokens=source.max_new_tokens)
-    learned = learned_policy(s.policy, s.verify_policy)
     policies: dict[str, Policy] = {"learned": learned, "oracle": make_policy("oracle", source=source)}
     policies |= {f"static_k{k}": make_policy(f"static-{k}") for k in range(1, s.max_depth + 1)}
     policies |= {name: make_policy(name) for name in DYNAMIC}

@@ -78,6 +78,27 @@ def arbitration_tradeoff(result: dict, out: Path) -> Path:
     return _save(fig, out)
 
 
+def transfer_matrix(result: dict, out: Path) -> Path:
+    """Fraction of the oracle by test profile (unseen ones marked) and policy: the transfer benchmark."""
+    names = ("randomized", "specialist", "best_static", "best_rule")
+    profiles = list(result["policies"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(profiles)), 4))
+    width = 0.8 / len(names)
+    x = np.arange(len(profiles))
+    for i, name in enumerate(names):
+        rows = [result["policies"][p][name] for p in profiles]
+        ax.bar(x + (i - (len(names) - 1) / 2) * width, [r["fraction_of_oracle"] for r in rows], width, label=name)
+    labels = [p + ("\n(unseen)" if result["profiles"][p]["unseen"] else "") for p in profiles]
+    ax.set_xticks(x, labels, fontsize=7)
+    lows = [result["policies"][p][n]["fraction_of_oracle"] for p in profiles for n in names]
+    ax.set_ylim(max(0.0, min(lows) - 0.1), 1.0)
+    ax.set_ylabel("fraction of the oracle (held-out, cost model)")
+    ax.set_title(f"DraftVerify transfer: {result['pair']}, randomised under {result['family']!r}")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, out)
+
+
 def _save(fig, out: Path) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

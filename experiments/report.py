@@ -153,6 +153,7 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+TRANSFER = ("randomized", "specialist", "best_static", "best_rule", "oracle")
 HEADROOM = (
     "oracle",
     "oracle_depth",
@@ -199,6 +200,27 @@ def headroom_table(rows: list[dict]) -> list[str]:
                 f"| {pair} | {r['width']} | {row['draft_speedup']:g}x | {' | '.join(cells)} "
                 f"| {' / '.join(f'{a:.3f}' for a in (first['auc'], *fits))} ({first['hit_rate']:.0%}) "
                 f"| {r['_file']} |"
+            )
+    return lines
+
+
+def transfer_table(rows: list[dict]) -> list[str]:
+    lines = _head(
+        "**DraftVerify transfer** (`benchmark transfer`: held-out trace under each test profile, tokens/s (of "
+        "oracle); randomized = one policy pair trained under a cost family, specialist = trained on that profile "
+        "alone (mean over seeds), best static k on the held-out trace itself, best rule pair tuned on the train "
+        "trace; unseen = outside every range the family draws from):",
+        ["pair", "family", "profile", *TRANSFER, "randomized / specialist", "/ best static", "/ best rule", "file"],
+    )
+    for r in rows:
+        for profile, pol in r["policies"].items():
+            unseen = " (unseen)" if r["profiles"][profile]["unseen"] else ""
+            cells = [f"{pol[n]['tokens_per_s']:.1f} ({pol[n]['fraction_of_oracle']:.0%})" for n in TRANSFER]
+            ratios = [r[k][profile] for k in ("randomized_over_specialist", "randomized_over_best_static")]
+            ratios.append(r["randomized_over_best_rule"][profile])
+            lines.append(
+                f"| {r['pair']} | {r['family']} | {profile}{unseen} | {' | '.join(cells)} "
+                f"| {' | '.join(f'{x:.3f}' for x in ratios)} | {r['_file']} |"
             )
     return lines
 
@@ -426,6 +448,7 @@ def render(results_dir: Path) -> str:
         ("env", env_table),
         ("evaluate-draft-verify", draft_verify_table),
         ("headroom", headroom_table),
+        ("transfer", transfer_table),
         ("ablation", ablation_table),
         ("evaluate-arbitration", arbitration_table),
         ("arbitration-ablation", arbitration_ablation_table),

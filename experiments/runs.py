@@ -31,6 +31,13 @@ def learned_policy(path: str, verify: str | None) -> Policy:
     return Composite(SB3Policy(p, "draft"), SB3Policy(verify, "verify") if verify else Policy(), "learned")
 
 
+def cost_features(policy: Policy, max_depth: int, width: int) -> str:
+    """The observation layout (DraftVerify's ``cost_features``) a learned policy reads at this tree
+    shape; a rule's: ratios."""
+    parts = [policy.depth, policy.size] if isinstance(policy, Composite) else [policy]
+    return next((p.cost_features(max_depth, width) for p in parts if isinstance(p, SB3Policy)), "ratios")
+
+
 def check_trace_pair(path: str, meta: dict, pair: str) -> None:
     """Refuse, naming the fix, a trace (``meta`` read from ``path``) recorded for another pair than ``--pair``."""
     recorded = meta.get("pair")

@@ -4,6 +4,7 @@
     python -m experiments.train --env draft-verify --pair smollm2-135m --traces train.npz \\
         --eval-traces heldout.npz --cost-model profile.json
     python -m experiments.train --env arbitration --pair gsm --timesteps 30000 --seeds 0 1 2
+    python -m experiments.train --env draft-verify --pair smollm2-135m --cost-family mixed
 
 With no arguments (``--env all``): co-adaptive PPO on DraftVerify (replay of traces recorded on
 first use, analytic cost model) and PPO on Arbitration, both on the bundled ``gsm`` pair, each
@@ -43,6 +44,7 @@ import torch
 from envs.arbitration.env import DEFAULT_ITEMS
 from envs.pairs import check_pair_name
 from envs.pairs.build import check_data_dir_writable, check_writable
+from envs.specdec.cost_family import check_family_name
 from envs.specdec.errors import SpecGymError
 from envs.specdec.files import write_text_atomic
 from experiments.artifacts import default_branches, default_cost_model, default_trace_path, default_traces
@@ -97,6 +99,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="auto (analytic for the toy pairs gsm and tiny-random, else the pair's profile on this device, "
         "calibrated on first use) | analytic | measured | profile .json",
+    )
+    p.add_argument(
+        "--cost-family",
+        help="draft-verify: draw the cost model per episode from this family (calibrated | calibrated-perturbed | "
+        "gpu | gpu-perturbed | mixed; envs/specdec/cost_family.py), --cost-model being its calibrated member "
+        "(default: none, --cost-model every episode)",
+    )
+    p.add_argument(
+        "--cost-features",
+        default="auto",
+        choices=["auto", "ratios", "profile"],
+        help="draft-verify observation: the cost ratios only, or the cost profile's shape too "
+        "(default auto: profile with --cost-family, else ratios)",
     )
     p.add_argument(
         "--roles", nargs="+", default=list(TRAINED_ROLES), choices=TRAINED_ROLES, help="roles to train, in order"
@@ -160,6 +175,8 @@ def env_kwargs_for(args: TrainArgs, config: dict[str, Any], env_id: str) -> dict
         "pair": args.pair,
         "backend": args.backend,
         "cost_model": args.cost_model,
+        "cost_family": args.cost_family,
+        "cost_features": cost_features(args),
         "device": args.device,
     }
     if args.backend == "replay":
@@ -175,6 +192,13 @@ def env_kwargs_for(args: TrainArgs, config: dict[str, Any], env_id: str) -> dict
             )
     kwargs.setdefault("split", "train")
     return kwargs
+
+
+def cost_features(args: TrainArgs) -> str:
+    """The observation layout: ``--cost-features``, auto being the profile's shape under a family."""
+    if args.cost_features != "auto":
+        return args.cost_features
+    return "profile" if args.cost_family else "ratios"
 
 
 def note_short_budget(config: dict[str, Any], name: str) -> None:
@@ -488,6 +512,14 @@ def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:
             f"--eval-items must be 0 (no evaluation) or >= 2 (a paired interval needs two items), got {args.eval_items}"
         )
     check_device(args.device)
+    if args.cost_family is not None:
+        check_family_name(args.cost_family)
+        if "draft-verify" not in envs:
+            raise SpecGymError("--cost-family draws DraftVerify's cost model; pass --env draft-verify (or all)")
+        if args.cost_model == "measured":
+            raise SpecGymError(
+                "--cost-family draws predictive cost models; pass --cost-model auto, analytic or a .json"
+            )
     if args.vec_env == "ray" and args.workers is None:
         raise SpecGymError("--vec-env ray needs --workers N (the Ray actors the envs are shared among)")
     if args.workers is not None and args.vec_env != "ray":

@@ -40,6 +40,16 @@ class CostModel(ABC):
     @abstractmethod
     def verify_time(self, n_tokens: int, context_len: int) -> float: ...
 
+    def grid(self, kind: str, sizes, contexts) -> np.ndarray:
+        """``[len(sizes), len(contexts)]`` seconds of ``kind`` (draft | verify) forwards: the same
+        numbers as the scalar calls, bit for bit (replay builds its tables from this)."""
+        one = self.draft_time if kind == "draft" else self.verify_time
+        return np.array([[one(int(n), int(c)) for c in contexts] for n in sizes], dtype=float)
+
+    def params(self) -> dict[str, Any]:
+        """The numbers that define this model (results and ``info`` show them); {} for a table."""
+        return {}
+
     def cycle_time(self, record: CycleRecord) -> float:
         """Predicted seconds of a recorded cycle (its draft forwards plus its verification)."""
         ctx = record.context_len
@@ -94,6 +104,14 @@ class AnalyticCost(CostModel):
     def verify_time(self, n_tokens: int, context_len: int) -> float:
         return self.verify_base + self.verify_per_token * n_tokens + self.verify_per_context * context_len
 
+    def grid(self, kind: str, sizes, contexts) -> np.ndarray:
+        n, ctx = np.asarray(sizes, np.int64)[:, None], np.asarray(contexts, np.int64)[None, :]
+        base, per_token, per_context = (getattr(self, f"{kind}_{x}") for x in ("base", "per_token", "per_context"))
+        return base + per_token * n + per_context * ctx
+
+    def params(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "kind"}
+
 
 @dataclass
 class ScaledDraftCost(CostModel):
@@ -113,6 +131,10 @@ class ScaledDraftCost(CostModel):
     def verify_time(self, n_tokens: int, context_len: int) -> float:
         return self.base.verify_time(n_tokens, context_len)
 
+    def grid(self, kind: str, sizes, contexts) -> np.ndarray:
+        table = self.base.grid(kind, sizes, contexts)
+        return self.scale * table if kind == "draft" else table
+
 
 def _interp(sizes: list[int], contexts: list[int], table: list[list[float]], n: int, ctx: int) -> float:
     """Linear in context within each measured size, then linear in size (extrapolated past the last)."""
@@ -123,6 +145,22 @@ def _interp(sizes: list[int], contexts: list[int], table: list[list[float]], n: 
     lo, hi = i - 1, i
     frac = (n - sizes[lo]) / (sizes[hi] - sizes[lo])
     return float(rows[lo] + frac * (rows[hi] - rows[lo]))
+
+
+def _interp_grid(sizes: list[int], contexts: list[int], table: list[list[float]], ns, ctxs) -> np.ndarray:
+    """:func:`_interp` at every (n, ctx) of ``ns`` x ``ctxs``, by the same float operations."""
+    ctxs = np.asarray(ctxs, float)
+    rows = np.stack([np.interp(ctxs, contexts, row) for row in table])
+    out = np.empty((len(ns), len(ctxs)))
+    for j, n in enumerate(ns):
+        if n <= sizes[0] or len(sizes) == 1:
+            out[j] = rows[0]
+            continue
+        i = min(int(np.searchsorted(sizes, n)), len(sizes) - 1)
+        lo, hi = i - 1, i
+        frac = (n - sizes[lo]) / (sizes[hi] - sizes[lo])
+        out[j] = rows[lo] + frac * (rows[hi] - rows[lo])
+    return out
 
 
 def _finite(x: object) -> bool:
@@ -279,6 +317,11 @@ class ProfiledCost(CostModel):
 
     def verify_time(self, n_tokens: int, context_len: int) -> float:
         return _interp(self.verify_sizes, self.contexts, self.verify_table, n_tokens, context_len)
+
+    def grid(self, kind: str, sizes, contexts) -> np.ndarray:
+        if kind == "draft":
+            return _interp_grid(self.draft_sizes, self.contexts, self.draft_table, [int(n) for n in sizes], contexts)
+        return _interp_grid(self.verify_sizes, self.contexts, self.verify_table, [int(n) for n in sizes], contexts)
 
     def dips(self) -> list[Dip]:
         """Cells where more tokens take less time beyond the noise allowance (see :func:`find_dips`)."""

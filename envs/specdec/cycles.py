@@ -28,17 +28,29 @@ LOGP_SCALE = 5.0
 ROLES = ("draft", "verify", "joint")  # DraftVerify's deciders: depth, verification size, both
 HISTORY = 4  # past cycles in the observation
 COST_RATIO_MAX = 100.0  # clip for the cost-ratio features
+# "ratios": the two cost ratios at the current context and depth (the -v0 layout); "profile" adds
+# the cost profile's shape: a 1-token draft forward and verifying a whole depth-l tree, l = 1..D,
+# each over one target step, so a policy can tell one device's cost curve from another's
+COST_FEATURES = ("ratios", "profile")
 
 
-def obs_layout(max_depth: int, width: int) -> dict[str, slice]:
+def check_cost_features(value: object) -> str:
+    if value not in COST_FEATURES:
+        raise SpecGymError(f"unknown cost_features {value!r}; choose one of {', '.join(COST_FEATURES)}")
+    return str(value)
+
+
+def obs_layout(max_depth: int, width: int, cost_features: str = "ratios") -> dict[str, slice]:
     """Index ranges of the observation vector (documented on ``DraftVerifyEnv`` in ``envs/draft_verify.py``)."""
     k = max_depth * width
+    profile = [("draft_one_cost", 1), ("verify_curve", max_depth)] if cost_features == "profile" else []
     parts = [
         ("depth", 1),
         ("context", 1),
         ("remaining", 1),
         ("draft_cost", 1),
         ("verify_cost", 1),
+        *profile,
         ("newest_prob", 1),
         ("newest_entropy", 1),
         ("frontier_logprobs", width),
@@ -54,12 +66,13 @@ def obs_layout(max_depth: int, width: int) -> dict[str, slice]:
     return out
 
 
-def obs_bounds(max_depth: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    layout = obs_layout(max_depth, width)
+def obs_bounds(max_depth: int, width: int, cost_features: str = "ratios") -> tuple[np.ndarray, np.ndarray]:
+    layout = obs_layout(max_depth, width, cost_features)
     n = layout["all"].stop
     low, high = np.full(n, -1.0, np.float32), np.ones(n, np.float32)
-    for name in ("draft_cost", "verify_cost"):
-        high[layout[name]] = COST_RATIO_MAX
+    for name in ("draft_cost", "verify_cost", "draft_one_cost", "verify_curve"):
+        if name in layout:
+            high[layout[name]] = COST_RATIO_MAX
     return low, high
 
 
@@ -96,6 +109,7 @@ def cycle_features(
     draft_cost: np.ndarray,
     verify_cost: np.ndarray,
     tree: np.ndarray,
+    profile: np.ndarray | None = None,
 ) -> np.ndarray:
     """The observation without its history, for any batch shape S: the one place both backends
     build it (one decision live; every (position, depth) of a prompt in replay).
@@ -103,7 +117,8 @@ def cycle_features(
     ``depth`` [S]: draft forwards so far; ``context_frac``, ``remaining_frac``: context / window and
     tokens left / max_new_tokens; ``draft_cost``, ``verify_cost``: the cost ratios (clipped here);
     ``tree`` [S, 2 + W + D*W]: :func:`tree_features` where ``depth`` > 0 (ignored at depth 0, where
-    nothing is drafted: probability and entropy read 0, the log-prob slots -1).
+    nothing is drafted: probability and entropy read 0, the log-prob slots -1); ``profile``
+    [..., 1 + D] (``cost_features="profile"`` layouts only): :func:`profile_features`.
     """
     depth = np.asarray(depth)
     shape = np.broadcast_shapes(depth.shape, np.shape(context_frac), np.shape(draft_cost), np.shape(verify_cost))
@@ -113,12 +128,22 @@ def cycle_features(
     out[..., layout["remaining"].start] = remaining_frac
     out[..., layout["draft_cost"].start] = np.minimum(draft_cost, COST_RATIO_MAX)
     out[..., layout["verify_cost"].start] = np.minimum(verify_cost, COST_RATIO_MAX)
+    if "verify_curve" in layout:
+        out[..., layout["draft_one_cost"].start : layout["verify_curve"].stop] = np.minimum(profile, COST_RATIO_MAX)
     tree_part = slice(layout["newest_prob"].start, layout["node_logprobs"].stop)
     drafted = np.broadcast_to(depth > 0, shape)
     out[..., tree_part] = np.where(drafted[..., None], tree, -1.0)
     for name in ("newest_prob", "newest_entropy"):
         out[..., layout[name].start] = np.where(drafted, out[..., layout[name].start], 0.0)
     return out
+
+
+def profile_features(draft_one: np.ndarray, verify: np.ndarray, max_depth: int, width: int) -> np.ndarray:
+    """The ``profile`` part of the observation at each context: ``draft_one`` [C] seconds of a draft
+    forward feeding one token, ``verify`` [C, D*W + 1] seconds of verifying 1 + n tokens (n = 0..D*W);
+    returns [C, 1 + D]: the first over one target step, then verifying a whole depth-l tree over it."""
+    step = verify[:, :1]
+    return np.concatenate([draft_one[:, None], verify[:, np.arange(1, max_depth + 1) * width]], axis=1) / step
 
 
 def joint_actions(max_depth: int, width: int) -> np.ndarray:
@@ -160,13 +185,14 @@ class CycleSource(ABC):
     n_prompts: int
     prompt_index: int
 
-    def _setup(self, width: int, max_depth: int, max_new_tokens: int) -> None:
+    def _setup(self, width: int, max_depth: int, max_new_tokens: int, cost_features: str = "ratios") -> None:
         check_shape(max_depth, width)
         if max_new_tokens < 1:
             raise SpecGymError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         self.width, self.max_depth, self.max_new_tokens = width, max_depth, max_new_tokens
         self.n_slots = max_depth * width
-        self.layout = obs_layout(max_depth, width)
+        self.cost_features = check_cost_features(cost_features)
+        self.layout = obs_layout(max_depth, width, cost_features)
         self.hist = np.full(2 * HISTORY, -1.0, np.float32)
         self._joint = joint_actions(max_depth, width)
         self._verify_range = np.arange(self.n_slots + 1)
@@ -223,6 +249,12 @@ class CycleSource(ABC):
 
     @abstractmethod
     def observation(self) -> np.ndarray: ...
+
+    cost: CostModel
+
+    def set_cost(self, cost: CostModel) -> None:
+        """Use ``cost`` from the next ``start`` on (a cost family's draw for the next episode)."""
+        self.cost = cost
 
     @abstractmethod
     def node_logprobs(self) -> np.ndarray:
@@ -281,22 +313,25 @@ class LiveCycles(CycleSource):
         width: int = 1,
         max_depth: int = 8,
         max_new_tokens: int = 128,
+        cost_features: str = "ratios",
     ):
-        self._setup(width, max_depth, max_new_tokens)
+        self._setup(width, max_depth, max_new_tokens, cost_features)
         if not prompts:
             raise SpecGymError("no prompts given; pass at least one")
         self.dec = SpeculativeDecoder(pair)
         self.prompts = [list(p) for p in prompts]
         for p in self.prompts:
             self.dec._check_prompt(p)
-        self.cost = cost
-        self.predicts = not isinstance(cost, MeasuredCost)
+        self.set_cost(cost)
         self.pair_name, self.n_prompts = pair.name, len(self.prompts)
         self.max_context, self.vocab_size = pair.max_context, pair.vocab_size
         self._log_vocab = math.log(self.vocab_size)
         self.state = None
         self.drafter = None
         self.depth = 0
+
+    def set_cost(self, cost: CostModel) -> None:
+        self.cost, self.predicts = cost, not isinstance(cost, MeasuredCost)
 
     def start(self, prompt_index: int) -> None:
         self.prompt_index = prompt_index
@@ -382,10 +417,14 @@ class LiveCycles(CycleSource):
     def observation(self) -> np.ndarray:
         d, ctx, w = self.depth, self.context_len, self.width
         draft_cost = verify_cost = 0.0  # the wall clock cannot predict: no cost features
+        profile = np.zeros(1 + self.max_depth)
         if self.predicts:
             t1 = self.cost.verify_time(1, ctx)
             draft_cost = self.cost.draft_time(w, ctx) / t1
             verify_cost = self.cost.verify_time(1 + d * w, ctx) / t1
+            if self.cost_features == "profile":
+                verify = np.array([[self.cost.verify_time(1 + n, ctx) for n in range(self.n_slots + 1)]])
+                profile = profile_features(np.array([self.cost.draft_time(1, ctx)]), verify, self.max_depth, w)[0]
         tree = np.zeros(self.layout["node_logprobs"].stop - self.layout["newest_prob"].start)
         if d:
             drafted = self.drafter.tree
@@ -402,5 +441,6 @@ class LiveCycles(CycleSource):
             draft_cost=np.asarray(draft_cost),
             verify_cost=np.asarray(verify_cost),
             tree=tree,
+            profile=profile,
         )
         return np.concatenate((obs, self.hist)).astype(np.float32)

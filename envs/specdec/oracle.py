@@ -35,10 +35,13 @@ class Oracle(Policy):
             none = np.stack([np.arange(1, replay.max_depth + 1), np.zeros(replay.max_depth, np.int64)], axis=1)
             self.actions = np.concatenate([none, actions])
         self._solved: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._version = replay.cost_version  # plans hold under the cost model they were made with
         self._depth = 1
 
     def solve(self, prompt_index: int) -> tuple[np.ndarray, np.ndarray]:
         """(T [n + 1, 2] seconds to finish, best [n, 2] action index) for pending = 1, 2."""
+        if self._version != self.replay.cost_version:
+            self._solved, self._version = {}, self.replay.cost_version
         if prompt_index not in self._solved:
             self._solved[prompt_index] = self._dp(self.replay.tables(prompt_index))
         return self._solved[prompt_index]

@@ -9,8 +9,11 @@ prompt, on first use, we precompute:
   top-``n`` nodes by cumulative draft log-prob (ties to the earlier node, as
   ``DraftTree.top_nodes``) are verified;
 - the observation's tree and cost part for every (position, depth);
-- cost-model times by context (the same scalar calls the live cost model makes, summed in
-  the same order, so rewards match live ones bit for bit).
+- cost-model times by context (``CostModel.grid``: the same numbers as the scalar calls the live
+  cost model makes, summed in the same order, so rewards match live ones bit for bit).
+
+The cost-free part of a prompt's tables (acceptance, the draft's tree) is kept across cost
+models; ``set_cost`` (a cost family's draw per episode) rebuilds only the times and cost features.
 
 The first draft forward of a cycle feeds 1 pending token, or 2 after a cycle that accepted
 its whole depth (the newest level is never fed to the draft: see ``finish_cycle``).
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.specdec.cost import CostModel, MeasuredCost
-from envs.specdec.cycles import CycleResult, CycleSource, cycle_features, tree_features
+from envs.specdec.cycles import CycleResult, CycleSource, cycle_features, profile_features, tree_features
 from envs.specdec.errors import SpecGymError
 from envs.specdec.trace import PromptTrace, Trace
 
@@ -48,6 +51,21 @@ class PromptTables:
     draft_level: np.ndarray  # [n] draft forward feeding a level of W nodes
     verify: np.ndarray  # [n + 1, D*W + 1] target forward: pending token + n nodes
     cap: np.ndarray  # [n + 1] deepest allowed draft
+
+
+@dataclass
+class _CostFree:
+    """The part of a prompt's tables no cost model changes."""
+
+    n: int
+    prompt_len: int
+    limit: int
+    acc: np.ndarray
+    tree: np.ndarray  # [n + 1, D + 1, 2 + W + D*W] tree features
+    best_prob: np.ndarray
+    best_cum: np.ndarray
+    cum: np.ndarray
+    cap: np.ndarray
 
 
 def accepted_table(pt: PromptTrace, n: int, depth: int, width: int) -> np.ndarray:
@@ -92,6 +110,7 @@ class TraceReplay(CycleSource):
         width: int | None = None,
         max_depth: int | None = None,
         max_new_tokens: int | None = None,
+        cost_features: str = "ratios",
     ):
         trace = trace if isinstance(trace, Trace) else Trace.load(trace)
         meta = trace.meta
@@ -115,26 +134,25 @@ class TraceReplay(CycleSource):
             )
         if isinstance(cost, MeasuredCost):
             raise SpecGymError("replay cannot measure wall clock; use a profiled .json or 'analytic' cost model")
-        self._setup(width, max_depth, max_new_tokens)
+        self._setup(width, max_depth, max_new_tokens, cost_features)
         self.trace, self.cost = trace, cost
         self.pair_name = meta["pair"]
         self.max_context, self.vocab_size = int(meta["max_context"]), int(meta["vocab_size"])
         self.n_prompts = trace.n_prompts
         self._log_vocab = math.log(self.vocab_size)
-        self._costs: dict[int, tuple[float, float, float, list[float]]] = {}
         self._tables: OrderedDict[int, PromptTables] = OrderedDict()
+        self._free: OrderedDict[int, _CostFree] = OrderedDict()
+        self.cost_version = 0  # counts set_cost calls: plans made under another cost model are stale
         self.t: PromptTables | None = None
         self.depth = 0
 
     # -- per-prompt tables ----------------------------------------------------------------
-    def _cost_row(self, ctx: int) -> tuple[float, float, float, list[float]]:
-        row = self._costs.get(ctx)
-        if row is None:
-            c, w = self.cost, self.width
-            verify = [c.verify_time(1 + k, ctx) for k in range(self.n_slots + 1)]
-            row = (c.draft_time(1, ctx), c.draft_time(2, ctx), c.draft_time(w, ctx), verify)
-            self._costs[ctx] = row
-        return row
+    def set_cost(self, cost: CostModel) -> None:
+        if isinstance(cost, MeasuredCost):
+            raise SpecGymError("replay cannot measure wall clock; use a profiled .json or 'analytic' cost model")
+        if cost is not self.cost:
+            self.cost, self.cost_version = cost, self.cost_version + 1
+            self._tables.clear()
 
     def tables(self, prompt_index: int) -> PromptTables:
         """The prompt's replay tables (built on first use, kept for the most recent prompts)."""
@@ -146,48 +164,99 @@ class TraceReplay(CycleSource):
                 self._tables.popitem(last=False)
         return t
 
-    def _build(self, i: int) -> PromptTables:
+    def _cost_free(self, i: int) -> _CostFree:
+        f = self._free.get(i)
+        if f is not None:
+            return f
         pt, d_max, w, k = self.trace.prompt(i), self.max_depth, self.width, self.n_slots
         p = len(pt.prompt)
         limit = min(self.max_new_tokens, self.max_context - p)  # tokens this env may generate
         n = min(len(pt.output), limit)
-        pos = np.arange(n + 1)
-        rows = [self._cost_row(p + j) for j in range(n + 1)]
-        first = np.array([[r[0], r[1]] for r in rows])
-        level = np.array([r[2] for r in rows])
-        verify = np.array([r[3] for r in rows])
-        remaining = limit - pos
         lay = self.layout
         cum = pt.cum_logprobs[:n, :d_max]
         best = cum.argmax(axis=2)  # [n, D]: best slot of each level
-        best_prob = np.take_along_axis(pt.probs[:n, :d_max], best[..., None], axis=2)[..., 0]
-        best_cum = np.take_along_axis(cum, best[..., None], axis=2)[..., 0]
         tree = np.full((n + 1, d_max + 1, lay["node_logprobs"].stop - lay["newest_prob"].start), -1.0)
         for d in range(1, d_max + 1):
             tree[:n, d] = tree_features(cum[:, :d], pt.probs[:n, d - 1], pt.entropies[:n, d - 1], k, self._log_vocab)
-        feat = cycle_features(
-            lay,
-            depth=np.arange(d_max + 1)[None, :],
-            max_depth=d_max,
-            context_frac=((p + pos) / self.max_context)[:, None],
-            remaining_frac=(remaining / self.max_new_tokens)[:, None],
-            draft_cost=(level / verify[:, 0])[:, None],
-            verify_cost=verify[:, np.arange(d_max + 1) * w] / verify[:, :1],
-            tree=tree,
-        )
-        return PromptTables(
+        f = _CostFree(
             n=n,
             prompt_len=p,
             limit=limit,
             acc=accepted_table(pt, n, d_max, w),
-            feat=feat.astype(np.float32),
-            best_prob=best_prob,
-            best_cum=best_cum,
+            tree=tree,
+            best_prob=np.take_along_axis(pt.probs[:n, :d_max], best[..., None], axis=2)[..., 0],
+            best_cum=np.take_along_axis(cum, best[..., None], axis=2)[..., 0],
             cum=cum,
-            draft_first=first[:n],
-            draft_level=level[:n],
+            cap=np.maximum(1, np.minimum(d_max, limit - np.arange(n + 1) - 1)),
+        )
+        self._free[i] = f
+        if len(self._free) > CACHE_PROMPTS:
+            self._free.popitem(last=False)
+        return f
+
+    def _times(self, f: _CostFree) -> tuple[np.ndarray, np.ndarray]:
+        """Seconds by position: draft forwards feeding 1, 2 and W tokens [3, n + 1]; verifying
+        1 + n tokens, n = 0..D*W [n + 1, D*W + 1]."""
+        contexts = f.prompt_len + np.arange(f.n + 1)
+        draft = self.cost.grid("draft", [1, 2, self.width], contexts)
+        return draft, self.cost.grid("verify", np.arange(1, self.n_slots + 2), contexts).T
+
+    def static_rates(self, n_prompts: int | None = None) -> np.ndarray:
+        """Tokens/s of static k = 1..D over the first ``n_prompts`` (all by default): what rollouts of
+        ``static-k`` give (up to float rounding), straight from the tables, for a rate per cost draw."""
+        d_max, w = self.max_depth, self.width
+        levels = np.arange(d_max)
+        tokens, seconds = 0, np.zeros(d_max)
+        for i in range(self.n_prompts if n_prompts is None else n_prompts):
+            f = self._cost_free(i)
+            draft, verify = self._times(f)
+            n, cap = f.n, f.cap.tolist()
+            acc = f.acc[:, levels, (levels + 1) * w].tolist()  # [n, D]: a depth-d tree verified whole
+            whole = verify[:, (levels + 1) * w].tolist()
+            first, level = draft[:2].T.tolist(), draft[2].tolist()
+            tokens += n
+            for k in range(1, d_max + 1):
+                pos, pending, time = 0, 1, 0.0
+                while pos < n:
+                    d = min(k, cap[pos])
+                    a = acc[pos][d - 1]
+                    time += first[pos][pending - 1] + (d - 1) * level[pos] + whole[pos][d - 1]
+                    pending = 2 if a == d else 1
+                    pos += min(a + 1, n - pos)
+                seconds[k - 1] += time
+        return tokens / seconds
+
+    def _build(self, i: int) -> PromptTables:
+        f, d_max, w = self._cost_free(i), self.max_depth, self.width
+        p, n = f.prompt_len, f.n
+        pos = np.arange(n + 1)
+        contexts = p + pos
+        draft, verify = self._times(f)
+        remaining = f.limit - pos
+        feat = cycle_features(
+            self.layout,
+            depth=np.arange(d_max + 1)[None, :],
+            max_depth=d_max,
+            context_frac=(contexts / self.max_context)[:, None],
+            remaining_frac=(remaining / self.max_new_tokens)[:, None],
+            draft_cost=(draft[2] / verify[:, 0])[:, None],
+            verify_cost=verify[:, np.arange(d_max + 1) * w] / verify[:, :1],
+            tree=f.tree,
+            profile=profile_features(draft[0], verify, d_max, w)[:, None, :],
+        )
+        return PromptTables(
+            n=n,
+            prompt_len=p,
+            limit=f.limit,
+            acc=f.acc,
+            feat=feat.astype(np.float32),
+            best_prob=f.best_prob,
+            best_cum=f.best_cum,
+            cum=f.cum,
+            draft_first=draft[:2].T[:n],
+            draft_level=draft[2][:n],
             verify=verify,
-            cap=np.maximum(1, np.minimum(d_max, remaining - 1)),
+            cap=f.cap,
         )
 
     # -- the episode --------------------------------------------------------------------------

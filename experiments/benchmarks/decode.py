@@ -43,18 +43,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def learned_method(pair, prompts: list[list[int]], run_dir: str, max_new: int):
     """Live decoding with a run's co-adaptive policies, on its training tree shape and cost model."""
     from envs.specdec.schedules import rollout
-    from experiments.runs import learned_policy, run_env_kwargs
+    from experiments.runs import cost_features, learned_policy, run_env_kwargs
 
     kwargs = run_env_kwargs(run_dir)
+    policy = learned_policy(run_dir, None)
+    width, max_depth = int(kwargs.get("width", 4)), int(kwargs.get("max_depth", 8))
     source = LiveCycles(
         pair,
         prompts,
         cost=make_cost_model(kwargs.get("cost_model", "analytic")),
-        width=int(kwargs.get("width", 4)),
-        max_depth=int(kwargs.get("max_depth", 8)),
+        width=width,
+        max_depth=max_depth,
         max_new_tokens=max_new,
+        cost_features=cost_features(policy, max_depth, width),
     )
-    policy = learned_policy(run_dir, None)
     index = {id(p): i for i, p in enumerate(prompts)}  # the timing loop passes these very lists
 
     def go(ids: list[int]) -> list[int]:

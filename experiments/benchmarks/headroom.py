@@ -216,7 +216,7 @@ def auc(scores: np.ndarray, hits: np.ndarray) -> float:
     return float((below + 0.5 * (upto - below)).sum() / (len(pos) * len(neg)))
 
 
-def _tuned(rule: str, train: TraceReplay, heldout: TraceReplay, size: str = "") -> dict[str, float]:
+def tune_rule(rule: str, train: TraceReplay, heldout: TraceReplay, size: str = "") -> dict[str, float]:
     """``rule``'s threshold tuned on ``train``, scored on ``heldout``; ``size``: e.g. ``"+expected"``."""
     scores = [tokens_per_s(make_policy(f"{rule}-{t:g}{size}"), train) for t in THRESHOLDS]
     t = float(THRESHOLDS[int(np.argmax(scores))])
@@ -236,8 +236,8 @@ def _row(heldout: TraceReplay, train: TraceReplay, oracle: Policy, learned: Comp
         "oracle_depth": {"tokens_per_s": tokens_per_s(make_policy("oracle-depth", source=heldout), heldout)},
         "best_static": {"k": k, "tokens_per_s": statics[k]},
     }
-    row |= {f"{rule}_tuned": _tuned(rule, train, heldout) for rule in RULES}
-    row |= {f"{rule}_expected_tuned": _tuned(rule, train, heldout, "+expected") for rule in RULES}
+    row |= {f"{rule}_tuned": tune_rule(rule, train, heldout) for rule in RULES}
+    row |= {f"{rule}_expected_tuned": tune_rule(rule, train, heldout, "+expected") for rule in RULES}
     if learned is not None:
         row["learned"] = {"tokens_per_s": tokens_per_s(learned, heldout)}
         for name, pair in (
@@ -292,7 +292,7 @@ def by_prompt(heldout: TraceReplay, row: dict, oracle: Policy, learned: Composit
 
 def run(args: argparse.Namespace) -> dict:
     from experiments.artifacts import default_cost_model, default_traces
-    from experiments.runs import check_trace_pair, learned_policy, note_other_pair, run_env_kwargs
+    from experiments.runs import check_trace_pair, cost_features, learned_policy, note_other_pair, run_env_kwargs
 
     traces = args.traces or str(default_traces(args.pair, "heldout", args.width, args.max_depth))
     train_traces = args.train_traces or str(default_traces(args.pair, "train", args.width, args.max_depth))
@@ -302,6 +302,7 @@ def run(args: argparse.Namespace) -> dict:
     learned = learned_policy(args.policy, None) if args.policy else None
     if args.policy:
         note_other_pair(args.policy, run_env_kwargs(args.policy).get("pair"), args.pair)
+    features = cost_features(learned, args.max_depth, args.width) if learned is not None else "ratios"
     trace, train = Trace.load(traces), Trace.load(train_traces)  # read once, replayed per speedup
     sides = None
     if args.target_features:
@@ -315,7 +316,8 @@ def run(args: argparse.Namespace) -> dict:
     for s in speedups:
         cost = base if s == 1.0 else ScaledDraftCost(base, 1.0 / s)
         heldout, train_replay = (
-            TraceReplay(t, cost=cost, width=args.width, max_depth=args.max_depth) for t in (trace, train)
+            TraceReplay(t, cost=cost, width=args.width, max_depth=args.max_depth, cost_features=features)
+            for t in (trace, train)
         )
         oracle = make_policy("oracle", source=heldout)  # one per replay: its plans serve every row below
         rows.append({"draft_speedup": s, **_row(heldout, train_replay, oracle, learned if s == 1.0 else None)})

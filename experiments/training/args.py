@@ -23,6 +23,8 @@ class TrainArgs:
     eval_items: int = 800  # arbitration held-out items (evaluate itself defaults to 1000)
     validation_items: int = 0  # 0: the rule baselines are tuned on the training record
     cost_model: str = "auto"
+    cost_family: str | None = None
+    cost_features: str = "auto"
     roles: list[str] = field(default_factory=lambda: list(TRAINED_ROLES))
     rounds: int | None = None
     timesteps: int | None = None
