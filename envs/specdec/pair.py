@@ -174,6 +174,18 @@ def _reachable(tokenizer: PreTrainedTokenizerBase, n: int) -> dict[str, int]:
     return {token: i for token, i in tokenizer.get_vocab().items() if i < n}
 
 
+def encode_prompt(tokenizer, text: str, *, chat: bool = True) -> list[int]:
+    """Token ids of a prompt, as one user turn of the chat template (ending with the assistant's
+    header, where the answer starts) when the tokenizer has one and ``chat``; else plain text."""
+    if chat and getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True
+        )
+        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        return list(ids)
+    return tokenizer.encode(text)
+
+
 @dataclass
 class ModelPair:
     """A target model, the draft that speculates for it, and their shared tokenizer.
@@ -293,10 +305,4 @@ class ModelPair:
         """Token ids of a prompt, through the chat template when the tokenizer has one."""
         if self.tokenizer is None:
             raise SpecGymError(f"pair {self.name!r} has no tokenizer; pass token ids instead of text")
-        if chat and getattr(self.tokenizer, "chat_template", None):
-            ids = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True
-            )
-            ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-            return list(ids)
-        return self.tokenizer.encode(text)
+        return encode_prompt(self.tokenizer, text, chat=chat)

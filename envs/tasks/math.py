@@ -23,6 +23,17 @@ ANSWER_MARK = "####"
 GENERATOR_CONFIGS: dict[str, dict[str, Any]] = {
     "chain_sum": {"min_terms": 3, "max_terms": 4, "min_digits": 1, "max_digits": 2},
 }
+# A generator at another difficulty, under its own task name: name -> (generator, its config).
+# ``chain_sum_2d``: the ``smollm2-math`` pair's task, 3-4 terms of 2 digits (hard enough that the
+# fine-tuned SmolLM2 target is right on only some items; envs/pairs/smollm2_math).
+TASK_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "chain_sum_2d": ("chain_sum", {"min_terms": 3, "max_terms": 4, "min_digits": 2, "max_digits": 2}),
+}
+
+
+def generator_of(task: str) -> tuple[str, dict[str, Any]]:
+    """The reasoning-gym generator behind a task name and the config it is created with."""
+    return TASK_VARIANTS.get(task, (task, GENERATOR_CONFIGS.get(task, {})))
 
 
 @dataclass(frozen=True)
@@ -52,9 +63,9 @@ def chain_solution(expression: str) -> tuple[str, str]:
     return "\n".join(lines + [f"{ANSWER_MARK} {value}"]), str(value)
 
 
-def _solution(task: str, entry: dict) -> str:
+def _solution(generator: str, entry: dict) -> str:
     meta = entry.get("metadata", {})
-    if task == "chain_sum":
+    if generator == "chain_sum":
         return chain_solution(meta["expression"])[0]
     if "answer_cot" in meta:
         return str(meta["answer_cot"]).strip()
@@ -66,19 +77,22 @@ def _generator(task: str):
     """A reasoning-gym dataset object, for its ``score_answer``."""
     import reasoning_gym
 
-    return reasoning_gym.create_dataset(task, size=1, seed=0, **GENERATOR_CONFIGS.get(task, {}))
+    generator, config = generator_of(task)
+    return reasoning_gym.create_dataset(generator, size=1, seed=0, **config)
 
 
 def generator_items(task: str, n: int, seed: int) -> list[MathItem]:
     """``n`` items of a reasoning-gym generator; item ``i`` depends on ``seed + i`` only."""
     import reasoning_gym
 
+    generator, config = generator_of(task)
     try:
-        data = reasoning_gym.create_dataset(task, size=n, seed=seed, **GENERATOR_CONFIGS.get(task, {}))
+        data = reasoning_gym.create_dataset(generator, size=n, seed=seed, **config)
     except (KeyError, ValueError) as exc:
         raise SpecGymError(f"unknown reasoning-gym task {task!r} ({exc}); see reasoning_gym.factory") from None
     return [
-        MathItem(question=x["question"], answer=str(x["answer"]), solution=_solution(task, x), entry=x) for x in data
+        MathItem(question=x["question"], answer=str(x["answer"]), solution=_solution(generator, x), entry=x)
+        for x in data
     ]
 
 

@@ -7,20 +7,27 @@ from pathlib import Path
 
 import torch
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+    "generation_config.json",
+)
+
+
+def copy_tokenizer_files(source: Path, dest: Path) -> None:
+    """The tokenizer, chat template and generation settings of the model at ``source``."""
+    for name in TOKENIZER_FILES:
+        if (source / name).exists():
+            shutil.copy2(source / name, dest / name)
+
 
 def save_draft(draft, target_dir: Path, staging: Path) -> None:
     """Draft weights in float16 plus the target's tokenizer files, so the pair checks pass."""
     draft.to(torch.float16).save_pretrained(staging)
     draft.to(torch.float32)
-    for name in (
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "chat_template.jinja",
-        "special_tokens_map.json",
-        "generation_config.json",
-    ):
-        if (target_dir / name).exists():
-            shutil.copy2(target_dir / name, staging / name)
+    copy_tokenizer_files(target_dir, staging)
 
 
 def model_card(recipe: dict) -> str:

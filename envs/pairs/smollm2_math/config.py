@@ -1,0 +1,41 @@
+"""The ``smollm2-math`` recipe's settings: task, data sizes, seeds, LoRA and training hyper-parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# reasoning-gym task (envs.tasks.math.TASK_VARIANTS): 3-4 terms of 2 digits.
+TASK = "chain_sum_2d"
+# Training items come from seeds TRAIN_SEED_BASE + i, far from every split of envs.tasks.splits;
+# questions that also occur among the first N_EXCLUDED items of any split are dropped.
+TRAIN_SEED_BASE = 300_000
+N_EXCLUDED = 5_000
+# The converted SmolLM2 target the ``smollm2-135m`` pair uses (envs/pairs/smollm2.py), under the data dir.
+BASE_PAIR = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class MathRecipeConfig:
+    """Everything the build depends on; recorded in recipe.json."""
+
+    task: str = TASK
+    n_train: int = 8_000  # generated training items (before exclusions)
+    n_validation: int = 40  # items of the validation split: the accuracy steps were chosen on
+    n_heldout: int = 200  # held-out items the model card reports
+    max_new_tokens: int = 64  # a 4-term worked solution is about 40 tokens
+    batch_size: int = 16
+    # target: LoRA on every attention and MLP projection of SmolLM2-135M-Instruct
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    lora_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    target_steps: int = 300
+    target_lr: float = 1e-3
+    # draft: every weight of the bundled draft but its tied embedding, which its shortlist head
+    # reads (frozen, so the head's rows stay the embedding's and the shipped delta stays small)
+    draft_steps: int = 600
+    draft_lr: float = 1e-3
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.0
+    checkpoint_seconds: float = 120.0
+    extra: dict = field(default_factory=dict)

@@ -1,0 +1,129 @@
+"""What the recipe trains, kept small enough to ship, and the pair assembled from it.
+
+``weights/target-lora``: the target's LoRA adapter (peft format, float16). ``weights/draft-layers``:
+every trained weight of the draft (all but its frozen tied embedding; float16). With the
+converted SmolLM2 target and the bundled draft they give the whole pair: ``assemble`` merges the
+adapter into the target (a plain Llama any code loads) and puts the layers into the draft.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from envs.pairs.distill.card import copy_tokenizer_files, save_draft
+from envs.specdec import shortlist
+from envs.specdec.errors import SpecGymError
+from envs.specdec.files import staged_dir
+
+LORA = "target-lora"
+DRAFT_LAYERS = "draft-layers"
+LAYERS_FILE = "draft_layers.safetensors"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+MARKER = "specgym.json"  # written last into an assembled model folder
+REBUILD = "delete it and run `python -m experiments.build_pair smollm2-math` to rebuild it"
+
+
+def plain_model(model_dir: Path):
+    """A saved model in float32, without the shortlist head the project's loader would add (the
+    draft trains and saves its full tied head; the shortlist file travels beside it)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True)
+
+
+def save_lora(peft_model, out: Path) -> None:
+    """The adapter alone, float16, staged (a killed save leaves no half-written folder)."""
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
+    with staged_dir(out) as tmp:
+        peft_model.peft_config["default"].save_pretrained(str(tmp))
+        save_file(state, str(tmp / "adapter_model.safetensors"))
+
+
+def save_draft_layers(draft, out: Path) -> None:
+    """The draft's trained weights (not its frozen embedding), float16, staged."""
+    from safetensors.torch import save_file
+
+    state = {n: p.detach().to(torch.float16).contiguous() for n, p in draft.named_parameters() if p.requires_grad}
+    with staged_dir(out) as tmp:
+        save_file(state, str(tmp / LAYERS_FILE))
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise SpecGymError(f"{path} is missing; {REBUILD}")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for a truncated or garbled file
+        raise SpecGymError(f"{path} is corrupt ({type(exc).__name__}); {REBUILD}") from None
+
+
+def merged_target(base, lora_dir: Path):
+    """``base`` with the adapter at ``lora_dir`` merged in; a missing, corrupt or mismatched
+    adapter is refused naming the file."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+    try:
+        config = LoraConfig.from_pretrained(str(lora_dir))
+    except (OSError, ValueError, TypeError) as exc:
+        raise SpecGymError(f"{lora_dir / 'adapter_config.json'} is missing or corrupt ({exc}); {REBUILD}") from None
+    state = _read_tensors(lora_dir / "adapter_model.safetensors")
+    model = get_peft_model(base, config)
+    try:
+        result = set_peft_model_state_dict(model, state)
+    except RuntimeError as exc:  # shapes that do not fit the target
+        raise SpecGymError(f"{lora_dir} does not fit the target ({exc}); {REBUILD}") from None
+    lora_keys = [k for k in result.missing_keys if "lora_" in k]
+    if result.unexpected_keys or lora_keys or not state:
+        raise SpecGymError(f"{lora_dir} holds other weights than the adapter's config names; {REBUILD}")
+    return model.merge_and_unload()
+
+
+def load_draft_layers(draft, layers_dir: Path):
+    """``draft`` with the trained weights at ``layers_dir`` (checked to be exactly its non-embedding ones)."""
+    state = _read_tensors(layers_dir / LAYERS_FILE)
+    embedding = {n for n, p in draft.named_parameters() if p is draft.get_input_embeddings().weight}
+    expected = {n for n, _ in draft.named_parameters()} - embedding
+    if set(state) != expected:
+        raise SpecGymError(f"{layers_dir / LAYERS_FILE} holds other weights than the draft's layers; {REBUILD}")
+    try:
+        draft.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    except RuntimeError as exc:
+        raise SpecGymError(f"{layers_dir / LAYERS_FILE} does not fit the draft ({exc}); {REBUILD}") from None
+    return draft
+
+
+def is_assembled(model_dir: Path) -> bool:
+    try:
+        return json.loads((model_dir / MARKER).read_text()).get("complete") is True
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
+
+
+def assemble(weights: Path, base_target: Path, base_draft: Path, pair_dir: Path) -> tuple[Path, Path]:
+    """``pair_dir/{target,draft}`` from the trained weights under ``weights`` (each skipped when
+    already assembled); returns the two paths."""
+    target_dir, draft_dir = pair_dir / "target", pair_dir / "draft"
+    marker = {"complete": True, "weights": str(weights)}
+    if not is_assembled(target_dir):
+        target = merged_target(plain_model(base_target), weights / LORA)
+        with staged_dir(target_dir) as tmp:
+            target.save_pretrained(str(tmp))
+            copy_tokenizer_files(base_target, tmp)
+            (tmp / MARKER).write_text(json.dumps({**marker, "base": str(base_target)}) + "\n")
+    if not is_assembled(draft_dir):
+        draft = load_draft_layers(plain_model(base_draft), weights / DRAFT_LAYERS)
+        with staged_dir(draft_dir) as tmp:
+            save_draft(draft, base_target, tmp)
+            if (base_draft / shortlist.FILENAME).exists():
+                shutil.copy2(base_draft / shortlist.FILENAME, tmp / shortlist.FILENAME)
+            (tmp / MARKER).write_text(json.dumps({**marker, "base": str(base_draft)}) + "\n")
+    return target_dir, draft_dir
