@@ -45,7 +45,7 @@ from envs.specdec.replay import TraceReplay
 from envs.specdec.schedules import EpisodeStats, Policy, rollout
 from envs.specdec.trace import Trace
 from envs.tasks.prompts import load_prompt_set
-from experiments import cli
+from experiments import cli, plots
 from experiments.actions import Watched
 from experiments.artifacts import default_cost_model, trace_source
 from experiments.benchmarks.common import divergences, pool_interleaved
@@ -408,6 +408,9 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
     out["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     print_tables(out, s.cost_model)
     write_json(s.out, out)
+    if s.out:
+        for png in plots.evaluation_plots(out, Path(s.out)):
+            console.print(f"plot: {png}")
     return out
 
 

@@ -120,12 +120,17 @@ def report_run(env: str, run_dir: Path, evaluation: dict[str, Any] | None, track
         (run_dir / "results.md").write_text(markdown(env, evaluation))
         if env == "draft-verify":
             pngs.append(plots.draft_verify_policies(evaluation, run_dir / "policies_throughput.png"))
+            pngs += plots.evaluation_plots(evaluation, run_dir / "evaluation.json")  # actions, categories
         else:
             pngs.append(plots.arbitration_tradeoff(evaluation, run_dir / "accuracy_vs_speed.png"))
     if tracker is not None:
         import wandb
 
         metrics = {f"eval/{k}": v for k, v in headline(env, evaluation).items()} if evaluation else {}
+        if evaluation and env == "draft-verify":
+            from experiments.training.tracking import draft_verify_logs
+
+            metrics |= draft_verify_logs(evaluation)
         tracker.log(metrics | {f"plots/{p.stem}": wandb.Image(str(p)) for p in pngs})
     return pngs
 
