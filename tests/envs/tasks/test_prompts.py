@@ -58,3 +58,16 @@ def test_the_chat_mix_covers_chat_work_and_the_reasoning_mix_per_split():
     assert min(len(t) for t in long) > 2000  # long-context questions: a few thousand characters
     with pytest.raises(SpecGymError, match="unknown prompt mix 'nosuch'; choose one of mix:chat"):
         load_prompt_set("mix:nosuch", 3)
+
+
+def test_the_shipped_spec_bench_style_file_has_8_prompts_in_each_category():
+    from collections import Counter
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[3] / "experiments" / "prompts" / "spec_bench_style.jsonl"
+    prompts = load_prompt_set(str(path), 100)
+    assert Counter(prompts.categories) == dict.fromkeys(
+        ("mt_bench", "translation", "summarization", "qa", "math_reasoning", "rag"), 8
+    )
+    rag = [t for t, c in zip(prompts.texts, prompts.categories, strict=True) if c == "rag"]
+    assert max(len(t) for t in rag) > 4000  # long contexts
