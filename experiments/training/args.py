@@ -19,6 +19,7 @@ class TrainArgs:
     backend: str = "replay"
     traces: str | None = None
     eval_traces: str | None = None
+    prompts: str | None = None
     n_items: int | None = None
     eval_items: int = 1000
     validation_items: int = 500

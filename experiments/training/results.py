@@ -22,7 +22,8 @@ def evaluate_run(env: str, run_dir: Path, args: TrainArgs) -> dict[str, Any] | N
         from experiments.runs import run_env_kwargs
 
         trained = run_env_kwargs(str(run_dir))  # evaluate replays the same tree shape
-        traces = args.eval_traces or default_traces(args.pair, "heldout", trained["width"], trained["max_depth"])
+        shape = (trained["width"], trained["max_depth"])
+        traces = args.eval_traces or default_traces(args.pair, "heldout", *shape, args.prompts)
         return evaluate_draft_verify(
             EvalSettings(
                 policy=str(run_dir),
