@@ -9,7 +9,7 @@ import gymnasium as gym
 import pytest
 
 from envs.specdec import SpecGymError
-from experiments import evaluate
+from experiments import evaluate, report
 from experiments.workloads import trace_categories
 
 CATEGORIES = ["qa", "qa", "translation", "rag", "translation", "qa"]
@@ -96,6 +96,8 @@ def test_per_category_results_histograms_and_plots(policy, tmp_path):
     assert all(0.0 <= departure[k] <= 1.0 for k in ("draft", "verify", "all")) and departure["decisions"] > 0
     for png in ("eval_actions.png", "eval_categories.png"):
         assert (tmp_path / png).stat().st_size > 0, png
+    page = report.render(tmp_path)  # the results page reads this JSON: a row per category and one for all
+    assert "DraftVerify by category" in page and "| tiny-random | specbench.jsonl | rag | 1 |" in page
 
 
 def test_a_file_without_categories_reports_the_whole_only(policy, tmp_path):
