@@ -13,7 +13,11 @@ gives exactly what live decoding would, and the oracle needs the trace): ``token
 ``target_only``, ``static_k1`` .. ``static_kN``, the dynamic baselines at their published
 thresholds (``heuristic``, ``confidence``, ``specdec++``), each also with the ``expected`` size
 rule (``confidence+expected`` ...; ``best_rule`` names the fastest of the six) and
-``oracle_depth`` (hindsight on the depth only). Then live decoding
+``oracle_depth`` (hindsight on the depth only); each with its ``actions`` (cycles by draft depth
+and by verification size), and the learned policy's departure from every rule (the share of its
+decisions a rule would have made otherwise at the same state). Prompts with categories (a
+Spec-Bench file's ``category``, ``mix:chat``'s kinds) are scored per category as well:
+``per_category[category][policy]`` and ``categories[category]``. Then live decoding
 with the wall clock (``measured_tokens_per_s``) for ``learned``, the best static k and
 ``target_only``, interleaved per prompt in one run.
 
@@ -222,8 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--traces", help="held-out trace .npz to replay (default: record one for --prompts)")
     p.add_argument(
         "--prompts",
-        help="a .jsonl file, task:NAME or reasoning-gym task names (default: the pair's "
-        "training prompts' kind, held out: task:NAME for a task pair, else generated questions)",
+        help="a .jsonl file (with a 'category' per record: results per category too), mix:chat, task:NAME "
+        "or reasoning-gym task names (default: the pair's training prompts' kind, held out: task:NAME for a "
+        "task pair, else generated questions)",
     )
     p.add_argument(
         "--n-prompts", type=positive_int, default=None, help="prompts to record (default: 20; a trace's: all)"
