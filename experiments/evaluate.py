@@ -385,6 +385,8 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
         "dtype": info["dtype"],
         "cost_model": s.cost_model,
         "backend": "replay",
+        "policy": s.policy,
+        "verify_policy": s.verify_policy,
         "traces": s.traces or "recorded for the prompts",
         "prompts": prompt_source(source.trace.meta),
         "n_prompts": len(prompts),
