@@ -4,6 +4,7 @@ when not given files of their own)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -50,9 +51,22 @@ def default_cost_model(pair: str, device: str = "auto") -> str:
     return str(path)
 
 
-def default_trace_path(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
-    """Where :func:`default_traces` keeps a pair's trace of one split and tree shape."""
-    return data_dir() / "traces" / f"{pair}__default__w{width}_d{max_depth}_{split}.npz"
+def default_trace_path(pair: str, split: str, width: int = 4, max_depth: int = 8, prompts: str | None = None) -> Path:
+    """Where :func:`default_traces` keeps a pair's trace of one split, tree shape and prompt source
+    (``default``: the pair's own, :func:`trace_source`; else the source, e.g. ``mix-chat``)."""
+    name = "default" if prompts is None else re.sub(r"[^A-Za-z0-9_.-]+", "-", prompts).strip("-")
+    return data_dir() / "traces" / f"{pair}__{name}__w{width}_d{max_depth}_{split}.npz"
+
+
+def check_split_source(prompts: str | None) -> None:
+    """Refuse a prompt source that has no train/held-out splits for default traces: a .jsonl file
+    gives the same prompts for every split (an unknown mix or task is refused when it is read)."""
+    if prompts is not None and prompts.endswith(".jsonl"):
+        raise SpecGymError(
+            f"--prompts {prompts}: a .jsonl file has no train and held-out splits; record its traces with "
+            "python -m experiments.record_traces --prompts FILE --split train|heldout --out FILE.npz and pass "
+            "them as --traces / --eval-traces"
+        )
 
 
 def unusable(path: Path, read: Callable[[Path], object]) -> str | None:
@@ -68,17 +82,19 @@ def unusable(path: Path, read: Callable[[Path], object]) -> str | None:
     return None
 
 
-def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8) -> Path:
-    """A DraftVerify trace of ``pair`` in the data directory, recorded on first use."""
+def default_traces(pair: str, split: str, width: int = 4, max_depth: int = 8, prompts: str | None = None) -> Path:
+    """A DraftVerify trace of ``pair`` in the data directory, recorded on first use from ``prompts``'
+    ``split`` (default: the pair's own, :func:`trace_source`)."""
     from experiments.record_traces import TraceSettings, record
 
-    path = default_trace_path(pair, split, width, max_depth)
+    check_split_source(prompts)
+    path = default_trace_path(pair, split, width, max_depth, prompts)
     if unusable(path, Trace.load_meta):
         check_data_dir_writable()
         record(
             TraceSettings(
                 pair=pair,
-                prompts=trace_source(pair),
+                prompts=trace_source(pair) if prompts is None else prompts,
                 n_prompts=N_TRACE_PROMPTS[split],
                 max_new_tokens=TRACE_TOKENS,
                 width=width,

@@ -87,6 +87,22 @@ CASES = [
     Case("config-unknown-env-kwarg", (*ARB, "--config", "{tmp}/kwarg.yaml"), "unknown env_kwargs key(s) ['widht']"),
     Case("prompts-line-is-a-list", (*RECORD, "--prompts", "{tmp}/list.jsonl", "--out", "{tmp}/t.npz"), "list.jsonl:2"),
     Case(
+        "prompts-category-not-a-string",
+        (*RECORD, "--prompts", "{tmp}/category.jsonl", "--out", "{tmp}/t.npz"),
+        "category.jsonl:2: 'category' must be a non-empty string",
+    ),
+    Case("prompts-unknown-mix", (*RECORD, "--prompts", "mix:nosuch", "--out", "{tmp}/t.npz"), "unknown prompt mix"),
+    Case(
+        "prompt-past-the-context",
+        (*RECORD, "--prompts", "{tmp}/long.jsonl", "--out", "{tmp}/t.npz"),
+        "and pair 'tiny-random' takes 512",
+    ),
+    Case(
+        "train-prompts-jsonl",
+        (*TRAIN, "--env", "draft-verify", "--prompts", "{tmp}/list.jsonl", "--runs-dir", "{tmp}/runs"),
+        "a .jsonl file has no train and held-out splits",
+    ),
+    Case(
         "train-read-only-data",
         (*TRAIN, "--env", "draft-verify", "--runs-dir", "{tmp}/runs"),
         "set SPECGYM_DATA to a writable directory",
@@ -218,6 +234,8 @@ def prepare(tmp: Path) -> None:
     (tmp / "list.yaml").write_text("- n_steps: 64\n")
     (tmp / "kwarg.yaml").write_text("default: {env_kwargs: {widht: 2}}\n")
     (tmp / "list.jsonl").write_text('{"prompt": "2 + 2 ="}\n["a", "list"]\n')
+    (tmp / "category.jsonl").write_text('{"prompt": "a", "category": "qa"}\n{"prompt": "b", "category": 3}\n')
+    (tmp / "long.jsonl").write_text(json.dumps({"prompt": "word " * 200}) + "\n")
     (tmp / "file").write_text("a file, not a directory\n")
     # a trace of tiny-random (one prompt, two positions, chain to depth 8) that reads as one
     meta = {"version": TRACE_VERSION, "pair": "tiny-random", "split": "train", "width": 1, "max_depth": 8}

@@ -114,8 +114,9 @@ def add_prompt_args(
     group.add_argument(
         "--prompts",
         default=None,
-        help="a .jsonl file, task:NAME (a reasoning-gym task's own questions), or reasoning-gym task "
-        "names (comma-separated) for generated questions; default: held-out generated questions",
+        help="a .jsonl file (a 'category' per record is kept), mix:chat (chat-style templates and the "
+        "reasoning mix), task:NAME (a reasoning-gym task's own questions), or reasoning-gym task names "
+        "(comma-separated) for generated questions; default: held-out generated questions",
     )
     group.add_argument("--n-prompts", type=positive_int, default=n, help=f"number of prompts (default: {n})")
     group.add_argument("--max-new-tokens", type=int, default=max_new, help=max_new_help or f"(default: {max_new})")

@@ -13,7 +13,11 @@ gives exactly what live decoding would, and the oracle needs the trace): ``token
 ``target_only``, ``static_k1`` .. ``static_kN``, the dynamic baselines at their published
 thresholds (``heuristic``, ``confidence``, ``specdec++``), each also with the ``expected`` size
 rule (``confidence+expected`` ...; ``best_rule`` names the fastest of the six) and
-``oracle_depth`` (hindsight on the depth only). Then live decoding
+``oracle_depth`` (hindsight on the depth only); each with its ``actions`` (cycles by draft depth
+and by verification size), and the learned policy's departure from every rule (the share of its
+decisions a rule would have made otherwise at the same state). Prompts with categories (a
+Spec-Bench file's ``category``, ``mix:chat``'s kinds) are scored per category as well:
+``per_category[category][policy]`` and ``categories[category]``. Then live decoding
 with the wall clock (``measured_tokens_per_s``) for ``learned``, the best static k and
 ``target_only``, interleaved per prompt in one run.
 
@@ -25,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 from rich.table import Table
 from tqdm.auto import tqdm
 
@@ -42,8 +48,9 @@ from envs.specdec.records import mean_accepted_length
 from envs.specdec.replay import TraceReplay
 from envs.specdec.schedules import EpisodeStats, Policy, rollout
 from envs.specdec.trace import Trace
-from envs.tasks import load_prompts
-from experiments import cli
+from envs.tasks.prompts import load_prompt_set
+from experiments import cli, plots
+from experiments.actions import Watched
 from experiments.artifacts import default_cost_model, trace_source
 from experiments.benchmarks.common import divergences, pool_interleaved
 from experiments.cli import (
@@ -59,25 +66,25 @@ from experiments.cli import (
 from experiments.record_traces import record_texts
 from experiments.runs import check_trace_pair, cost_features, learned_policy, note_other_pair, run_env_kwargs
 from experiments.workers import Pool, WorkerArgs, add_worker_args, check_workers, open_pool
+from experiments.workloads import category_meta, groups, trace_categories
 
 console = cli.console()
 DYNAMIC = ("heuristic", "confidence", "specdec++")
 
 
-def summarise_episodes(stats: list[EpisodeStats]) -> dict:
+def summarise_episodes(stats: list[EpisodeStats], per_prompt: bool = True) -> dict:
     tokens = sum(s.tokens for s in stats)
-    return {
+    row = {
         "tokens_per_s": tokens / sum(s.time for s in stats),
         "mean_accepted_length": mean_accepted_length(tokens, sum(s.cycles for s in stats)),
         "speedup_vs_target_only": sum(s.target_time for s in stats) / sum(s.time for s in stats),
-        "per_prompt_tokens_per_s": [s.tokens_per_s for s in stats],
     }
+    return row | ({"per_prompt_tokens_per_s": [s.tokens_per_s for s in stats]} if per_prompt else {})
 
 
-def evaluate_cost_model(source: TraceReplay, policies: dict[str, Policy]) -> dict[str, dict]:
-    out = {}
-    for name, policy in tqdm(policies.items(), desc="policies (cost model)"):
-        out[name] = summarise_episodes([rollout(policy, source, i) for i in range(source.n_prompts)])
+def score(episodes: dict[str, list[EpisodeStats]], per_prompt: bool = True) -> dict[str, dict]:
+    """Every policy's summary over the same prompts, target-only's, and each as a fraction of the oracle's."""
+    out = {name: summarise_episodes(stats, per_prompt) for name, stats in episodes.items()}
     first = next(iter(out.values()))
     out["target_only"] = {
         "tokens_per_s": first["tokens_per_s"] / first["speedup_vs_target_only"],
@@ -88,6 +95,41 @@ def evaluate_cost_model(source: TraceReplay, policies: dict[str, Policy]) -> dic
     for row in out.values():
         row["fraction_of_oracle"] = row["tokens_per_s"] / best
     return out
+
+
+@dataclass
+class CostModelResults:
+    """:func:`evaluate_cost_model`'s answer: by policy, by category and policy, and the watched policies."""
+
+    policies: dict[str, dict]
+    per_category: dict[str, dict[str, dict]] | None
+    watched: dict[str, Watched]
+
+
+def evaluate_cost_model(
+    source: TraceReplay,
+    policies: dict[str, Policy],
+    categories: list[str] | None = None,
+    shadows: dict[str, dict[str, Policy]] | None = None,
+) -> CostModelResults:
+    """Every policy on every prompt of ``source``: the summary over all prompts and, with
+    ``categories`` (one per prompt), over each category's; each policy's actions counted, and
+    compared with its ``shadows``' (by policy name: rule name -> rule) at the same states."""
+    watched = {name: Watched(policy, (shadows or {}).get(name)) for name, policy in policies.items()}
+    episodes = {
+        name: [rollout(policy, source, i) for i in range(source.n_prompts)]
+        for name, policy in tqdm(watched.items(), desc="policies (cost model)")
+    }
+    results = score(episodes)
+    for name, w in watched.items():
+        results[name]["actions"] = w.histograms()
+    by_category = None
+    if categories is not None:
+        by_category = {
+            category: score({name: [stats[i] for i in indices] for name, stats in episodes.items()}, per_prompt=False)
+            for category, indices in groups(categories).items()
+        }
+    return CostModelResults(results, by_category, watched)
 
 
 def measure_live(
@@ -185,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--traces", help="held-out trace .npz to replay (default: record one for --prompts)")
     p.add_argument(
         "--prompts",
-        help="a .jsonl file, task:NAME or reasoning-gym task names (default: the pair's "
-        "training prompts' kind, held out: task:NAME for a task pair, else generated questions)",
+        help="a .jsonl file (with a 'category' per record: results per category too), mix:chat, task:NAME "
+        "or reasoning-gym task names (default: the pair's training prompts' kind, held out: task:NAME for a "
+        "task pair, else generated questions)",
     )
     p.add_argument(
         "--n-prompts", type=positive_int, default=None, help="prompts to record (default: 20; a trace's: all)"
@@ -244,12 +287,17 @@ def evaluate_on(pool: Pool, s: EvalSettings) -> tuple[dict, dict]:
     and the live wall-clock comparison on them; the results by policy and the run's facts."""
     pair_info = pool.call(describe_pair)
     cost = make_cost_model(s.cost_model)
+    clock: dict[str, float] = {}
     if s.traces:
         trace: Trace | str = s.traces
     else:
-        texts = load_prompts(s.prompts, s.n_prompts or 20)
+        start = time.perf_counter()
+        given = load_prompt_set(s.prompts, s.n_prompts or 20)
         shape = {"max_new_tokens": s.max_new_tokens or 128, "width": s.width, "max_depth": s.max_depth}
-        trace = record_texts(pool, texts, chunk=64, meta={"prompts": s.prompts}, **shape)
+        meta = {"prompts": s.prompts, **category_meta(given.categories)}
+        trace = record_texts(pool, given.texts, chunk=64, meta=meta, **shape)
+        clock["record_seconds"] = time.perf_counter() - start
+    start = time.perf_counter()
     learned = learned_policy(s.policy, s.verify_policy)
     source = TraceReplay(
         trace,
@@ -259,6 +307,7 @@ def evaluate_on(pool: Pool, s: EvalSettings) -> tuple[dict, dict]:
         max_new_tokens=s.max_new_tokens,
         cost_features=cost_features(learned, s.max_depth, s.width),
     )
+    categories = trace_categories(source.trace.meta, source.n_prompts, s.traces or "the recorded trace")
     prompts = [source.trace.prompt(i).prompt.tolist() for i in range(source.n_prompts)]
     s = replace(s, max_new_tokens=source.max_new_tokens)
     policies: dict[str, Policy] = {"learned": learned, "oracle": make_policy("oracle", source=source)}
@@ -267,18 +316,53 @@ def evaluate_on(pool: Pool, s: EvalSettings) -> tuple[dict, dict]:
     # each rule also with the expected size rule picking the verified nodes (EAGLE-2 style)
     policies |= {f"{name}+expected": make_policy(f"{name}+expected") for name in DYNAMIC}
     policies["oracle_depth"] = make_policy("oracle-depth", source=source)
-    results = evaluate_cost_model(source, policies)
+    rules = [*DYNAMIC, *(f"{name}+expected" for name in DYNAMIC)]
+    # the learned policy's decisions, each compared with every rule's at the same state
+    shadows = {"learned": {rule: make_policy(rule) for rule in rules}}
+    evaluated = evaluate_cost_model(source, policies, categories, shadows)
+    results = evaluated.policies
+    clock["replay_seconds"] = time.perf_counter() - start
     statics = [f"static_k{k}" for k in range(1, s.max_depth + 1)]
     best_static = max(statics, key=lambda n: results[n]["tokens_per_s"])
-    rules = [*DYNAMIC, *(f"{name}+expected" for name in DYNAMIC)]
     best_rule = max(rules, key=lambda n: results[n]["tokens_per_s"])
-    info = {**pair_info, "source": source, "prompts": prompts, "best_static": best_static, "best_rule": best_rule}
+    watched = evaluated.watched["learned"]
+    info = {
+        **pair_info,
+        "source": source,
+        "prompts": prompts,
+        "best_static": best_static,
+        "best_rule": best_rule,
+        "per_category": evaluated.per_category,
+        "departure": {rule: watched.departure(rule) for rule in rules},
+        "clock": clock,
+    }
     if not s.no_live:
+        start = time.perf_counter()
         live_policies = {"learned": "learned", best_static: best_static.replace("static_k", "static-")}
         live, info["diverged"] = measure_live(pool, prompts, live_policies, s)
         for name, rate in live.items():
             results[name]["measured_tokens_per_s"] = rate
+        clock["live_seconds"] = time.perf_counter() - start
     return results, info
+
+
+def category_summary(per_category: dict[str, dict[str, dict]], overall_best_static: str, n: dict[str, int]) -> dict:
+    """Per category: its prompts, its best static k and best rule, and the learned policy over each
+    (and over the static k that is best over all prompts)."""
+    out = {}
+    for category, pol in per_category.items():
+        rate = {name: row["tokens_per_s"] for name, row in pol.items()}
+        best_static = max((k for k in rate if k.startswith("static_k")), key=rate.__getitem__)
+        best_rule = max((k for k in rate if k in DYNAMIC or k.endswith("+expected")), key=rate.__getitem__)
+        out[category] = {
+            "n_prompts": n[category],
+            "best_static_k": int(best_static.removeprefix("static_k")),
+            "learned_over_best_static": rate["learned"] / rate[best_static],
+            "learned_over_overall_best_static": rate["learned"] / rate[overall_best_static],
+            "best_rule": best_rule,
+            "learned_over_best_rule": rate["learned"] / rate[best_rule],
+        }
+    return out
 
 
 def describe_pair(pair: ModelPair) -> dict[str, str]:
@@ -288,6 +372,7 @@ def describe_pair(pair: ModelPair) -> dict[str, str]:
 
 def evaluate_draft_verify(settings: EvalSettings) -> dict:
     """The learned policy against every baseline (see the module docstring); the results JSON."""
+    started = time.perf_counter()
     s = resolve(settings)
     check_workers(s.workers, s.ray_address, s.device)
     with open_pool(
@@ -308,6 +393,8 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
         "dtype": info["dtype"],
         "cost_model": s.cost_model,
         "backend": "replay",
+        "policy": s.policy,
+        "verify_policy": s.verify_policy,
         "traces": s.traces or "recorded for the prompts",
         "prompts": prompt_source(source.trace.meta),
         "n_prompts": len(prompts),
@@ -317,16 +404,54 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
         "learned_over_best_static": results["learned"]["tokens_per_s"] / results[best_static]["tokens_per_s"],
         "best_rule": best_rule,
         "learned_over_best_rule": results["learned"]["tokens_per_s"] / results[best_rule]["tokens_per_s"],
+        "learned_departure_from_best_rule": info["departure"][best_rule],
+        "learned_departure_from_rules": info["departure"],
         "policies": results,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **context_facts(source, s.cost_model),
     }
+    if info["per_category"] is not None:
+        n = {c: len(idx) for c, idx in groups(trace_categories(source.trace.meta, source.n_prompts)).items()}
+        out["categories"] = category_summary(info["per_category"], best_static, n)
+        out["per_category"] = info["per_category"]
     if not s.no_live:
         out["measured_identical_outputs"] = not diverged
         out["measured_divergences"] = diverged
         out["measured_learned_over_best_static"] = (
             results["learned"]["measured_tokens_per_s"] / results[best_static]["measured_tokens_per_s"]
         )
-    table = Table(title=f"DraftVerify evaluation: {info['pair']}, {len(prompts)} held-out prompts, {s.cost_model}")
+    out |= info["clock"] | {"wall_seconds": time.perf_counter() - started}
+    out["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    print_tables(out, s.cost_model)
+    write_json(s.out, out)
+    if s.out:
+        for png in plots.evaluation_plots(out, Path(s.out)):
+            console.print(f"plot: {png}")
+    return out
+
+
+def context_facts(source: TraceReplay, cost_model: str) -> dict:
+    """The longest context replayed (prompt and output); with a profile, a note when it runs past
+    the longest context calibrated, where the profile holds its last measured times."""
+    trace = source.trace
+    outputs = np.minimum(np.diff(trace.output_offsets), source.max_new_tokens)
+    lengths = (np.diff(trace.prompt_offsets) + outputs).tolist()
+    out: dict = {"longest_context": max(lengths)}
+    calibrated = getattr(source.cost, "contexts", None)
+    if calibrated and max(lengths) > max(calibrated):
+        out["cost_model_note"] = (
+            f"{sum(n > max(calibrated) for n in lengths)} prompt(s) run past the profile's longest calibrated "
+            f"context ({max(calibrated)} tokens, longest here {max(lengths)}): their cycles there are priced "
+            f"as at {max(calibrated)}"
+        )
+        console.print(f"note: {out['cost_model_note']}")
+    return out
+
+
+def print_tables(out: dict, cost_model: str) -> None:
+    """The results by policy, the learned policy's departure from the best rule and, with
+    categories, tokens/s by category."""
+    results, best_rule = out["policies"], out["best_rule"]
+    table = Table(title=f"DraftVerify evaluation: {out['pair']}, {out['n_prompts']} held-out prompts, {cost_model}")
     for col in ("policy", "tokens/s (cost model)", "accepted length", "of oracle", "measured tokens/s"):
         table.add_column(col)
     for name, row in sorted(results.items(), key=lambda kv: -kv[1]["tokens_per_s"]):
@@ -339,12 +464,26 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
             f"{measured:.1f}" if measured else "",
         )
     console.print(table)
+    if "per_category" in out:
+        names = ["learned", f"static_k{out['best_static_k']}", best_rule, "oracle", "target_only"]
+        by_cat = Table(title="tokens/s (cost model) by category")
+        for col in ("category", "n", *names, "learned / its best static k"):
+            by_cat.add_column(col)
+        for category, pol in out["per_category"].items():
+            facts = out["categories"][category]
+            by_cat.add_row(
+                category,
+                str(facts["n_prompts"]),
+                *(f"{pol[n]['tokens_per_s']:.1f}" for n in names),
+                f"{facts['learned_over_best_static']:.3f} (k={facts['best_static_k']})",
+            )
+        console.print(by_cat)
+    departed = out["learned_departure_from_best_rule"]["all"]
     console.print(
-        f"learned / best static ({best_static}): {out['learned_over_best_static']:.3f}; "
-        f"/ best rule ({best_rule}): {out['learned_over_best_rule']:.3f}"
+        f"learned / best static (static_k{out['best_static_k']}): {out['learned_over_best_static']:.3f}; "
+        f"/ best rule ({best_rule}): {out['learned_over_best_rule']:.3f}; departs from it in "
+        + (f"{departed:.1%} of decisions" if departed is not None else "no decisions")
     )
-    write_json(s.out, out)
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict:

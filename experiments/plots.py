@@ -1,4 +1,5 @@
-"""PNG plots of a run: learning curves, DraftVerify throughput by policy, Arbitration accuracy vs speed.
+"""PNG plots of a run: learning curves, DraftVerify throughput by policy (and by category) and action
+histograms, Arbitration accuracy vs speed.
 
 Each function reads files a run already wrote (SB3 ``evaluations.npz``, the evaluation JSON) and
 returns the PNG path, so the same figures can be rebuilt from any run directory.
@@ -54,6 +55,59 @@ def draft_verify_policies(result: dict, out: Path) -> Path:
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     return _save(fig, out)
+
+
+def action_histograms(result: dict, out: Path) -> Path:
+    """Share of cycles at each draft depth and each verification size: the learned policy beside
+    the best rule, the best static k and the oracle (one bar: a policy collapsed to a constant)."""
+    pol = result["policies"]
+    names = [n for n in ("learned", result["best_rule"], f"static_k{result['best_static_k']}", "oracle") if n in pol]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, action, label in zip(axes, ("depth", "verify_size"), ("draft depth", "nodes verified"), strict=True):
+        values = sorted({int(v) for n in names for v in pol[n]["actions"][action]})
+        x = np.arange(len(values))
+        width = 0.8 / len(names)
+        for j, name in enumerate(names):
+            counts = pol[name]["actions"][action]
+            total = sum(counts.values()) or 1
+            ax.bar(x + j * width, [counts.get(str(v), 0) / total for v in values], width, label=name)
+        ax.set_xticks(x + 0.4 - width / 2, [str(v) for v in values], fontsize=7)
+        ax.set_xlabel(f"{label} per cycle")
+        ax.set_ylabel("share of cycles")
+        ax.grid(alpha=0.3, axis="y")
+    share = result["learned_departure_from_best_rule"]["all"]
+    note = f"; learned departs from {result['best_rule']} in {share:.0%} of decisions" if share is not None else ""
+    fig.suptitle(f"DraftVerify actions, {result['pair']}, {result['n_prompts']} prompts{note}", fontsize=9)
+    axes[0].legend(fontsize=7)
+    return _save(fig, out)
+
+
+def per_category(result: dict, out: Path) -> Path:
+    """Tokens/s by category (cost model): learned, the best static k, the best rule and the oracle."""
+    cats = result["per_category"]
+    names = ["learned", f"static_k{result['best_static_k']}", result["best_rule"], "oracle", "target_only"]
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(cats)), 4))
+    x = np.arange(len(cats))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        ax.bar(x + j * width, [cats[c][name]["tokens_per_s"] for c in cats], width, label=name)
+    labels = [f"{c}\n(n={result['categories'][c]['n_prompts']})" for c in cats]
+    ax.set_xticks(x + 0.4 - width / 2, labels, fontsize=7)
+    ax.set_ylabel("tokens/s under the cost model")
+    ax.set_title(f"DraftVerify by category, {result['pair']}, {result['n_prompts']} prompts")
+    ax.legend(fontsize=7, ncol=3)
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, out)
+
+
+def evaluation_plots(result: dict, out: Path) -> list[Path]:
+    """The DraftVerify evaluation's figures beside its JSON ``out``: ``<stem>_actions.png`` and,
+    with categories, ``<stem>_categories.png``."""
+    out = Path(out)
+    pngs = [action_histograms(result, out.with_name(f"{out.stem}_actions.png"))]
+    if "per_category" in result:
+        pngs.append(per_category(result, out.with_name(f"{out.stem}_categories.png")))
+    return pngs
 
 
 def arbitration_tradeoff(result: dict, out: Path) -> Path:

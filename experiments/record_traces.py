@@ -34,7 +34,7 @@ from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec import SpecGymError
 from envs.specdec.pair import ModelPair
 from envs.specdec.trace import PromptTrace, Trace, check_trace_settings, pair_facts, record_prompt, trace_meta
-from envs.tasks.prompts import load_prompts
+from envs.tasks.prompts import load_prompt_set
 from envs.tasks.splits import SPLITS, split_seed
 from experiments.cli import (
     CommandParser,
@@ -47,6 +47,7 @@ from experiments.cli import (
     run_main,
 )
 from experiments.workers import Pool, WorkerArgs, add_worker_args, check_workers, open_pool
+from experiments.workloads import category_meta
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +194,7 @@ def record(settings: TraceSettings) -> Path:
         check_data_dir_writable()
     check_workers(s.workers, s.ray_address, s.device)
     seed = split_seed(s.split)
-    texts = load_prompts(s.prompts, s.n_prompts, seed)
+    prompts = load_prompt_set(s.prompts, s.n_prompts, seed)
     start = time.perf_counter()
     shape = {"max_new_tokens": s.max_new_tokens, "width": s.width, "max_depth": s.max_depth}
     with open_pool(
@@ -203,8 +204,8 @@ def record(settings: TraceSettings) -> Path:
         threads=s.threads,
         device=s.device,
     ) as pool:
-        meta = {"prompts": s.prompts, "split": s.split, "prompt_seed": seed}
-        trace = record_texts(pool, texts, chunk=s.chunk, meta=meta, **shape)
+        meta = {"prompts": s.prompts, "split": s.split, "prompt_seed": seed, **category_meta(prompts.categories)}
+        trace = record_texts(pool, prompts.texts, chunk=s.chunk, meta=meta, **shape)
     pair_name = trace.meta["pair"]
     out = s.out or data_dir() / "traces" / f"{pair_name}__w{s.width}_d{s.max_depth}_{s.split}.npz"
     path = trace.save(out)
@@ -227,8 +228,17 @@ def record_texts(
 
 
 def record_text(pair: ModelPair, text: str, **settings: int) -> PromptTrace:
-    """One prompt, encoded by the pair that records it (a worker's, with --workers)."""
-    return record_prompt(pair, pair.encode(text), **settings)
+    """One prompt, encoded by the pair that records it (a worker's, with --workers); one that
+    leaves no room in the pair's context window is refused, naming it. The output stops at the
+    window's end (or --max-new-tokens, or EOS), whichever comes first."""
+    ids = pair.encode(text)
+    if len(ids) >= pair.max_context:
+        start = " ".join(text.split())[:60]
+        raise SpecGymError(
+            f"prompt {start!r}... is {len(ids)} tokens, and pair {pair.name!r} takes {pair.max_context} "
+            "(prompt and output together); shorten it or leave it out of --prompts"
+        )
+    return record_prompt(pair, ids, **settings)
 
 
 ARBITRATION_ONLY = ("task", "n_items", "k", "max_nodes", "max_drafts")

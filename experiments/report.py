@@ -135,11 +135,13 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
             "best static of oracle",
             "measured learned / best static",
             "identical (live)",
+            "learned departs from best rule",
             "file",
         ],
     )
     for r in rows:
         pol = r["policies"]
+        departs = (r.get("learned_departure_from_best_rule") or {}).get("all")
         best = pol[f"static_k{r['best_static_k']}"]
         measured = r.get("measured_learned_over_best_static")
         rule = f"{r['learned_over_best_rule']:.3f} ({r['best_rule']})" if "best_rule" in r else "-"
@@ -148,12 +150,68 @@ def draft_verify_table(rows: list[dict]) -> list[str]:
             f"| {r['learned_over_best_static']:.3f} ({r['best_static_k']}) | {rule} "
             f"| {pol['learned']['fraction_of_oracle']:.1%} "
             f"| {best['fraction_of_oracle']:.1%} | {f'{measured:.3f}' if measured else '-'} "
-            f"| {_identical(r, 'measured_identical_outputs', 'measured_divergences')} | {r['_file']} |"
+            f"| {_identical(r, 'measured_identical_outputs', 'measured_divergences')} "
+            f"| {'-' if departs is None else f'{departs:.0%} of decisions'} | {r['_file']} |"
         )
     return lines
 
 
 TRANSFER = ("randomized", "specialist", "best_static", "best_rule", "oracle")
+
+
+def _modal(actions: dict[str, int]) -> str:
+    """The most frequent action value and its share of cycles (a collapsed policy: 100%)."""
+    value = max(actions, key=actions.__getitem__)
+    return f"{value} ({actions[value] / sum(actions.values()):.0%})"
+
+
+def draft_verify_category_table(rows: list[dict]) -> list[str]:
+    rows = [r for r in rows if r.get("per_category")]
+    if not rows:
+        return []
+    lines = _head(
+        "**DraftVerify by category** (`evaluate --env draft-verify --prompts FILE` with a `category` per prompt; "
+        "tokens/s under the cost model; best static k and best rule: over all prompts, the ratio to the "
+        "category's own best static k beside it; learned depth / size: its most frequent draft depth and "
+        "verification size per cycle, share of cycles):",
+        [
+            "pair",
+            "prompts",
+            "category",
+            "n",
+            "learned",
+            "best static k",
+            "best rule",
+            "oracle",
+            "target-only",
+            "learned / best static k (its own k)",
+            "learned / best rule",
+            "learned depth / size",
+            "wall s (all categories)",
+            "file",
+        ],
+    )
+    for r in rows:
+        k, rule = f"static_k{r['best_static_k']}", r["best_rule"]
+        rate = {name: row["tokens_per_s"] for name, row in r["policies"].items()}
+        actions = r["policies"]["learned"]["actions"]
+        cells = [("all", r["n_prompts"], rate, r["learned_over_best_static"], r["best_static_k"])]
+        for c, pol in r["per_category"].items():
+            facts = r["categories"][c]
+            own = {name: row["tokens_per_s"] for name, row in pol.items()}
+            cells.append((c, facts["n_prompts"], own, facts["learned_over_best_static"], facts["best_static_k"]))
+        for c, n, t, own_ratio, own_k in cells:
+            lines.append(
+                f"| {r['pair']} | {Path(r['prompts']).name} | {c} | {n} | {t['learned']:.1f} "
+                f"| {t[k]:.1f} ({r['best_static_k']}) | {t[rule]:.1f} ({rule}) | {t['oracle']:.1f} "
+                f"| {t['target_only']:.1f} | {t['learned'] / t[k]:.3f} ({own_ratio:.3f}, k={own_k}) "
+                f"| {t['learned'] / t[rule]:.3f} "
+                f"| {_modal(actions['depth']) + ' / ' + _modal(actions['verify_size']) if c == 'all' else ''} "
+                f"| {r['wall_seconds']:.0f} | {r['_file']} |"
+            )
+    return lines
+
+
 HEADROOM = (
     "oracle",
     "oracle_depth",
@@ -447,6 +505,7 @@ def render(results_dir: Path) -> str:
         ("decode", decode_table),
         ("env", env_table),
         ("evaluate-draft-verify", draft_verify_table),
+        ("evaluate-draft-verify", draft_verify_category_table),
         ("headroom", headroom_table),
         ("transfer", transfer_table),
         ("ablation", ablation_table),

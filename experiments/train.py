@@ -47,7 +47,14 @@ from envs.pairs.build import check_data_dir_writable, check_writable
 from envs.specdec.cost_family import check_family_name
 from envs.specdec.errors import SpecGymError
 from envs.specdec.files import write_text_atomic
-from experiments.artifacts import default_branches, default_cost_model, default_trace_path, default_traces
+from envs.tasks.prompts import load_prompts
+from experiments.artifacts import (
+    check_split_source,
+    default_branches,
+    default_cost_model,
+    default_trace_path,
+    default_traces,
+)
 from experiments.cli import CommandParser, check_device, positive_int, run_main
 from experiments.evaluate_arbitration import check_validation_items
 from experiments.training.args import DEFAULT_PAIR, TRAINED_ROLES, TrainArgs
@@ -75,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--traces", help="training trace / branch record .npz (default: recorded on first use)")
     p.add_argument("--eval-traces", help="draft-verify held-out trace .npz (default: recorded on first use)")
+    p.add_argument(
+        "--prompts",
+        help="draft-verify: the prompts of the traces recorded on first use, train and held-out splits apart: "
+        "mix:chat (chat-style templates and the reasoning mix), reasoning-gym task names or task:NAME (default: "
+        "the pair's: task:NAME for a task pair, else the reasoning mix)",
+    )
     p.add_argument(
         "--eval-items",
         type=int,
@@ -180,7 +193,8 @@ def env_kwargs_for(args: TrainArgs, config: dict[str, Any], env_id: str) -> dict
         "device": args.device,
     }
     if args.backend == "replay":
-        kwargs["traces"] = args.traces or str(default_traces(args.pair, "train", kwargs["width"], kwargs["max_depth"]))
+        shape = (kwargs["width"], kwargs["max_depth"])
+        kwargs["traces"] = args.traces or str(default_traces(args.pair, "train", *shape, args.prompts))
     else:  # the config's replay-only training aids read the trace; live training pays by cycle, target rate
         dropped = [key for key, value in REPLAY_ONLY.items() if kwargs.get(key) == value]
         for key in dropped:
@@ -520,6 +534,13 @@ def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:
             raise SpecGymError(
                 "--cost-family draws predictive cost models; pass --cost-model auto, analytic or a .json"
             )
+    check_split_source(args.prompts)
+    if args.prompts:
+        load_prompts(args.prompts, 1)  # an unknown mix or task, refused before any run
+    if args.prompts and args.traces and args.eval_traces:
+        raise SpecGymError(
+            "--prompts chooses the traces recorded on first use; with --traces and --eval-traces given, drop it"
+        )
     if args.vec_env == "ray" and args.workers is None:
         raise SpecGymError("--vec-env ray needs --workers N (the Ray actors the envs are shared among)")
     if args.workers is not None and args.vec_env != "ray":
@@ -539,7 +560,7 @@ def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:
         role_id = config_ids("draft-verify", args)[-1]  # every role id shares the tree shape
         shape = tree_shape(loaded[role_id], role_id)
         needed = [split for split, given in (("train", args.traces), ("heldout", args.eval_traces)) if not given]
-        if any(not default_trace_path(args.pair, split, **shape).is_file() for split in needed):
+        if any(not default_trace_path(args.pair, split, **shape, prompts=args.prompts).is_file() for split in needed):
             check_data_dir_writable()  # recorded on first use, the held-out one after training
 
 

@@ -22,7 +22,8 @@ def evaluate_run(env: str, run_dir: Path, args: TrainArgs) -> dict[str, Any] | N
         from experiments.runs import run_env_kwargs
 
         trained = run_env_kwargs(str(run_dir))  # evaluate replays the same tree shape
-        traces = args.eval_traces or default_traces(args.pair, "heldout", trained["width"], trained["max_depth"])
+        shape = (trained["width"], trained["max_depth"])
+        traces = args.eval_traces or default_traces(args.pair, "heldout", *shape, args.prompts)
         return evaluate_draft_verify(
             EvalSettings(
                 policy=str(run_dir),
@@ -120,12 +121,17 @@ def report_run(env: str, run_dir: Path, evaluation: dict[str, Any] | None, track
         (run_dir / "results.md").write_text(markdown(env, evaluation))
         if env == "draft-verify":
             pngs.append(plots.draft_verify_policies(evaluation, run_dir / "policies_throughput.png"))
+            pngs += plots.evaluation_plots(evaluation, run_dir / "evaluation.json")  # actions, categories
         else:
             pngs.append(plots.arbitration_tradeoff(evaluation, run_dir / "accuracy_vs_speed.png"))
     if tracker is not None:
         import wandb
 
         metrics = {f"eval/{k}": v for k, v in headline(env, evaluation).items()} if evaluation else {}
+        if evaluation and env == "draft-verify":
+            from experiments.training.tracking import draft_verify_logs
+
+            metrics |= draft_verify_logs(evaluation)
         tracker.log(metrics | {f"plots/{p.stem}": wandb.Image(str(p)) for p in pngs})
     return pngs
 

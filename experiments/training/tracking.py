@@ -90,3 +90,34 @@ def _unpatch_tensorboard() -> None:
 
     if wandb.patched["tensorboard"]:
         wandb.tensorboard.unpatch()
+
+
+def draft_verify_logs(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """A DraftVerify evaluation's action histograms (``wandb.Histogram`` per policy and action, and
+    one ``wandb.Table`` of every policy's counts), the learned policy's departure from the best rule,
+    and per category its ratios, for ``run.log``."""
+    import numpy as np
+    import wandb
+
+    pol = evaluation["policies"]
+    logs: dict[str, Any] = {}
+    rows = []
+    for name, row in pol.items():
+        for action, counts in row.get("actions", {}).items():
+            rows += [[name, action, int(value), count] for value, count in counts.items()]
+            if counts:
+                top = max(int(v) for v in counts)
+                hist = [counts.get(str(v), 0) for v in range(top + 1)]
+                edges = np.arange(top + 2) - 0.5  # one bin per action value
+                logs[f"actions/{name}/{action}"] = wandb.Histogram(np_histogram=(hist, edges))
+    logs["actions/table"] = wandb.Table(columns=["policy", "action", "value", "cycles"], data=rows)
+    for role, share in evaluation["learned_departure_from_best_rule"].items():
+        if role != "decisions" and share is not None:
+            logs[f"eval/learned_departure_from_best_rule/{role}"] = share
+    for category, facts in evaluation.get("categories", {}).items():
+        for key in ("learned_over_best_static", "learned_over_best_rule"):
+            logs[f"eval/category/{category}/{key}"] = facts[key]
+        logs[f"eval/category/{category}/learned_fraction_of_oracle"] = evaluation["per_category"][category]["learned"][
+            "fraction_of_oracle"
+        ]
+    return logs

@@ -40,3 +40,28 @@ def test_an_unusable_default_profile_is_calibrated_again(tmp_path, monkeypatch, 
     assert f"making {path.name} again: cost profile" in out and "truncated or corrupt" in out
     assert artifacts.default_cost_model("smollm2-135m", "cpu") == str(path)  # now sound: kept
     assert "calibrating" not in capsys.readouterr().out and json.loads(path.read_text())["kind"] == "profiled"
+
+
+def test_default_traces_of_a_named_mix_live_apart_and_record_its_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))
+    recorded = []
+    monkeypatch.setattr(record_traces, "record", lambda settings: recorded.append(settings))
+    path = artifacts.default_traces("smollm2-135m", "train", prompts="mix:chat")
+    assert path.name == "smollm2-135m__mix-chat__w4_d8_train.npz"
+    assert path != artifacts.default_trace_path("smollm2-135m", "train")  # the default experiment's stays
+    (settings,) = recorded
+    assert (settings.prompts, settings.split, settings.out) == ("mix:chat", "train", str(path))
+
+
+def test_train_refuses_prompts_without_splits_or_unknown_before_any_run(tmp_path):
+    import pytest
+
+    from envs.specdec import SpecGymError
+    from experiments.train import main
+
+    base = ["--env", "draft-verify", "--pair", "tiny-random", "--wandb-mode", "disabled", "--runs-dir", str(tmp_path)]
+    with pytest.raises(SpecGymError, match="a .jsonl file has no train and held-out splits; record its traces"):
+        main([*base, "--prompts", "chat.jsonl"])
+    with pytest.raises(SpecGymError, match="unknown prompt mix 'nosuch'; choose one of mix:chat"):
+        main([*base, "--prompts", "mix:nosuch"])
+    assert not list(tmp_path.iterdir())
