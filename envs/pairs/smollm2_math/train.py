@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -13,9 +14,19 @@ from envs.pairs.smollm2_math.data import answer_loss, batch_rows
 from envs.pairs.training import resumable_training
 
 
+def add_adapter(base, config):
+    """peft's ``get_peft_model(base, config)``, without the FutureWarning peft's own read of
+    transformers' deprecated ``is_gradient_checkpointing`` raises on transformers 5.24."""
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(base, config)
+
+
 def with_lora(base, cfg: MathRecipeConfig):
     """``base`` with a fresh LoRA adapter on ``cfg.lora_modules`` (peft; only the adapter trains)."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     config = LoraConfig(
         r=cfg.lora_rank,
@@ -24,7 +35,7 @@ def with_lora(base, cfg: MathRecipeConfig):
         target_modules=list(cfg.lora_modules),
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(base, config)
+    return add_adapter(base, config)
 
 
 def freeze_embedding(draft) -> None:

@@ -69,14 +69,16 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
 def merged_target(base, lora_dir: Path):
     """``base`` with the adapter at ``lora_dir`` merged in; a missing, corrupt or mismatched
     adapter is refused naming the file."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft import LoraConfig, set_peft_model_state_dict
+
+    from envs.pairs.smollm2_math.train import add_adapter
 
     try:
         config = LoraConfig.from_pretrained(str(lora_dir))
     except (OSError, ValueError, TypeError) as exc:
         raise SpecGymError(f"{lora_dir / 'adapter_config.json'} is missing or corrupt ({exc}); {REBUILD}") from None
     state = _read_tensors(lora_dir / "adapter_model.safetensors")
-    model = get_peft_model(base, config)
+    model = add_adapter(base, config)
     try:
         result = set_peft_model_state_dict(model, state)
     except RuntimeError as exc:  # shapes that do not fit the target
