@@ -11,6 +11,7 @@ from envs.specdec.errors import SpecGymError
 from experiments.check_inputs import CASES, leftover_runs, prepare, sweep
 
 
+@pytest.mark.once  # 45 fresh processes; the floor's own refusals are tested beside the code that makes them
 def test_bad_command_lines_are_refused_in_one_line(tmp_path):
     prepare(tmp_path)
     outcomes = sweep(CASES, tmp_path, workers=2)

@@ -12,25 +12,33 @@ from experiments import benchmark, record_traces, report
 TINY = ["--pair", "tiny-random", "--threads", "1", "--n-prompts", "2", "--max-new-tokens", "12"]
 
 
+def quiet_machine(mp: pytest.MonkeyPatch) -> None:
+    """These tests read the cost benchmark's JSON, not the calibration's check for a busy machine
+    (tests/envs/specdec/test_cost.py), which a loaded CI machine can trip on tiny-random's ~ms cells."""
+    mp.setattr("envs.specdec.cost.find_dips", lambda *args, **kwargs: [])
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     benchmark.main(["engine", *TINY, "--k", "3", "--repeats", "2", "--out", str(out / "engine.json")])
     benchmark.main(["pair", *TINY, "--ks", "1", "3", "--out", str(out / "pair.json")])
-    benchmark.main(
-        [
-            "cost",
-            *TINY,
-            "--ks",
-            "2",
-            "--calibration-repeats",
-            "1",
-            "--profile-out",
-            str(out / "profile.json"),
-            "--out",
-            str(out / "cost.json"),
-        ]
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        quiet_machine(mp)
+        benchmark.main(
+            [
+                "cost",
+                *TINY,
+                "--ks",
+                "2",
+                "--calibration-repeats",
+                "1",
+                "--profile-out",
+                str(out / "profile.json"),
+                "--out",
+                str(out / "cost.json"),
+            ]
+        )
     return out
 
 
@@ -66,6 +74,7 @@ def test_cost_error_is_relative_to_the_measured_cycle(monkeypatch, tmp_path):
     from envs.specdec.cost import ProfiledCost
 
     monkeypatch.setattr(ProfiledCost, "cycle_time", lambda self, record: 1.25 * record.time)
+    quiet_machine(monkeypatch)
     out = tmp_path / "cost.json"
     benchmark.main(
         [

@@ -14,6 +14,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+# local Ray clusters: once per CI run (.ci/run), on the newest transformers
+pytestmark = pytest.mark.once
+
 ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install -e .[ray]")
 
 from stable_baselines3.common.env_util import make_vec_env  # noqa: E402

@@ -8,6 +8,9 @@ import pytest
 
 from experiments import benchmark, report, train
 
+# whole transfer benchmarks (PPO training inside): once per CI run (.ci/run), on the newest transformers
+pytestmark = pytest.mark.once
+
 # one short PPO rollout per stage
 CONFIG = """
 default:

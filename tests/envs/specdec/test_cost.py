@@ -20,9 +20,13 @@ from envs.specdec.cost import (
 
 @pytest.fixture(scope="module")
 def profile(text_pair):
-    return calibrate(
-        text_pair, contexts=[16, 64], draft_sizes=(1, 3), verify_sizes=(1, 2, 5), repeats=1, progress=False
-    )
+    # the tables' shape, not the busy-machine check (its own tests below use a fake timer), which one
+    # repeat of tiny-random's ~ms cells can trip on a loaded CI machine
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("envs.specdec.cost.find_dips", lambda *args, **kwargs: [])
+        return calibrate(
+            text_pair, contexts=[16, 64], draft_sizes=(1, 3), verify_sizes=(1, 2, 5), repeats=1, progress=False
+        )
 
 
 @pytest.fixture(scope="module")

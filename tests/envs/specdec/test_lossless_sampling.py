@@ -21,6 +21,9 @@ from envs.specdec import SamplingConfig, SpeculativeDecoder, shortlist
 from envs.specdec import verify as verify_module
 from envs.specdec.sampling import sampling_probs
 
+# thousands of sampled decodes per mode: once per CI run (.ci/run), on the newest transformers
+pytestmark = pytest.mark.once
+
 PROMPT = [1, 0, 3, 2, 2]
 N_TOKENS = 3
 N_SAMPLES = 3000
