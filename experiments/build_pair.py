@@ -13,7 +13,7 @@ target's answers, 24 for training; progress bars; an interrupted build resumes).
 ``$SPECGYM_DATA``, else ``~/.cache/specgym``.
 
 ``smollm2-math``: that target with a LoRA adapter and the bundled draft, both fine-tuned on
-GSM8K-format worked solutions of reasoning-gym ``chain_sum_2d`` (``envs/pairs/smollm2_math``);
+GSM8K-format worked solutions of reasoning-gym ``chain_sum`` (``envs/pairs/smollm2_math``);
 ``--steps`` sets the adapter's training steps. The trained weights go to ``weights/`` (small
 enough to ship), the assembled pair to ``target`` and ``draft``.
 """
@@ -26,8 +26,10 @@ import signal
 import sys
 from pathlib import Path
 
-from envs.pairs.build import BUILDERS, DEFAULT_STEPS, check_pair_dir_writable, data_dir, ensure_built, is_built
+from envs.pairs.build import BUILDERS, BUNDLED, DEFAULT_STEPS, check_pair_dir_writable, data_dir, ensure_built, is_built
 from experiments.cli import CommandParser, run_main
+
+SHIPPABLE = "smollm2-math"  # the pair whose trained weights --ship copies into the repository
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="delete the built pair, its training checkpoints and its default traces and cost profiles (not the "
         "cached target answers) and build it again",
     )
+    parser.add_argument(
+        "--ship",
+        action="store_true",
+        help="smollm2-math: after the build, copy its trained weights and model card into the repository "
+        "(envs/pairs/assets/smollm2-math), which a fresh clone then assembles the pair from",
+    )
     parser.add_argument("--list", action="store_true", help="list buildable pairs and exit")
     return parser.parse_args(argv)
 
@@ -66,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.name not in BUILDERS:
         print(f"error: unknown pair {args.name!r}; known pairs: {', '.join(sorted(BUILDERS))}", file=sys.stderr)
+        return 2
+    if args.ship and args.name != SHIPPABLE:
+        print(f"error: --ship copies {SHIPPABLE}'s trained weights; {args.name} ships otherwise", file=sys.stderr)
         return 2
     # Ctrl-C and kill (SIGTERM) both stop at a checkpoint, even in a background job (where
     # SIGINT starts out ignored).
@@ -94,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"target: {target}\ndraft:  {draft}")
+    if args.ship:
+        from envs.pairs.smollm2_math.ship import export
+
+        print(f"shipped: {export(pair_dir, BUNDLED / SHIPPABLE)}")
     return 0
 
 

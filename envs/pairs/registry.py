@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from envs.pairs.build import BUNDLED, check_pair_dir_writable, data_dir, ensure_built
+from envs.pairs.smollm2_math.config import TASK as SMOLLM2_MATH_TASK
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair, resolve_device, resolve_dtype
 
@@ -117,7 +118,7 @@ PAIRS: dict[str, PairSpec] = {
             "SmolLM2-135M-Instruct + LoRA and the SmolLM2 draft, fine-tuned on worked arithmetic (Arbitration)",
             _smollm2_math,
             dtype="fast",
-            task="chain_sum_2d",
+            task=SMOLLM2_MATH_TASK,
         ),
     )
 }

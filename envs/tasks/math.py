@@ -24,8 +24,8 @@ GENERATOR_CONFIGS: dict[str, dict[str, Any]] = {
     "chain_sum": {"min_terms": 3, "max_terms": 4, "min_digits": 1, "max_digits": 2},
 }
 # A generator at another difficulty, under its own task name: name -> (generator, its config).
-# ``chain_sum_2d``: the ``smollm2-math`` pair's task, 3-4 terms of 2 digits (hard enough that the
-# fine-tuned SmolLM2 target is right on only some items; envs/pairs/smollm2_math).
+# ``chain_sum_2d``: 3-4 terms of 2 digits, the task of the ``smollm2-math`` pilot
+# (docs/findings/smollm2_math_pilot.md; too hard for the fine-tuned target, which now uses chain_sum).
 TASK_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "chain_sum_2d": ("chain_sum", {"min_terms": 3, "max_terms": 4, "min_digits": 2, "max_digits": 2}),
 }

@@ -6,7 +6,7 @@ right on some but not all items (40-75%) and whose draft is right on some items 
 wrong. Untuned, SmolLM2-135M-Instruct solves 15% of 2-3-term chain sums few-shot and the draft
 none, so the recipe fine-tunes both, on CPU:
 
-1. Data (``data.py``): reasoning-gym ``chain_sum_2d`` (3-4 terms of 2 digits) items from seeds
+1. Data (``data.py``): reasoning-gym ``chain_sum`` (3-4 terms of 1-2 digits, the ``gsm`` pair's task) items from seeds
    far from every split, questions of the splits' first items removed; the worked solution
    (``a op b = c`` per line, then ``#### N``) is the assistant's turn after the question as the
    user's turn of the chat template.
