@@ -238,7 +238,8 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
       profile's shape; see Observation Space).
     - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
       ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
-      ``oracle-depth`` (replay) or a saved SB3 ``.zip`` of the other role (see ``envs.partners``); default
+      ``oracle-depth`` (replay), a saved SB3 ``.zip`` of the other role, or a published policy's name
+      (``envs/policies``: its policy of the other role; see ``envs.partners``); default
       ``static-4`` (drafts 4, at most ``max_depth``, and, as every depth rule, verifies everything). The
       thresholds T are probabilities in (0, 1]; a ``static-K`` depth partner needs K <= ``max_depth``.
     - ``device`` (``auto``, ``cpu``, ``cuda[:N]``), ``dtype``: for the live models (default: per device).

@@ -8,6 +8,8 @@ depth+size pairs; what ``make_policy``, DraftVerify's ``partner`` and evaluation
 - ``oracle``, ``oracle-depth``: the best schedule for a recorded trace (:mod:`envs.specdec.oracle`);
   needs a replay source.
 - ``PATH.zip``: a saved SB3 ``PPO`` / ``MaskablePPO`` policy of the role asked for (:class:`SB3Policy`).
+- ``NAME``: a published policy (:mod:`envs.published`): its policy of the role asked for, both for
+  ``role="joint"``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from gymnasium import spaces
 
+from envs.published import is_published, role_file
 from envs.specdec.arbitrate import N_FEATURES
 from envs.specdec.cycles import COST_FEATURES, ROLES, CycleSource, n_actions, obs_layout
 from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH
@@ -40,6 +43,7 @@ BASELINES = (
     "oracle",
     "oracle-depth",
     "PATH.zip",
+    "NAME (published: envs/policies)",
 )
 
 
@@ -211,6 +215,10 @@ def make_policy(
         return ExpectedSize()
     if spec.endswith(".zip"):
         return SB3Policy(spec, role, source)
+    if is_published(spec):
+        if role == "joint":
+            return Composite(*(SB3Policy(role_file(spec, r), r, source) for r in ("draft", "verify")), spec)
+        return SB3Policy(role_file(spec, role), role, source)
     if m := re.fullmatch(r"static-(\d+)", spec):
         k = int(m.group(1))
         if max_depth is not None and k > max_depth:

@@ -188,6 +188,12 @@ CASES = [
         ("experiments.gpu_suite", "--out", "{tmp}/file/gpu"),
         "is not writable; pass --out DIR",
     ),
+    Case("publish-not-a-run", ("experiments.publish", "{tmp}/run", "--name", "x"), "is not a finished, evaluated run"),
+    Case(
+        "evaluate-unknown-published-policy",
+        ("experiments.evaluate", "--policy", "no-such-policy", "--no-live"),
+        "no published policy 'no-such-policy'",
+    ),
 ]
 
 

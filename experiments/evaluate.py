@@ -39,6 +39,7 @@ import numpy as np
 from rich.table import Table
 from tqdm.auto import tqdm
 
+from envs.pairs.replay_assets import BUNDLED_NAME, bundled_profile, bundled_trace
 from envs.partners import make_policy
 from envs.specdec import SpecGymError, SpeculativeDecoder
 from envs.specdec.cost import device_name, make_cost_model
@@ -221,10 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["draft-verify", "arbitration"],
         help="arbitration: see python -m experiments.evaluate --env arbitration --help",
     )
-    p.add_argument("--policy", required=True, help="a run directory, or a depth-policy .zip")
+    p.add_argument(
+        "--policy",
+        required=True,
+        help="a run directory, a published policy's name (envs/policies), or a depth-policy .zip",
+    )
     p.add_argument("--verify-policy", help="a size-policy .zip to pair with a depth-policy .zip")
     add_pair_args(p, default=None, default_help="the run's, else tiny-random")
-    p.add_argument("--traces", help="held-out trace .npz to replay (default: record one for --prompts)")
+    p.add_argument(
+        "--traces",
+        help="held-out trace .npz to replay, or bundled (the pair's shipped one; default: record one for --prompts)",
+    )
     p.add_argument(
         "--prompts",
         help="a .jsonl file (with a 'category' per record: results per category too), mix:chat, task:NAME "
@@ -240,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cost-model",
         default="auto",
-        help="auto (the run's unless measured, else train's auto) | analytic | profile .json",
+        help="auto (the run's unless measured, else train's auto) | analytic | profile .json | bundled",
     )
     p.add_argument("--no-live", action="store_true", help="skip the wall-clock measurement")
     p.add_argument("--out", help="write the results JSON here")
@@ -253,6 +261,9 @@ def resolve(settings: EvalSettings) -> EvalSettings:
     filled in, after the checks that need no model."""
     s, trained = settings, run_env_kwargs(settings.policy)
     pair = resolve_pair_name(s, trained)
+    width = s.width or int(trained.get("width", 4))
+    if s.traces == BUNDLED_NAME:  # the pair's held-out trace shipped for SpecGym/DraftVerify-v1
+        s = replace(s, traces=str(bundled_trace(pair, "heldout", width)))
     if s.traces and not (s.target or s.draft):
         check_trace_pair(s.traces, Trace.load_meta(s.traces), pair)
     if s.traces and (s.prompts or s.n_prompts):
@@ -272,10 +283,12 @@ def resolve(settings: EvalSettings) -> EvalSettings:
         # the run's cost model, unless it trained on the wall clock or on another pair (whose profile it is)
         run_cost = trained.get("cost_model") if trained.get("pair", pair) == pair else None
         cost_model = run_cost if run_cost not in (None, "measured") else default_cost_model(pair, s.device)
+    if cost_model == BUNDLED_NAME:
+        cost_model = str(bundled_profile(pair))
     return replace(
         s,
         pair=pair,
-        width=s.width or int(trained.get("width", 4)),
+        width=width,
         max_depth=s.max_depth or int(trained.get("max_depth", 8)),
         cost_model=cost_model,
         prompts=s.prompts or (None if s.traces else trace_source(pair)),  # a task pair's own questions

@@ -80,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend", default="replay", choices=["live", "replay"], help="trace/branch replay or live decoding"
     )
-    p.add_argument("--traces", help="training trace / branch record .npz (default: recorded on first use)")
-    p.add_argument("--eval-traces", help="draft-verify held-out trace .npz (default: recorded on first use)")
+    p.add_argument(
+        "--traces",
+        help="training trace / branch record .npz, or bundled (the pair's shipped one; default: recorded on first use)",
+    )
+    p.add_argument(
+        "--eval-traces", help="draft-verify held-out trace .npz, or bundled (default: recorded on first use)"
+    )
     p.add_argument(
         "--prompts",
         help="draft-verify: the prompts of the traces recorded on first use, train and held-out splits apart: "
@@ -111,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cost-model",
         default="auto",
         help="auto (analytic for the toy pairs gsm and tiny-random, else the pair's profile on this device, "
-        "calibrated on first use) | analytic | measured | profile .json",
+        "calibrated on first use) | analytic | measured | profile .json | bundled (the pair's shipped profile)",
     )
     p.add_argument(
         "--cost-family",
@@ -486,6 +491,26 @@ def print_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def resolve_bundled(args: TrainArgs) -> TrainArgs:
+    """``--traces``, ``--eval-traces`` and ``--cost-model`` ``bundled``: the pair's files shipped for
+    SpecGym/DraftVerify-v1 (envs/pairs/replay_assets.py), at the tree shape the config trains."""
+    from envs.pairs.replay_assets import BUNDLED_NAME, bundled_profile, bundled_trace
+
+    if BUNDLED_NAME not in (args.traces, args.eval_traces, args.cost_model):
+        return args
+    role_id = config_ids("draft-verify", args)[-1]
+    width = tree_shape(load_config(args.config or CONFIG_DIR / CONFIGS["draft-verify"], role_id, args.pair), role_id)
+    given = {"traces": ("train", args.traces), "eval_traces": ("heldout", args.eval_traces)}
+    paths = {
+        key: str(bundled_trace(args.pair, split, width["width"]))
+        for key, (split, v) in given.items()
+        if v == BUNDLED_NAME
+    }
+    if args.cost_model == BUNDLED_NAME:
+        paths["cost_model"] = str(bundled_profile(args.pair))
+    return replace(args, **paths)
+
+
 def check_trace_splits(args: TrainArgs) -> None:
     """Training on a held-out trace, or scoring on the training one, or on another pair's trace, is
     refused before any work (and in the CLI's words: the env would say ``pair=``)."""
@@ -591,6 +616,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         raise SpecGymError(f"unknown env {args.env!r}; choose all or one of {', '.join(ENVS)}")
     envs = list(ENVS) if args.env == "all" else [args.env]
     check_pair_name(args.pair)  # before calibrating a cost model for it
+    args = resolve_bundled(args)
     check_trace_splits(args)
     refuse_bad_input(args, envs)
     if args.cost_model == "auto" and "draft-verify" in envs:

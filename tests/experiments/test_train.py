@@ -434,3 +434,42 @@ def test_sigint_keeps_a_checkpoint_and_resume_finishes(traces, tmp_path):
     # the resumed run reports the time of both parts
     assert results["stages"][0]["seconds"] > spent["draft_round1"]
     assert results["total_seconds"] > results["train_seconds"] > spent["train"]
+
+
+def test_a_published_run_is_a_policy_by_name(trained, traces, tmp_path, monkeypatch):
+    """experiments.publish ships a run's pair; evaluate --policy NAME scores what the run directory
+    scores, and the name partners an env in the role it does not train."""
+    import gymnasium as gym
+
+    import envs.published
+    from envs.partners import SB3Policy, make_policy
+    from envs.specdec.schedules import Composite
+    from experiments import publish
+    from experiments.cli import run_main
+
+    monkeypatch.setattr(envs.published, "POLICIES", tmp_path / "policies")
+    folder = publish.publish(trained, "tiny-pair", out=tmp_path / "policies")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "draft.zip", "policy.json", "verify.zip"]
+    data = json.loads((folder / "policy.json").read_text())
+    assert data["pair"] == "tiny-random" and data["seed"] == 0 and "traces" not in data["env_kwargs"]
+    assert data["command"].startswith("python -m experiments.train --env draft-verify --pair tiny-random")
+    card = (folder / "README.md").read_text()
+    assert data["command"] in card and f"{data['heldout']['learned_tokens_per_s']:.1f}" in card
+    assert envs.published.published_names() == ["tiny-pair"]
+    assert isinstance(make_policy("tiny-pair", role="verify"), SB3Policy)
+    assert isinstance(make_policy("tiny-pair"), Composite)  # role joint: both policies
+    scores = {}
+    for policy in (str(trained), "tiny-pair"):
+        out = tmp_path / f"{Path(policy).name}.json"
+        base = ["--policy", policy, "--traces", str(traces / "heldout.npz"), "--threads", "1", "--no-live"]
+        evaluate.main([*base, "--out", str(out)])
+        scores[policy] = json.loads(out.read_text())["policies"]["learned"]["tokens_per_s"]
+    assert scores["tiny-pair"] == scores[str(trained)]
+    env = gym.make(
+        "SpecGym/DraftVerify-Draft-v0", pair="tiny-random", traces=str(traces / "train.npz"), partner="tiny-pair"
+    )
+    env.reset(seed=0)
+    env.step(0)
+    with pytest.raises(SystemExit) as exc:  # a second publish of the name is refused: exit 2, one line
+        run_main(publish.main, [str(trained), "--name", "tiny-pair", "--out", str(tmp_path / "policies")])
+    assert exc.value.code == 2
