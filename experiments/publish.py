@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from envs.pairs.replay_assets import BUNDLED_NAME, REPLAY_ASSETS, bundled_profile
 from envs.published import MANIFEST, POLICIES, ROLE_FILES
 from envs.specdec.errors import SpecGymError
 from envs.specdec.files import staged_dir
@@ -45,10 +46,10 @@ def figures(evaluation: dict) -> dict[str, Any]:
     policies = evaluation["policies"]
     best_static = f"static_k{evaluation['best_static_k']}"
     return {
-        "traces": evaluation["traces"],
+        "traces": Path(evaluation["traces"]).name,
         "n_prompts": evaluation["n_prompts"],
         "device": evaluation["device"],
-        "cost_model": evaluation["cost_model"],
+        "cost_model": Path(str(evaluation["cost_model"])).name,
         "learned_tokens_per_s": policies["learned"]["tokens_per_s"],
         "best_static_k": evaluation["best_static_k"],
         "best_static_tokens_per_s": policies[best_static]["tokens_per_s"],
@@ -87,7 +88,7 @@ policy). Made by `python -m experiments.publish RUN_DIR --name {name}`.
 
 ## Held-out figures (the run's own evaluation, replay)
 
-{f["n_prompts"]} held-out prompts (`{Path(f["traces"]).name}`), cost model `{Path(str(f["cost_model"])).name}`:
+{f["n_prompts"]} held-out prompts (`{f["traces"]}`), cost model `{f["cost_model"]}`:
 
 | policy | tokens/s |
 |---|---|
@@ -108,11 +109,14 @@ def publish(run_dir: Path, name: str, out: Path = POLICIES, force: bool = False)
     if target.exists() and not force:
         raise SpecGymError(f"{target} exists; pass --force to replace it")
     last = results["stages"][-1]["env_kwargs"]
+    kwargs = {k: v for k, v in last.items() if k not in RUN_ONLY}
+    if last["pair"] in REPLAY_ASSETS and Path(str(last["cost_model"])) == bundled_profile(last["pair"]):
+        kwargs["cost_model"] = BUNDLED_NAME  # the shipped profile, wherever the repository lies
     data = {
         "name": name,
         "pair": results["pair"],
         "env": "draft-verify",
-        "env_kwargs": {k: v for k, v in last.items() if k not in RUN_ONLY},
+        "env_kwargs": kwargs,
         "seed": results["seed"],
         "command": " ".join(["python -m experiments.train", *run["argv"]]),
         "stages": [{k: s[k] for k in ("round", "role", "timesteps_trained", "seconds")} for s in results["stages"]],

@@ -14,6 +14,7 @@ from gymnasium import spaces
 from envs.arbitration.features import features, token_classes
 from envs.base import PickleByConfig, discrete_action
 from envs.pairs import shared_pair
+from envs.pairs.registry import task_chat
 from envs.specdec.arbitrate import N_FEATURES, ArbitrationSession, Mismatch
 from envs.specdec.branches import KEEP_DRAFT, KEEP_TARGET, LEAF, UNRECORDED, BranchTree, items_digest, record_item
 from envs.specdec.decoder import MAX_DEPTH, SpeculativeDecoder
@@ -256,7 +257,8 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
 
     @cached_property
     def prompt_ids(self) -> list[list[int]]:
-        return [self.pair.encode(prompt_text(x.question), chat=False) for x in self.items]
+        chat = task_chat(self.pair_name)  # as the pair was fine-tuned (smollm2-math: chat template)
+        return [self.pair.encode(prompt_text(x.question), chat=chat) for x in self.items]
 
     @cached_property
     def classes(self) -> np.ndarray:

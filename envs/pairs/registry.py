@@ -27,6 +27,8 @@ class PairSpec:
     # "analytic" where the models are toys whose step time is Python overhead, not compute;
     # "profiled": the pair's latency table on this device, calibrated on first use
     cost_model: str = "profiled"
+    # task prompts go through the tokenizer's chat template (the pair was fine-tuned on them that way)
+    chat: bool = False
 
 
 def _tiny(device: str, dtype: str | None) -> ModelPair:
@@ -119,6 +121,7 @@ PAIRS: dict[str, PairSpec] = {
             _smollm2_math,
             dtype="fast",
             task=SMOLLM2_MATH_TASK,
+            chat=True,
         ),
     )
 }
@@ -127,6 +130,12 @@ PAIRS: dict[str, PairSpec] = {
 def pair_spec(name: str) -> PairSpec | None:
     """The registered spec of ``name`` (None for a pair given by --target/--draft paths)."""
     return PAIRS.get(name)
+
+
+def task_chat(name: str) -> bool:
+    """Whether ``name``'s task prompts are encoded through the chat template (False for a pair given by paths)."""
+    spec = PAIRS.get(name)
+    return spec.chat if spec else False
 
 
 def default_dtype(name: str) -> str | None:

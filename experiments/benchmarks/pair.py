@@ -87,7 +87,7 @@ def measure(pool: Pool, args: argparse.Namespace) -> dict:
 
         items = load_items(task, max(args.n_items, args.n_prompts), HELDOUT_SEED)
         texts = [prompt_text(x.question) for x in items[: args.n_prompts]]
-        prompts = pool.call(functools.partial(encode, texts=texts, chat=False))
+        prompts = pool.call(functools.partial(encode, texts=texts, chat=bool(spec and spec.chat)))
     else:
         prompts = pool.call(functools.partial(encode, texts=load_prompts(args.prompts, args.n_prompts)))
     n = args.max_new_tokens

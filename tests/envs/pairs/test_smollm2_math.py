@@ -242,8 +242,10 @@ def test_build_pair_names_a_corrupt_shipped_or_built_adapter(bases, tmp_path):
 
 def test_the_pair_is_registered_with_its_task_and_builder():
     from envs.pairs.build import BUILDERS
-    from envs.pairs.registry import pair_spec
+    from envs.pairs.registry import pair_spec, task_chat
 
     spec = pair_spec("smollm2-math")
     assert spec is not None and spec.task == "chain_sum" and spec.dtype == "fast"
     assert "smollm2-math" in BUILDERS
+    # its models were fine-tuned on chat-template prompts; the byte-level pairs have no template
+    assert task_chat("smollm2-math") and not task_chat("gsm") and not task_chat("/some/target")
