@@ -68,12 +68,18 @@ def card(name: str, data: dict[str, Any]) -> str:
         f"| {s['round']} | {s['role']} | {s['timesteps_trained']:,} | {s['seconds']:.0f} |" for s in data["stages"]
     )
     kwargs = ", ".join(f"{k}={v!r}" for k, v in data["env_kwargs"].items())
+    # the observation layout and cost family a partner must be given where they differ from the env's default
+    extra = "".join(
+        f', {k}="{data["env_kwargs"][k]}"'
+        for k in ("cost_features", "cost_family")
+        if data["env_kwargs"].get(k) not in (None, "ratios")
+    )
     return f"""# Published policy `{name}`
 
 A co-adaptive DraftVerify pair (LTD): `draft.zip` decides when to stop drafting, `verify.zip` how
 many of the width-{data["env_kwargs"]["width"]} tree's nodes to verify. Use it by name:
 `python -m experiments.evaluate --env draft-verify --policy {name} ...`, or as the partner of the
-role you train: `gym.make("SpecGym/DraftVerify-v1", partner="{name}")` (the depth env gets its size
+role you train: `gym.make("SpecGym/DraftVerify-v1", partner="{name}"{extra})` (the depth env gets its size
 policy). Made by `python -m experiments.publish RUN_DIR --name {name}`.
 
 ## Training

@@ -85,3 +85,25 @@ def test_v1_bad_arguments_name_the_fix(kwargs, message):
 def test_bundled_files_resolve():
     assert bundled_trace("smollm2-135m", "heldout", 4).name == "w4_d8_heldout.npz"
     assert bundled_profile("smollm2-135m").is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("draft-verify-v1", {}), ("draft-verify-v1-mixed", {"cost_features": "profile", "cost_family": "mixed"})],
+)
+def test_the_published_policies_partner_v1_by_name(name, kwargs):
+    """The shipped co-adaptive pairs (envs/policies): the depth env gets the size policy as its partner,
+    and the card's settings are the ones it was trained with."""
+    from envs.published import manifest, published_names
+
+    assert name in published_names()
+    trained = manifest(name)["env_kwargs"]
+    assert trained["pair"] == "smollm2-135m" and trained["cost_model"] == "bundled"
+    assert {k: trained[k] for k in kwargs} == kwargs
+    env = gym.make("SpecGym/DraftVerify-v1", partner=name, **kwargs)
+    env.reset(seed=0)
+    for _ in range(20):
+        _, reward, terminated, truncated, _ = env.step(1)
+        assert np.isfinite(reward)
+        if terminated or truncated:
+            env.reset()
