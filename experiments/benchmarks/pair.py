@@ -133,7 +133,12 @@ def measure(pool: Pool, args: argparse.Namespace) -> dict:
     if task:
         from envs.pairs.gsm import task_accuracy
 
-        accuracy = functools.partial(task_accuracy, items=items[: args.n_items], max_new_tokens=args.max_new_tokens)
+        accuracy = functools.partial(
+            task_accuracy,
+            items=items[: args.n_items],
+            max_new_tokens=args.max_new_tokens,
+            chat=bool(spec and spec.chat),
+        )
         result |= {"task": task, **pool.call(accuracy)}
         console.print(
             f"{task}: target {result['target_accuracy']:.1%}, draft {result['draft_accuracy']:.1%}, "
