@@ -39,6 +39,8 @@ def reasoning_gym_prompts(n: int, seed: int = HELDOUT_SEED, tasks: tuple[str, ..
 def _reasoning_gym(n: int, seed: int, tasks: tuple[str, ...]) -> PromptSet:
     import reasoning_gym
 
+    if n == 0:  # a mix's first chat prompts need no question (reasoning-gym refuses a dataset of 0)
+        return PromptSet([], [])
     per_task = -(-n // len(tasks))
     pools = []
     for i, task in enumerate(tasks):

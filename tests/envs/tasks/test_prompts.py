@@ -58,6 +58,8 @@ def test_the_chat_mix_covers_chat_work_and_the_reasoning_mix_per_split():
     assert min(len(t) for t in long) > 2000  # long-context questions: a few thousand characters
     with pytest.raises(SpecGymError, match="unknown prompt mix 'nosuch'; choose one of mix:chat"):
         load_prompt_set("mix:nosuch", 3)
+    # fewer prompts than the mix has chat kinds draw no reasoning-gym question (train checks mix:chat with 1)
+    assert load_prompt_set("mix:chat", 1, TRAIN_SEED).texts == train.texts[:1]
 
 
 def test_the_shipped_spec_bench_style_file_has_8_prompts_in_each_category():
