@@ -14,8 +14,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-# local Ray clusters: once per CI run (.ci/run), on the newest transformers
-pytestmark = pytest.mark.once
+# local Ray clusters: once per CI run (.ci/run), on the newest transformers, and alone (serial):
+# their actors time calibrations and fill both cores
+pytestmark = [pytest.mark.once, pytest.mark.serial]
 
 ray = pytest.importorskip("ray", reason="the Ray tests need the ray extra: pip install -e .[ray]")
 

@@ -21,8 +21,9 @@ from experiments import record_traces
 from experiments.cli import PairArgs, pair_from_args
 from experiments.workers import check_workers
 
-# local Ray clusters: once per CI run (.ci/run), on the newest transformers
-pytestmark = pytest.mark.once
+# local Ray clusters: once per CI run (.ci/run), on the newest transformers, and alone (serial):
+# their actors time calibrations and fill both cores
+pytestmark = [pytest.mark.once, pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parents[2]
 GSM = ["--pair", "gsm", "--prompts", "task:chain_sum", "--max-new-tokens", "32", "--threads", "1"]

@@ -20,10 +20,12 @@ from envs.specdec.cost import (
 
 @pytest.fixture(scope="module")
 def profile(text_pair):
-    # the tables' shape, not the busy-machine check (its own tests below use a fake timer), which one
-    # repeat of tiny-random's ~ms cells can trip on a loaded CI machine
+    # deterministic cell times (FakeTimer, below): these tests read the tables' shape, interpolation
+    # and round trip; tiny-random's real ~ms cells on a loaded machine break the monotonicity check,
+    # which has its own tests below
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("envs.specdec.cost.find_dips", lambda *args, **kwargs: [])
+        mp.setattr("envs.specdec.cost.CellTimer", FakeTimer)
+        FakeTimer.busy, FakeTimer.calls = {}, []
         return calibrate(
             text_pair, contexts=[16, 64], draft_sizes=(1, 3), verify_sizes=(1, 2, 5), repeats=1, progress=False
         )
