@@ -8,6 +8,7 @@ adapter into the target (a plain Llama any code loads) and puts the layers into 
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -23,6 +24,7 @@ LORA = "target-lora"
 DRAFT_LAYERS = "draft-layers"
 LAYERS_FILE = "draft_layers.safetensors"
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+BASE_NAME = "smollm2-135m target (SmolLM2-135M-Instruct, envs/pairs/smollm2.py)"  # what the adapter is for
 MARKER = "specgym.json"  # written last into an assembled model folder
 REBUILD = "delete it and run `python -m experiments.build_pair smollm2-math` to rebuild it"
 
@@ -41,8 +43,10 @@ def save_lora(peft_model, out: Path) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in get_peft_model_state_dict(peft_model).items()}
+    config = copy.copy(peft_model.peft_config["default"])
+    config.base_model_name_or_path = BASE_NAME  # not the training machine's path
     with staged_dir(out) as tmp:
-        peft_model.peft_config["default"].save_pretrained(str(tmp))
+        config.save_pretrained(str(tmp))
         save_file(state, str(tmp / "adapter_model.safetensors"))
 
 
@@ -78,6 +82,8 @@ def merged_target(base, lora_dir: Path):
     except (OSError, ValueError, TypeError) as exc:
         raise SpecGymError(f"{lora_dir / 'adapter_config.json'} is missing or corrupt ({exc}); {REBUILD}") from None
     state = _read_tensors(lora_dir / "adapter_model.safetensors")
+    # the adapter fits the converted target wherever this machine keeps it (peft warns at a renamed base)
+    config.base_model_name_or_path = base.name_or_path
     model = add_adapter(base, config)
     try:
         result = set_peft_model_state_dict(model, state)

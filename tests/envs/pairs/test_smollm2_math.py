@@ -17,6 +17,7 @@ from envs.pairs.smollm2_math.data import answer_loss, chat_rows, training_items
 from envs.pairs.smollm2_math.ship import assemble_shipped, export
 from envs.pairs.smollm2_math.train import freeze_embedding, train_stage, with_lora
 from envs.pairs.smollm2_math.weights import (
+    BASE_NAME,
     DRAFT_LAYERS,
     LAYERS_FILE,
     LORA,
@@ -203,6 +204,9 @@ def test_the_whole_build_records_its_recipe_is_reused_and_ships(bases, tmp_path)
     shipped = export(tmp_path / "pair", tmp_path / "assets")
     size = sum(f.stat().st_size for f in shipped.rglob("*") if f.is_file())
     assert size < 2e6
+    # the shipped adapter names its base, not the training machine's path (peft warns at a renamed one)
+    adapter = json.loads((shipped / "target-lora" / "adapter_config.json").read_text())
+    assert adapter["base_model_name_or_path"] == BASE_NAME
     assemble_shipped(shipped, bases[0], bases[1], tmp_path / "fresh")
     assert is_complete(tmp_path / "fresh")
     again = ModelPair.load(str(tmp_path / "fresh" / "target"), str(tmp_path / "fresh" / "draft"), dtype="float32")
