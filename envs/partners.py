@@ -201,6 +201,12 @@ def load_sb3(path: str | Path) -> tuple[Any, bool]:
         ) from None
 
 
+def published_pair(name: str, source: CycleSource | None = None, label: str | None = None) -> Composite:
+    """A published policy's depth and size policies together (an unknown name is refused, listing the
+    published ones); ``label`` names the pair in results (default: ``name``)."""
+    return Composite(*(SB3Policy(role_file(name, r), r, source) for r in ("draft", "verify")), label or name)
+
+
 def make_policy(
     spec: str, *, source: CycleSource | None = None, role: str = "joint", max_depth: int | None = None
 ) -> Policy:
@@ -216,9 +222,7 @@ def make_policy(
     if spec.endswith(".zip"):
         return SB3Policy(spec, role, source)
     if is_published(spec):
-        if role == "joint":
-            return Composite(*(SB3Policy(role_file(spec, r), r, source) for r in ("draft", "verify")), spec)
-        return SB3Policy(role_file(spec, role), role, source)
+        return published_pair(spec, source) if role == "joint" else SB3Policy(role_file(spec, role), role, source)
     if m := re.fullmatch(r"static-(\d+)", spec):
         k = int(m.group(1))
         if max_depth is not None and k > max_depth:

@@ -6,21 +6,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from envs.partners import SB3Policy, make_policy
-from envs.published import manifest, role_file
+from envs.partners import SB3Policy, make_policy, published_pair
+from envs.published import manifest
 from envs.specdec import SpecGymError
 from envs.specdec.schedules import Composite, Policy
+
+
+def names_published(policy: str) -> bool:
+    """``--policy`` is no file: a published policy's name (refused by :func:`manifest` when unknown)."""
+    return not Path(policy).exists() and Path(policy).suffix != ".zip"
 
 
 def learned_policy(path: str, verify: str | None) -> Policy:
     """A run directory (its trained depth and size policies), a published policy's name, or a
     depth-policy .zip."""
     p = Path(path)
-    if not p.exists() and p.suffix != ".zip":  # a published policy's name (refused when there is none)
-        manifest(path)
-        return Composite(
-            SB3Policy(role_file(path, "draft"), "draft"), SB3Policy(role_file(path, "verify"), "verify"), "learned"
-        )
+    if names_published(path):
+        return published_pair(path, label="learned")
     if p.is_dir():
         results = p / "results.json"
         if not results.is_file():
@@ -58,7 +60,7 @@ def check_trace_pair(path: str, meta: dict, pair: str) -> None:
 def run_env_kwargs(policy: str) -> dict:
     """The env kwargs a run directory's (or a published policy's) policies were trained with (cost
     model, tree shape, pair); {} for a .zip."""
-    if not Path(policy).exists() and Path(policy).suffix != ".zip":  # a published policy's name
+    if names_published(policy):
         return manifest(policy)["env_kwargs"]
     results = Path(policy) / "results.json"
     if not results.is_file():

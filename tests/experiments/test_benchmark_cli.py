@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,11 @@ from envs.specdec import SpecGymError
 from experiments import benchmark, record_traces, report
 
 TINY = ["--pair", "tiny-random", "--threads", "1", "--n-prompts", "2", "--max-new-tokens", "12"]
+
+
+def cost_args(profile: Path, out: Path) -> list[str]:
+    """``benchmark cost`` on tiny-random at k = 2, one calibration repeat."""
+    return ["cost", *TINY, "--ks", "2", "--calibration-repeats", "1", "--profile-out", str(profile), "--out", str(out)]
 
 
 def quiet_machine(mp: pytest.MonkeyPatch) -> None:
@@ -25,20 +31,7 @@ def results(tmp_path_factory):
     benchmark.main(["pair", *TINY, "--ks", "1", "3", "--out", str(out / "pair.json")])
     with pytest.MonkeyPatch.context() as mp:
         quiet_machine(mp)
-        benchmark.main(
-            [
-                "cost",
-                *TINY,
-                "--ks",
-                "2",
-                "--calibration-repeats",
-                "1",
-                "--profile-out",
-                str(out / "profile.json"),
-                "--out",
-                str(out / "cost.json"),
-            ]
-        )
+        benchmark.main(cost_args(out / "profile.json", out / "cost.json"))
     return out
 
 
@@ -76,20 +69,7 @@ def test_cost_error_is_relative_to_the_measured_cycle(monkeypatch, tmp_path):
     monkeypatch.setattr(ProfiledCost, "cycle_time", lambda self, record: 1.25 * record.time)
     quiet_machine(monkeypatch)
     out = tmp_path / "cost.json"
-    benchmark.main(
-        [
-            "cost",
-            *TINY,
-            "--ks",
-            "2",
-            "--calibration-repeats",
-            "1",
-            "--profile-out",
-            str(tmp_path / "profile.json"),
-            "--out",
-            str(out),
-        ]
-    )
+    benchmark.main(cost_args(tmp_path / "profile.json", out))
     data = json.loads(out.read_text())
     assert data["n_cycles"] > 0
     for key in ("cycle_median_abs_rel_error", "cycle_p90_abs_rel_error"):
