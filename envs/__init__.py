@@ -40,3 +40,10 @@ register(
     entry_point=_ARBITRATION,
     kwargs={"pair": "tiny-random", "n_items": 8, "max_new_tokens": 24},
 )
+# the real pretrained pair (SmolLM2-135M-Instruct + LoRA, its fine-tuned draft) on replay of its
+# bundled branch records (envs/pairs/assets/smollm2-math-arbitration): no model load, no download
+register(
+    id="SpecGym/Arbitration-SmolLM2-Math-v0",
+    entry_point=_ARBITRATION,
+    kwargs={"pair": "smollm2-math", "backend": "replay", "traces": "bundled"},
+)

@@ -16,9 +16,18 @@ from envs.pairs.replay_assets import BUNDLED_NAME, bundled_profile, bundled_trac
 from envs.partners import make_policy
 from envs.specdec.cost import MeasuredCost, make_cost_model
 from envs.specdec.cost_family import check_family_name, describe, make_cost_family
-from envs.specdec.cycles import ROLES, CycleSource, LiveCycles, check_cost_features, obs_bounds
+from envs.specdec.cycles import (
+    ROLES,
+    SIZE_SCALES,
+    CycleSource,
+    LiveCycles,
+    check_cost_features,
+    check_size_action,
+    obs_bounds,
+)
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
+from envs.specdec.schedules import ExpectedSize
 from envs.specdec.trace import Trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
@@ -30,7 +39,7 @@ CONTINUE, STOP = 0, 1
 DEFAULT_PARTNER = "static-4"
 ACTION_MEANINGS = {
     "draft": "0 = continue drafting, 1 = stop and verify",
-    "verify": "the number of drafted nodes to verify",
+    "verify": "the number of drafted nodes to verify (size_action='expected': an index into SIZE_SCALES)",
     "joint": "an index into env.unwrapped.joint_table",
 }
 DEFAULT_LIVE_PROMPTS = 20
@@ -100,7 +109,14 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     - ``role="verify"``: ``Discrete(max_depth * width + 1)`` = number of drafted nodes to verify
       (the top ones by cumulative draft log-prob; 0 = a plain target step). Asked once per cycle
       after the partner has drafted. ``action_masks()`` masks sizes above the nodes drafted;
-      a larger size verifies all of them.
+      a larger size verifies all of them. With ``size_action="expected"`` it is
+      ``Discrete(38)`` instead, all valid: a scale s from ``envs.specdec.cycles.SIZE_SCALES`` (0,
+      then 1/20 to 20 evenly in log, 1 among them) on the draft's acceptance estimates inside the
+      ``expected`` size rule, which verifies the n top nodes maximising (1 + s * the sum of their
+      path probabilities) / the cycle's predicted time: s = 1 is the rule, s = 0 a plain target
+      step, larger s verifies more. A policy starts near the rule's sizes and, if it collapses to
+      one action, still sizes every cycle by the rule (the node-count size policy collapsed to
+      "verify everything" on chat work).
     - ``role="joint"``: ``Discrete(len(joint_actions))``: one action per cycle, before drafting,
       choosing a (depth d, size n) pair with 1 <= n <= d * width, ordered by d then n
       (``env.unwrapped.joint_table[a]`` gives the pair). A flat Discrete over valid pairs rather
@@ -236,6 +252,8 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
       8 prompts.
     - ``cost_features``: ``ratios`` (default: the layout above) | ``profile`` (adds the cost
       profile's shape; see Observation Space).
+    - ``size_action``: ``nodes`` (default) | ``expected`` (role ``verify`` only): what the size
+      action means (see Action Space).
     - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
       ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
       ``oracle-depth`` (replay), a saved SB3 ``.zip`` of the other role, or a published policy's name
@@ -269,8 +287,8 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
 
     - v0: the initial version: LTD's depth (``draft``), size (``verify``) and ``joint`` decisions over
       greedy draft-and-verify cycles, on the live engine or a recorded trace, rewarded by throughput
-      or ``net_tokens``, with the observation layout above. ``cost_family`` and ``cost_features``
-      were added later with defaults that keep every ``-v0`` id's behaviour and layout.
+      or ``net_tokens``, with the observation layout above. ``cost_family``, ``cost_features`` and
+      ``size_action`` were added later with defaults that keep every ``-v0`` id's behaviour and layout.
 
     - v1: the defaults become the real pair on replay (``pair="smollm2-135m"``, ``backend="replay"``,
       ``traces="bundled"``, ``width=4``, ``cost_model="bundled"``); the observation layout, rewards
@@ -300,6 +318,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         cost_model: str = "analytic",
         cost_family: str | None = None,
         cost_features: str = "ratios",
+        size_action: str = "nodes",
         partner: str | None = None,
         device: str = "auto",
         dtype: str | None = None,
@@ -326,6 +345,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         if traces == BUNDLED_NAME and backend == "replay":
             traces = str(bundled_trace(pair, split, width))
         check_cost_features(cost_features)
+        self.size_action = check_size_action(size_action, role)
         if cost_family is not None:
             check_family_name(cost_family)
         cost = make_cost_model(cost_model)
@@ -357,7 +377,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         self.partner = self._make_partner(partner)
         low, high = obs_bounds(src.max_depth, src.width, cost_features)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self.action_space = spaces.Discrete(src.n_actions(role))
+        self.action_space = spaces.Discrete(src.n_actions(role, size_action))
         self.joint_table = src.joint_table
         self._seed, self._seeded, self._active = seed, False, False
 
@@ -458,7 +478,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
                 return src.observation(), self._accrued(), False, False, info
             return self._finish(self.partner.verify_size(src))
         if self.role == "verify":
-            return self._finish(a)
+            return self._finish(a if self.size_action == "nodes" else ExpectedSize(SIZE_SCALES[a]).verify_size(src))
         depth, size = self.joint_table[a]
         src.begin_cycle()
         for _ in range(min(int(depth), src.cap)):
@@ -467,7 +487,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Valid actions now (for sb3-contrib's MaskablePPO)."""
-        return self.source.action_mask(self.role)
+        return self.source.action_mask(self.role, self.size_action)
 
     # -- internals --------------------------------------------------------------------------
     def _draw_cost(self) -> dict:

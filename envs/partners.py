@@ -23,7 +23,7 @@ from gymnasium import spaces
 
 from envs.published import is_published, role_file
 from envs.specdec.arbitrate import N_FEATURES
-from envs.specdec.cycles import COST_FEATURES, ROLES, CycleSource, n_actions, obs_layout
+from envs.specdec.cycles import COST_FEATURES, ROLES, SIZE_ACTIONS, SIZE_SCALES, CycleSource, n_actions, obs_layout
 from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH
 from envs.specdec.errors import SpecGymError
 from envs.specdec.oracle import Oracle
@@ -49,26 +49,28 @@ BASELINES = (
 
 ROLE_POLICIES = {
     "draft": "a depth policy (role 'draft', Discrete(2) actions)",
-    "verify": "a size policy (role 'verify', Discrete(max_depth*width+1) actions)",
+    "verify": "a size policy (role 'verify', Discrete(max_depth*width+1) actions, or Discrete(38) scales)",
     "joint": "a joint policy (role 'joint', one action per (depth, size) pair)",
 }
 
 
-def saved_settings(observation_space: Any, action_space: Any) -> list[tuple[str, int, int, str]]:
-    """Every DraftVerify (role, max_depth, width, cost_features) whose observation and action spaces these are."""
+def saved_settings(observation_space: Any, action_space: Any) -> list[tuple[str, int, int, str, str]]:
+    """Every DraftVerify (role, max_depth, width, cost_features, size_action) whose observation and
+    action spaces these are."""
     if not (isinstance(action_space, spaces.Discrete) and isinstance(observation_space, spaces.Box)):
         return []
     if len(observation_space.shape) != 1 or float(np.min(observation_space.low)) >= 0:  # DraftVerify's go to -1
         return []
     size, n = observation_space.shape[0], int(action_space.n)
     return [
-        (role, d, w, features)
+        (role, d, w, features, size_action)
         for d in range(1, MAX_DEPTH + 1)
         for w in range(1, MAX_WIDTH + 1)
         for features in COST_FEATURES
         if obs_layout(d, w, features)["all"].stop == size
         for role in ROLES
-        if n_actions(role, d, w) == n
+        for size_action in SIZE_ACTIONS
+        if (role == "verify" or size_action == "nodes") and n_actions(role, d, w, size_action) == n
     ]
 
 
@@ -98,6 +100,8 @@ class SB3Policy(Policy):
         self._planned: tuple[int, int] | None = None
         self._fits = saved_settings(self.model.observation_space, self.model.action_space)
         self._check_role()
+        # a verify policy's action space says how its action reads (SIZE_SCALES has a size no tree shape's has)
+        self.size_action = next(f[4] for f in self._fits if f[0] == role)
         self._fitted: tuple[int, int, str] | None = None  # the (max_depth, width, cost_features) last checked
         if source is not None:
             self.check(source)
@@ -125,7 +129,7 @@ class SB3Policy(Policy):
     def cost_features(self, max_depth: int, width: int) -> str:
         """The observation layout (``cost_features``) it reads at this tree shape, as its spaces tell
         (one size can fit another shape's other layout); ``ratios`` when none fits (``check`` says why)."""
-        held = {f for r, d, w, f in self._fits if (r, d, w) == (self.role, max_depth, width)}
+        held = {f for r, d, w, f, _ in self._fits if (r, d, w) == (self.role, max_depth, width)}
         return next((f for f in COST_FEATURES if f in held), "ratios")
 
     def check(self, source: CycleSource) -> None:
@@ -133,9 +137,9 @@ class SB3Policy(Policy):
         key = (source.max_depth, source.width, source.cost_features)
         if key == self._fitted:
             return
-        if (self.role, *key) not in self._fits:
+        if (self.role, *key) not in {fit[:4] for fit in self._fits}:
             shape = (obs_layout(*key)["all"].stop,)
-            trained = sorted({(d, w, f) for r, d, w, f in self._fits if r == self.role})
+            trained = sorted({(d, w, f) for r, d, w, f, _ in self._fits if r == self.role})
             hint = (
                 f" (max_depth={trained[0][0]}, width={trained[0][1]}, cost_features={trained[0][2]!r})"
                 if len(trained) == 1
@@ -161,7 +165,7 @@ class SB3Policy(Policy):
             features = p.pi_features_extractor(preprocess_obs(obs, p.observation_space, p.normalize_images))
             logits = p.action_net(p.mlp_extractor.forward_actor(features))[0].numpy()
         if self.maskable:
-            logits = np.where(source.action_mask(self.role), logits, -np.inf)
+            logits = np.where(source.action_mask(self.role, self.size_action), logits, -np.inf)
         return int(np.argmax(logits))
 
     def plan(self, source: CycleSource) -> None:
@@ -177,6 +181,8 @@ class SB3Policy(Policy):
         return False
 
     def verify_size(self, source: CycleSource) -> int:
+        if self.role == "verify" and self.size_action == "expected":
+            return ExpectedSize(SIZE_SCALES[self._act(source)]).verify_size(source)
         if self.role == "verify":
             return min(self._act(source), source.n_nodes)
         if self.role == "joint":

@@ -117,10 +117,16 @@ def default_branches(
     workers: int | None = None,
     ray_address: str | None = None,
 ) -> Path:
-    """An Arbitration branch record of ``pair`` in the data directory, recorded on first use (and
-    resumed, when an earlier recording was interrupted), over ``workers`` Ray actors when given."""
+    """An Arbitration branch record of ``pair``: the one bundled with the repository for these
+    settings when there is one (:func:`usable_bundled_branches`), else one in the data directory,
+    recorded on first use (and resumed, when an earlier recording was interrupted), over ``workers``
+    Ray actors when given."""
     from envs.specdec.branches import BranchTree
     from experiments.record_traces import BranchSettings, default_branch_path, record_arbitration
+
+    bundled = usable_bundled_branches(pair, task, split, n_items, k, max_new_tokens)
+    if bundled is not None:
+        return bundled
 
     settings = BranchSettings(
         pair=pair,
@@ -137,4 +143,31 @@ def default_branches(
     if unusable(path, BranchTree.load):
         check_data_dir_writable()
         record_arbitration(replace(settings, out=str(path)))
+    return path
+
+
+def usable_bundled_branches(pair: str, task: str, split: str, n_items: int, k: int, max_new_tokens: int) -> Path | None:
+    """The pair's bundled branch record for these settings (``envs.pairs.replay_assets``) if a replay
+    env takes it: the items it holds must still be the ones the task generates (a reasoning-gym
+    release can change them; then the record is made again in the data directory)."""
+    from envs.arbitration import ArbitrationEnv
+    from envs.pairs.replay_assets import bundled_branches
+
+    path = bundled_branches(pair, task, split, k, max_new_tokens, n_items)
+    if path is None:
+        return None
+    try:
+        ArbitrationEnv(
+            pair=pair,
+            task=task,
+            n_items=n_items,
+            split=split,
+            k=k,
+            max_new_tokens=max_new_tokens,
+            backend="replay",
+            traces=str(path),
+        )
+    except SpecGymError as exc:
+        print(f"not using the bundled {path.name}: {exc}")
+        return None
     return path

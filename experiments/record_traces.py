@@ -31,6 +31,7 @@ from pathlib import Path
 from envs.arbitration.record import DEFAULT_MAX_NODES
 from envs.pairs import data_dir
 from envs.pairs.build import check_data_dir_writable, check_writable
+from envs.pairs.replay_assets import branch_record_name
 from envs.specdec import SpecGymError
 from envs.specdec.pair import ModelPair
 from envs.specdec.trace import PromptTrace, Trace, check_trace_settings, pair_facts, record_prompt, trace_meta
@@ -112,9 +113,8 @@ class BranchSettings(PairArgs, WorkerArgs):
 
 
 def default_branch_path(s: BranchSettings) -> Path:
-    task = Path(s.task).stem if s.task.endswith(".jsonl") else s.task
-    name = f"{s.pair}__arbitration_{task}_k{s.k}_m{s.max_new_tokens}_{s.split}_n{s.n_items}.npz"
-    return data_dir() / "traces" / name
+    name = branch_record_name(s.task, s.k, s.max_new_tokens, s.split, s.n_items)
+    return data_dir() / "traces" / f"{s.pair}__{name}"
 
 
 def record_arbitration(s: BranchSettings) -> Path:

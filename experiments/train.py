@@ -66,6 +66,7 @@ from experiments.training.tracking import check_wandb_mode
 from experiments.workers import add_worker_args, check_workers
 
 VEC_ENVS = ("auto", "dummy", "subproc", "ray")
+DEFAULT_EVAL_ITEMS = 700  # arbitration held-out items when the config does not say
 ENVS = {"draft-verify": "SpecGym/DraftVerify-v0", "arbitration": "SpecGym/Arbitration-v0"}
 CONFIGS = {"draft-verify": "draft_verify.yaml", "arbitration": "arbitration.yaml"}
 
@@ -97,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--eval-items",
         type=int,
         default=TrainArgs.eval_items,
-        help="arbitration held-out items: 0 for no evaluation, else >= 2 (a paired interval needs two)",
+        help="arbitration held-out items: 0 for no evaluation, else >= 2 (a paired interval needs two; "
+        "default: the config's eval_items)",
     )
     p.add_argument(
         "--n-items",
@@ -511,6 +513,15 @@ def resolve_bundled(args: TrainArgs) -> TrainArgs:
     return replace(args, **paths)
 
 
+def resolve_eval_items(args: TrainArgs, envs: list[str]) -> TrainArgs:
+    """``--eval-items`` unset: the Arbitration config's ``eval_items`` for the pair (its ``@pair`` layer
+    can say how many held-out items its bundled record holds, or what a recording can afford)."""
+    if args.eval_items is not None or "arbitration" not in envs:
+        return args
+    config = load_config(args.config or CONFIG_DIR / CONFIGS["arbitration"], ENVS["arbitration"], args.pair)
+    return replace(args, eval_items=int(config.get("eval_items", DEFAULT_EVAL_ITEMS)))
+
+
 def check_trace_splits(args: TrainArgs) -> None:
     """Training on a held-out trace, or scoring on the training one, or on another pair's trace, is
     refused before any work (and in the CLI's words: the env would say ``pair=``)."""
@@ -546,7 +557,7 @@ def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:
             "twice has no spread; pass distinct seeds (e.g. --seeds 0 1 2)"
         )
     check_validation_items(args.validation_items)
-    if args.eval_items < 0 or args.eval_items == 1:
+    if args.eval_items is not None and (args.eval_items < 0 or args.eval_items == 1):
         raise SpecGymError(
             f"--eval-items must be 0 (no evaluation) or >= 2 (a paired interval needs two items), got {args.eval_items}"
         )
@@ -617,6 +628,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     envs = list(ENVS) if args.env == "all" else [args.env]
     check_pair_name(args.pair)  # before calibrating a cost model for it
     args = resolve_bundled(args)
+    args = resolve_eval_items(args, envs)
     check_trace_splits(args)
     refuse_bad_input(args, envs)
     if args.cost_model == "auto" and "draft-verify" in envs:

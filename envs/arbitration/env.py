@@ -15,6 +15,7 @@ from envs.arbitration.features import features, token_classes
 from envs.base import PickleByConfig, discrete_action
 from envs.pairs import shared_pair
 from envs.pairs.registry import task_chat
+from envs.pairs.replay_assets import BUNDLED_NAME, require_bundled_branches
 from envs.specdec.arbitrate import N_FEATURES, ArbitrationSession, Mismatch
 from envs.specdec.branches import KEEP_DRAFT, KEEP_TARGET, LEAF, UNRECORDED, BranchTree, items_digest, record_item
 from envs.specdec.decoder import MAX_DEPTH, SpeculativeDecoder
@@ -144,7 +145,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
 
     All JSON-serialisable, so ``env.spec.to_json()`` works:
 
-    - ``pair``: registered pair name (``gsm``; ``tiny-random`` for smoke tests).
+    - ``pair``: registered pair name (``gsm``; ``smollm2-math``; ``tiny-random`` for smoke tests).
     - ``task``: a reasoning-gym task name (``chain_sum``, ...) or a GSM8K-format ``.jsonl`` path.
     - ``n_items`` (default 500), ``split``: ``train`` (default; seeds from ``TRAIN_SEED``) |
       ``heldout`` (``HELDOUT_SEED``; evaluation) | ``validation`` (``VALIDATION_SEED``; tuning).
@@ -152,7 +153,9 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     - ``speed_weight``: weight of the speed term, a number >= 0 (default 0).
     - ``backend``: ``live`` (default; decodes with the pair) | ``replay`` (serves a branch record).
     - ``traces``: the branch record ``.npz`` (replay); it must hold this pair, task, split, k and
-      ``max_new_tokens``, and at least ``n_items`` items.
+      ``max_new_tokens``, and at least ``n_items`` items. ``"bundled"``: the pair's record shipped
+      with the repository for these settings (``smollm2-math``: ``chain_sum``, k 4, 64 tokens; 500
+      train items, 1,000 held-out; ``envs/pairs/assets/smollm2-math-arbitration``).
     - ``unrecorded``: ``decode`` (default) | ``error``: what replay does with a branch not recorded.
     - ``reward``: ``correctness`` (default) | ``counterfactual`` (replay; see Rewards).
     - ``device`` (``auto``, ``cpu``, ``cuda[:N]``), ``dtype``: for the models (default: per device).
@@ -166,6 +169,10 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     - ``SpecGym/Arbitration-Speed-v0``: the same with ``speed_weight=0.5``.
     - ``SpecGym/Arbitration-Tiny-v0``: ``tiny-random`` pair, 8 items, 24 tokens (smoke tests; its
       random models never answer correctly).
+    - ``SpecGym/Arbitration-SmolLM2-Math-v0``: the real pretrained pair ``smollm2-math``
+      (SmolLM2-135M-Instruct with a LoRA adapter, and its fine-tuned distilled draft; both through
+      the chat template) on replay of its bundled branch records (``traces="bundled"``): ``gym.make``
+      loads no model (a branch the record lacks is decoded on demand, which loads the pair).
 
     ## Version History
 
@@ -173,7 +180,8 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
       chain SpD with ``k`` drafted tokens per cycle, rewarded by the task scorer's correctness (plus
       an optional speed term), with the 27-feature observation above. Later additions that leave
       the defaults as they were: ``backend="replay"`` with ``traces``, ``unrecorded`` and
-      ``reward="counterfactual"``; the ``validation`` split.
+      ``reward="counterfactual"``; the ``validation`` split; ``traces="bundled"`` and the
+      ``SpecGym/Arbitration-SmolLM2-Math-v0`` id (a new pair, not a changed default).
 
     A change to a default behaviour (the observation layout, the reward, a default argument, ...)
     gets a new id version (``-v1``); the ``-v0`` ids keep their meaning.
@@ -272,6 +280,12 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         )
         if traces is None:
             raise SpecGymError(f"backend='replay' needs traces=FILE.npz, a branch record; record one with {record}")
+        if traces == BUNDLED_NAME:
+            traces = str(
+                require_bundled_branches(
+                    self.pair_name, self.task, self.split, self.k, self.max_new_tokens, len(self.items)
+                )
+            )
         tree = load_branches(str(traces))
         meta, n = tree.meta, len(self.items)
         want = {

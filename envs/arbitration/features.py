@@ -15,14 +15,21 @@ COUNT_SCALE = 32.0
 
 @lru_cache(maxsize=4)
 def token_classes(pair_name: str, device: str, dtype: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per token id: class flags (digit, operator, answer marker, newline, space) and digit-ness."""
+    """Per token id of the pair's vocabulary: :func:`class_flags` and digit-ness."""
     pair = shared_pair(pair_name, device, dtype)
-    tok, vocab = pair.tokenizer, pair.vocab_size
-    flags = np.zeros((vocab, 5), dtype=np.float32)
-    if tok is None:
-        return flags, flags[:, 0].astype(bool)
-    for i in range(min(vocab, len(tok))):
-        s = tok.decode([i])
+    flags = class_flags(pair.tokenizer, pair.vocab_size)
+    return flags, flags[:, 0].astype(bool)
+
+
+def class_flags(tokenizer, vocab_size: int) -> np.ndarray:
+    """Per token id: flags digit, operator, answer marker, newline, space, read from the token's
+    decoded text, so a BPE token (SmolLM2's ``" +"``, ``"####"``, ``" "``) gets its class by what it
+    spells, whitespace aside; ids past the tokenizer's (padding rows of the embedding) get none."""
+    flags = np.zeros((vocab_size, 5), dtype=np.float32)
+    if tokenizer is None:
+        return flags
+    for i in range(min(vocab_size, len(tokenizer))):
+        s = tokenizer.decode([i])
         core = s.strip()
         flags[i] = (
             bool(core) and core.isdigit(),
@@ -31,7 +38,7 @@ def token_classes(pair_name: str, device: str, dtype: str | None) -> tuple[np.nd
             "\n" in s,
             bool(s) and s.isspace() and "\n" not in s,
         )
-    return flags, flags[:, 0].astype(bool)
+    return flags
 
 
 def features(

@@ -1,7 +1,13 @@
-"""DraftVerify replay data bundled with the repository: a pair's recorded traces (train and held-out)
-and a calibrated cost profile, so an env replays the pair's real draft proposals at once, with no
-model load and no download (``SpecGym/DraftVerify-v1``). The recipe of each file is in the README
-beside it."""
+"""Replay data bundled with the repository, so an env replays a real pair at once, with no model
+load and no download:
+
+- DraftVerify: a pair's recorded draft traces (train and held-out) and a calibrated cost profile
+  (``SpecGym/DraftVerify-v1``);
+- Arbitration: a pair's recorded decision trees (branch records) of the train and held-out items
+  (``SpecGym/Arbitration-SmolLM2-Math-v0``; the default run on that pair finds them here instead of
+  recording them).
+
+The recipe of each file is in the README beside it."""
 
 from __future__ import annotations
 
@@ -16,6 +22,11 @@ BUNDLED_NAME = "bundled"  # what traces= and cost_model= say to mean these files
 REPLAY_ASSETS: dict[str, tuple[str, str]] = {
     "smollm2-135m": ("smollm2-135m-replay", "profile__cpu-amd-epyc__bfloat16.json"),
 }
+
+
+# pair -> its folder of branch records, named as the data directory names them (minus the pair):
+# {task}_k{k}_m{max_new_tokens}_{split}_n{items}.npz
+BRANCH_ASSETS: dict[str, str] = {"smollm2-math": "smollm2-math-arbitration"}
 
 
 def _folder(pair: str, what: str) -> Path:
@@ -45,3 +56,35 @@ def bundled_trace(pair: str, split: str, width: int) -> Path:
 def bundled_profile(pair: str) -> Path:
     """The bundled cost profile of ``pair`` (its file name names the device it was calibrated on)."""
     return _folder(pair, "cost profile") / REPLAY_ASSETS[pair][1]
+
+
+def branch_record_name(task: str, k: int, max_new_tokens: int, split: str, n_items: int) -> str:
+    """A branch record's file name (the data directory prefixes the pair's name)."""
+    task = Path(task).stem if task.endswith(".jsonl") else task
+    return f"arbitration_{task}_k{k}_m{max_new_tokens}_{split}_n{n_items}.npz"
+
+
+def bundled_branches(pair: str, task: str, split: str, k: int, max_new_tokens: int, n_items: int) -> Path | None:
+    """The smallest bundled branch record of ``pair`` for these settings holding at least ``n_items``
+    items (an env replays any first ``n`` of a record's items), or None."""
+    if pair not in BRANCH_ASSETS:
+        return None
+    folder = BUNDLED / BRANCH_ASSETS[pair]
+    stem = branch_record_name(task, k, max_new_tokens, split, 0).removesuffix("0.npz")
+    counts = {p: p.name.removeprefix(stem).removesuffix(".npz") for p in folder.glob(f"{stem}*.npz")}
+    fits = sorted((int(n), p) for p, n in counts.items() if n.isdigit() and int(n) >= n_items)
+    return fits[0][1] if fits else None
+
+
+def require_bundled_branches(pair: str, task: str, split: str, k: int, max_new_tokens: int, n_items: int) -> Path:
+    """:func:`bundled_branches`, or a one-line error saying what is bundled (``traces="bundled"``)."""
+    found = bundled_branches(pair, task, split, k, max_new_tokens, n_items)
+    if found is None:
+        folder = BUNDLED / BRANCH_ASSETS.get(pair, "-")
+        have = sorted(p.name for p in folder.glob("*.npz")) or ["none"]
+        raise SpecGymError(
+            f"no bundled branch record of {pair} for task={task!r}, split={split!r}, k={k}, "
+            f"max_new_tokens={max_new_tokens} with >= {n_items} items (bundled: {', '.join(have)}); "
+            "pass settings of one of those, or traces=FILE.npz (python -m experiments.record_traces --env arbitration)"
+        )
+    return found

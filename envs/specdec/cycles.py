@@ -151,9 +151,33 @@ def joint_actions(max_depth: int, width: int) -> np.ndarray:
     return np.array([(d, n) for d in range(1, max_depth + 1) for n in range(1, d * width + 1)], dtype=np.int64)
 
 
-def n_actions(role: str, max_depth: int, width: int) -> int:
+# How the verify role's action reads: "nodes", a verification size 0..D*W (the -v0/-v1 meaning), or
+# "expected", a scale on the draft's acceptance estimates inside the ``expected`` size rule
+# (schedules.ExpectedSize): 1 is the rule itself, 0 a plain target step, large scales verify
+# everything worth a node. A policy that collapses to one scale still sizes each cycle by the rule.
+SIZE_ACTIONS = ("nodes", "expected")
+# 0 and 37 scales from 1/20 to 20, evenly spaced in log, 1 among them: 37 is a prime above MAX_DEPTH
+# and MAX_WIDTH, so no tree shape's node-count space (D*W + 1 actions) nor joint space has 38
+# actions, and a saved size policy's action space still says which it is
+SIZE_SCALES = (0.0, *(20.0 ** ((i - 18) / 18) for i in range(37)))
+
+
+def check_size_action(value: object, role: str) -> str:
+    if value not in SIZE_ACTIONS:
+        raise SpecGymError(f"unknown size_action {value!r}; choose one of {', '.join(SIZE_ACTIONS)}")
+    if value != "nodes" and role != "verify":
+        raise SpecGymError(
+            f"size_action={value!r} is the verify role's action; role={role!r} takes size_action='nodes' "
+            "(a draft role's size partner brings its own)"
+        )
+    return str(value)
+
+
+def n_actions(role: str, max_depth: int, width: int, size_action: str = "nodes") -> int:
     """Size of DraftVerify's Discrete action space in ``role``: stop or continue, a verification
-    size 0..D*W, or one of the :func:`joint_actions`."""
+    size 0..D*W (or one of the :data:`SIZE_SCALES`), or one of the :func:`joint_actions`."""
+    if role == "verify" and size_action == "expected":
+        return len(SIZE_SCALES)
     return {"draft": 2, "verify": max_depth * width + 1, "joint": width * max_depth * (max_depth + 1) // 2}[role]
 
 
@@ -285,9 +309,11 @@ class CycleSource(ABC):
         hist[h] = depth / self.max_depth
 
     # -- action masks, shared by the env and by saved policies playing a partner ----------------
-    def action_mask(self, role: str) -> np.ndarray:
+    def action_mask(self, role: str, size_action: str = "nodes") -> np.ndarray:
         if role == "draft":
             return np.array([self.depth < self.cap, True])
+        if role == "verify" and size_action == "expected":
+            return np.ones(len(SIZE_SCALES), dtype=bool)  # every scale sizes within the drafted nodes
         if role == "verify":
             return self._verify_range <= self.n_nodes
         return self._joint[:, 0] <= self.cap
@@ -296,9 +322,9 @@ class CycleSource(ABC):
     def joint_table(self) -> np.ndarray:
         return self._joint
 
-    def n_actions(self, role: str) -> int:
+    def n_actions(self, role: str, size_action: str = "nodes") -> int:
         """Size of ``role``'s Discrete action space here (see :func:`n_actions`)."""
-        return n_actions(role, self.max_depth, self.width)
+        return n_actions(role, self.max_depth, self.width, size_action)
 
 
 class LiveCycles(CycleSource):

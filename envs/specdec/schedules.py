@@ -211,13 +211,17 @@ class SpecDecPP(Policy):
 
 
 class ExpectedSize(Policy):
-    """See ``expected`` in the module docstring."""
+    """See ``expected`` in the module docstring; ``scale`` multiplies the draft's acceptance
+    estimates (below 1 trusts the draft less and verifies fewer nodes, above 1 more: DraftVerify's
+    ``size_action="expected"`` chooses it per cycle)."""
 
-    name = "expected"
+    def __init__(self, scale: float = 1.0):
+        self.scale = float(scale)
+        self.name = "expected" if self.scale == 1.0 else f"expected-x{self.scale:g}"
 
     def verify_size(self, source: CycleSource) -> int:
         ranked = np.sort(source.node_logprobs())[::-1]
-        tokens = 1.0 + np.concatenate([[0.0], np.cumsum(np.exp(ranked))])
+        tokens = 1.0 + self.scale * np.concatenate([[0.0], np.cumsum(np.exp(ranked))])
         return int(np.argmax(tokens / source.cycle_times()))
 
 

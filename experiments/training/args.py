@@ -21,7 +21,7 @@ class TrainArgs:
     eval_traces: str | None = None
     prompts: str | None = None
     n_items: int | None = None
-    eval_items: int = 700  # arbitration held-out items (evaluate itself defaults to 1000)
+    eval_items: int | None = None  # arbitration held-out items; None: the config's eval_items
     validation_items: int = 0  # 0: the rule baselines are tuned on the training record
     cost_model: str = "auto"
     cost_family: str | None = None

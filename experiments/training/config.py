@@ -43,6 +43,7 @@ RUN_KEYS = {
     "env_kwargs",
     "rounds",
     "bc_epochs",  # Arbitration on replay: behaviour-cloning epochs on the oracle's choices before PPO
+    "eval_items",  # Arbitration: held-out items the run is evaluated on (--eval-items overrides it)
 }
 
 COUNT_KEYS = {
@@ -53,6 +54,7 @@ COUNT_KEYS = {
     "checkpoint_freq",
     "rounds",
     "bc_epochs",
+    "eval_items",
 }  # int()-ed
 INT_KEYS = {"n_steps", "batch_size", "n_epochs"} | COUNT_KEYS
 NUMBER_KEYS = {"learning_rate", "gamma", "gae_lambda", "clip_range", "ent_coef", "vf_coef", "max_grad_norm"}

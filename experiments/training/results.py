@@ -35,7 +35,7 @@ def evaluate_run(env: str, run_dir: Path, args: TrainArgs) -> dict[str, Any] | N
                 out=out,
             )
         )
-    if args.eval_items < 2:
+    if not args.eval_items or args.eval_items < 2:
         return None
     from experiments.evaluate_arbitration import ArbitrationEvalSettings, evaluate_arbitration
     from experiments.runs import run_env_kwargs

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import inspect
 import json
+import socket
 from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from envs.arbitration import ArbitrationEnv
 from envs.arbitration.record import record_env
 from envs.pairs import shared_pair
+from envs.specdec.pair import ModelPair
 from envs.specdec.trace import record_trace
 
 torch.set_num_threads(1)
@@ -168,3 +171,20 @@ def branch_record(tmp_path_factory):
         return _branches[key]
 
     return make
+
+
+@pytest.fixture
+def offline_and_modelless(monkeypatch):
+    """Any model load or network connection fails the test (the ids registered on bundled replay
+    data promise neither)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an env on bundled replay data must not load a model or reach the network")
+
+    monkeypatch.setattr(ModelPair, "load", refuse)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    shared_pair.cache_clear()
+    yield
+    assert shared_pair.cache_info().currsize == 0

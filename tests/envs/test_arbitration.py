@@ -81,6 +81,27 @@ def test_token_classes_on_the_byte_tokenizer():
     assert env.classes[hash_][2] == 1 and env.classes[newline][3] == 1
 
 
+def test_token_classes_on_smollm2s_bpe_tokenizer():
+    """smollm2-math's features on its real BPE vocabulary (the bundled SmolLM2 draft's tokenizer,
+    the target's): digits split one per token, operators with their leading space, the answer marker."""
+    from transformers import AutoTokenizer
+
+    from envs.arbitration.features import class_flags
+    from envs.pairs.build import BUNDLED
+
+    tok = AutoTokenizer.from_pretrained(BUNDLED / "smollm2-135m-draft")
+    flags = class_flags(tok, len(tok) + 3)  # the embedding's padding rows past the tokenizer get no class
+    ids = tok.encode("12 + 345 = 357\n#### 357")
+    spelled = [tok.decode([i]) for i in ids]
+    want = {"1": 0, "7": 0, " +": 1, " =": 1, "####": 2, "\n": 3, " ": 4}
+    for piece, column in want.items():
+        row = flags[ids[spelled.index(piece)]]
+        assert row[column] == 1 and row.sum() == 1, (piece, row)
+    assert not flags[len(tok) :].any()
+    word = tok.encode(" answer")[0]
+    assert not flags[word].any()
+
+
 def test_item_without_mismatch_is_skipped_at_random_and_refused_by_index(monkeypatch):
     env = ArbitrationEnv(**TINY)
     original = env.new_session

@@ -4,36 +4,15 @@ the spec run on every registered id, v1 included, in tests/envs/test_registered.
 
 from __future__ import annotations
 
-import socket
-
 import gymnasium as gym
 import numpy as np
 import pytest
-import transformers
 
 import envs  # noqa: F401 - registers the ids
 from envs.draft_verify import STOP
-from envs.pairs import shared_pair
 from envs.pairs.replay_assets import bundled_profile, bundled_trace
 from envs.specdec import SpecGymError
 from envs.specdec.cost import ProfiledCost
-from envs.specdec.pair import ModelPair
-
-
-@pytest.fixture
-def offline_and_modelless(monkeypatch):
-    """Any model load or network connection fails the test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("SpecGym/DraftVerify-v1 must not load a model or reach the network")
-
-    monkeypatch.setattr(ModelPair, "load", refuse)
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
-    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    shared_pair.cache_clear()
-    yield
-    assert shared_pair.cache_info().currsize == 0
 
 
 def test_v1_steps_real_smollm2_decisions_with_no_model_and_no_network(offline_and_modelless):

@@ -13,10 +13,21 @@ import envs  # noqa: F401 - registers the ids
 from envs.partners import SB3Policy, make_policy
 from envs.specdec import SpecGymError
 from envs.specdec.cost import AnalyticCost
-from envs.specdec.cycles import CycleResult, LiveCycles
+from envs.specdec.cycles import SIZE_SCALES, CycleResult, LiveCycles, n_actions
+from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH
 from envs.specdec.oracle import Oracle
 from envs.specdec.replay import TraceReplay
-from envs.specdec.schedules import Composite, Confidence, Heuristic, Policy, SpecDecPP, StaticDepth, rollout, run_cycle
+from envs.specdec.schedules import (
+    Composite,
+    Confidence,
+    ExpectedSize,
+    Heuristic,
+    Policy,
+    SpecDecPP,
+    StaticDepth,
+    rollout,
+    run_cycle,
+)
 
 
 def replay(trace_path, width: int = 1) -> TraceReplay:
@@ -359,3 +370,54 @@ def test_saved_policies_act_as_predict_deterministic_does(algo, role, tmp_path, 
     # a layout of the same size at another tree shape (width 4, profile-free) is told apart by the shape
     if role == "draft":
         assert policy.cost_features(dv.max_depth, 4) == "ratios"
+
+
+# -- size_action="expected": the verify role's action scales the expected rule's estimates -----------
+def test_scaled_expected_size_action_sizes_by_the_rule(replay_env):
+    """Scale 1 is the ``expected`` rule's size at every cycle, scale 0 a plain target step, and a
+    larger scale never verifies fewer nodes."""
+    env = replay_env(role="verify", width=3, size_action="expected")
+    assert env.action_space.n == len(SIZE_SCALES) and env.unwrapped.action_masks().all()
+    one, src = SIZE_SCALES.index(1.0), env.unwrapped.source
+    env.reset(seed=0)
+    done, steps = False, 0
+    while not done:
+        sizes = [ExpectedSize(s).verify_size(src) for s in SIZE_SCALES]
+        assert sizes[0] == 0 and sizes == sorted(sizes) and sizes[one] == ExpectedSize().verify_size(src)
+        _, _, done, _, info = env.step(one)
+        assert info["n_verify"] == sizes[one]
+        steps += 1
+    assert steps > 1
+
+
+def test_a_saved_scaled_size_policy_is_told_by_its_action_space(tmp_path, replay_env):
+    from sb3_contrib import MaskablePPO
+
+    verify = replay_env(role="verify", width=3, size_action="expected")
+    MaskablePPO("MlpPolicy", verify, n_steps=16, batch_size=16, seed=0).save(tmp_path / "v.zip")
+    policy = SB3Policy(tmp_path / "v.zip", "verify")
+    assert policy.size_action == "expected"
+    # its partner env sizes each cycle as the scaled rule says, whatever scale it picks
+    env = replay_env(role="draft", width=3, partner=str(tmp_path / "v.zip"))
+    env.reset(seed=0)
+    src, done = env.unwrapped.source, False
+    while not done:
+        if src.depth == src.cap:
+            want = ExpectedSize(SIZE_SCALES[policy._act(src)]).verify_size(src)
+            _, _, done, _, info = env.step(1)
+            assert info["n_verify"] == want
+        else:
+            _, _, done, _, _ = env.step(0)
+
+
+def test_no_tree_shape_has_as_many_other_actions_as_there_are_scales():
+    shapes = [(d, w) for d in range(1, MAX_DEPTH + 1) for w in range(1, MAX_WIDTH + 1)]
+    assert all(n_actions(r, d, w) != len(SIZE_SCALES) for d, w in shapes for r in ("verify", "joint"))
+
+
+@pytest.mark.parametrize(
+    ("role", "value", "message"), [("draft", "expected", "verify role's"), ("verify", "x", "unknown")]
+)
+def test_size_action_bad_input(role, value, message, replay_env):
+    with pytest.raises(SpecGymError, match=message):
+        replay_env(role=role, size_action=value)

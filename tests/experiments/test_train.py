@@ -473,3 +473,20 @@ def test_a_published_run_is_a_policy_by_name(trained, traces, tmp_path, monkeypa
     with pytest.raises(SystemExit) as exc:  # a second publish of the name is refused: exit 2, one line
         run_main(publish.main, [str(trained), "--name", "tiny-pair", "--out", str(tmp_path / "policies")])
     assert exc.value.code == 2
+
+
+def test_eval_items_come_from_the_pairs_config_unless_given(tmp_path):
+    """smollm2-math's config layer evaluates on its bundled 1,000 held-out items, other pairs on the
+    default's 700; --eval-items wins, and a DraftVerify-only run has none."""
+    from experiments.train import resolve_eval_items
+    from experiments.training.args import TrainArgs
+
+    def items(pair, given=None, envs=("arbitration",), config=None):
+        args = TrainArgs(pair=pair, eval_items=given, config=config)
+        return resolve_eval_items(args, list(envs)).eval_items
+
+    assert (items("smollm2-math"), items("gsm"), items("gsm", 12)) == (1000, 700, 12)
+    assert items("gsm", envs=("draft-verify",)) is None
+    custom = tmp_path / "c.yaml"
+    custom.write_text("default: {n_timesteps: 10}\n")
+    assert items("gsm", config=str(custom)) == 700  # a config without eval_items: the built-in default
