@@ -295,6 +295,11 @@ def resolve(settings: EvalSettings) -> EvalSettings:
     )
 
 
+def recorded_trace_path(out: str) -> Path:
+    """Where an evaluation that records its own trace keeps it: beside its ``--out`` JSON."""
+    return Path(out).with_suffix(".trace.npz")
+
+
 def evaluate_on(pool: Pool, s: EvalSettings) -> tuple[dict, dict]:
     """The cost-model comparison on a replayed trace (recorded by the pool's workers unless --traces)
     and the live wall-clock comparison on them; the results by policy and the run's facts."""
@@ -310,6 +315,8 @@ def evaluate_on(pool: Pool, s: EvalSettings) -> tuple[dict, dict]:
         meta = {"prompts": s.prompts, **category_meta(given.categories)}
         trace = record_texts(pool, given.texts, chunk=64, meta=meta, **shape)
         clock["record_seconds"] = time.perf_counter() - start
+        if s.out:  # kept, so other policies are scored on the same trees with --traces, without recording
+            trace.save(recorded_trace_path(s.out))
     start = time.perf_counter()
     learned = learned_policy(s.policy, s.verify_policy)
     source = TraceReplay(
@@ -408,7 +415,7 @@ def evaluate_draft_verify(settings: EvalSettings) -> dict:
         "backend": "replay",
         "policy": s.policy,
         "verify_policy": s.verify_policy,
-        "traces": s.traces or "recorded for the prompts",
+        "traces": s.traces or (str(recorded_trace_path(s.out)) if s.out else "recorded for the prompts"),
         "prompts": prompt_source(source.trace.meta),
         "n_prompts": len(prompts),
         "width": s.width,

@@ -98,6 +98,15 @@ def test_per_category_results_histograms_and_plots(policy, tmp_path):
         assert (tmp_path / png).stat().st_size > 0, png
     page = report.render(tmp_path)  # the results page reads this JSON: a row per category and one for all
     assert "DraftVerify by category" in page and "| tiny-random | specbench.jsonl | rag | 1 |" in page
+    # the recorded trace is kept beside the JSON: another scoring on it records nothing and agrees
+    kept = tmp_path / "eval.trace.npz"
+    assert data["traces"] == str(kept) and kept.is_file()
+    evaluate.main(
+        ["--policy", str(policy), "--traces", str(kept), "--cost-model", "analytic", "--threads", "1"]
+        + ["--no-live", "--out", str(tmp_path / "again.json")]
+    )
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert "record_seconds" not in again and again["per_category"] == data["per_category"]
 
 
 def test_a_file_without_categories_reports_the_whole_only(policy, tmp_path):

@@ -178,7 +178,7 @@ def test_evaluate_on_a_prompts_file_records_a_trace_and_measures_live(trained, t
         ]
     )
     data = json.loads(out.read_text())
-    assert data["n_prompts"] == 2 and data["traces"] == "recorded for the prompts"
+    assert data["n_prompts"] == 2 and data["traces"] == str(out.with_suffix(".trace.npz"))  # kept beside it
     assert data["prompts"] == str(prompts)
     assert data["policies"]["oracle"]["fraction_of_oracle"] == pytest.approx(1.0)
     assert max(row["fraction_of_oracle"] for row in data["policies"].values()) <= 1.0 + 1e-9
