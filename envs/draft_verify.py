@@ -18,7 +18,6 @@ from envs.specdec.cost import MeasuredCost, make_cost_model
 from envs.specdec.cost_family import check_family_name, describe, make_cost_family
 from envs.specdec.cycles import (
     ROLES,
-    SIZE_SCALES,
     CycleSource,
     LiveCycles,
     check_cost_features,
@@ -27,7 +26,7 @@ from envs.specdec.cycles import (
 )
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
-from envs.specdec.schedules import ExpectedSize
+from envs.specdec.schedules import scaled_size
 from envs.specdec.trace import Trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
@@ -478,7 +477,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
                 return src.observation(), self._accrued(), False, False, info
             return self._finish(self.partner.verify_size(src))
         if self.role == "verify":
-            return self._finish(a if self.size_action == "nodes" else ExpectedSize(SIZE_SCALES[a]).verify_size(src))
+            return self._finish(a if self.size_action == "nodes" else scaled_size(src, a))
         depth, size = self.joint_table[a]
         src.begin_cycle()
         for _ in range(min(int(depth), src.cap)):

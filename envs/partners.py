@@ -23,12 +23,21 @@ from gymnasium import spaces
 
 from envs.published import is_published, role_file
 from envs.specdec.arbitrate import N_FEATURES
-from envs.specdec.cycles import COST_FEATURES, ROLES, SIZE_ACTIONS, SIZE_SCALES, CycleSource, n_actions, obs_layout
+from envs.specdec.cycles import COST_FEATURES, ROLES, SIZE_ACTIONS, CycleSource, n_actions, obs_layout
 from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH
 from envs.specdec.errors import SpecGymError
 from envs.specdec.oracle import Oracle
 from envs.specdec.replay import TraceReplay
-from envs.specdec.schedules import Composite, Confidence, ExpectedSize, Heuristic, Policy, SpecDecPP, StaticDepth
+from envs.specdec.schedules import (
+    Composite,
+    Confidence,
+    ExpectedSize,
+    Heuristic,
+    Policy,
+    SpecDecPP,
+    StaticDepth,
+    scaled_size,
+)
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -182,7 +191,7 @@ class SB3Policy(Policy):
 
     def verify_size(self, source: CycleSource) -> int:
         if self.role == "verify" and self.size_action == "expected":
-            return ExpectedSize(SIZE_SCALES[self._act(source)]).verify_size(source)
+            return scaled_size(source, self._act(source))
         if self.role == "verify":
             return min(self._act(source), source.n_nodes)
         if self.role == "joint":

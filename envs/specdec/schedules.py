@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.specdec.cycles import CycleResult, CycleSource
+from envs.specdec.cycles import SIZE_SCALES, CycleResult, CycleSource
 from envs.specdec.errors import SpecGymError
 from envs.specdec.records import mean_accepted_length
 
@@ -223,6 +223,12 @@ class ExpectedSize(Policy):
         ranked = np.sort(source.node_logprobs())[::-1]
         tokens = 1.0 + self.scale * np.concatenate([[0.0], np.cumsum(np.exp(ranked))])
         return int(np.argmax(tokens / source.cycle_times()))
+
+
+def scaled_size(source: CycleSource, action: int) -> int:
+    """The verification size a ``size_action="expected"`` action gives: the ``expected`` rule with
+    the draft's acceptance estimates scaled by ``SIZE_SCALES[action]`` (the env and saved policies)."""
+    return ExpectedSize(SIZE_SCALES[action]).verify_size(source)
 
 
 def best_static_rate(source: CycleSource, n_prompts: int | None = None) -> float:
