@@ -154,6 +154,28 @@ def oracle_labels(tree) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(known), follow[known, 1] > follow[known, 0]
 
 
+def decisive_on_target_path(tree, n_items: int) -> dict[str, int]:
+    """The mismatches target-only decoding meets on the first ``n_items`` (each item's keep-target
+    path), by what keeping the draft's token there instead, then the target's greedy decoding, does
+    to the answer: how rare and how one-sided the decisions that matter are (a rule or policy can
+    win only where ``draft_better`` outweighs ``draft_worse`` among the mismatches it fires on)."""
+    follow, child = tree.follow, tree.node_child
+    counts = {"mismatches": 0, "draft_better": 0, "draft_worse": 0, "unknown": 0, "items_with_draft_better": 0}
+    for root in tree.item_root[:n_items]:
+        node, better = int(root), False
+        while node >= 0:
+            keep_target, keep_draft = follow[node]
+            counts["mismatches"] += 1
+            if np.isnan(keep_target) or np.isnan(keep_draft):
+                counts["unknown"] += 1
+            elif keep_draft != keep_target:
+                counts["draft_better" if keep_draft > keep_target else "draft_worse"] += 1
+                better = better or keep_draft > keep_target
+            node = int(child[node, 0])
+        counts["items_with_draft_better"] += int(better)
+    return counts
+
+
 def fit_judge(tree, out: str | Path, threshold: float = 0.5, l2: float = 1e-3, seed: int = 0) -> Path:
     """Fit the judge to the lookahead oracle's choices at every recorded node of a training record.
 

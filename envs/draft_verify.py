@@ -21,12 +21,13 @@ from envs.specdec.cycles import (
     CycleSource,
     LiveCycles,
     check_cost_features,
+    check_depth_action,
     check_size_action,
     obs_bounds,
 )
 from envs.specdec.errors import SpecGymError
 from envs.specdec.replay import TraceReplay
-from envs.specdec.schedules import scaled_size
+from envs.specdec.schedules import scaled_depth, scaled_size
 from envs.specdec.trace import Trace
 from envs.tasks.prompts import load_prompts
 from envs.tasks.splits import SPLITS, split_seed
@@ -37,7 +38,7 @@ CREDITS = ("cycle", "token")
 CONTINUE, STOP = 0, 1
 DEFAULT_PARTNER = "static-4"
 ACTION_MEANINGS = {
-    "draft": "0 = continue drafting, 1 = stop and verify",
+    "draft": "0 = continue drafting, 1 = stop and verify (depth_action='expected': an index into SIZE_SCALES)",
     "verify": "the number of drafted nodes to verify (size_action='expected': an index into SIZE_SCALES)",
     "joint": "an index into env.unwrapped.joint_table",
 }
@@ -104,7 +105,13 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     - ``role="draft"``: ``Discrete(2)``, 0 = continue drafting, 1 = stop and verify. Asked after
       each draft forward. At the cycle's cap (``max_depth``, or fewer when fewer tokens remain)
       only stop is valid (``action_masks()``); continue there is treated as stop. The partner
-      chooses the verification size.
+      chooses the verification size. With ``depth_action="expected"`` it is ``Discrete(38)``
+      instead, all valid: a scale s from ``envs.specdec.cycles.SIZE_SCALES`` on the draft's acceptance
+      estimates inside the cost-aware ``expected-depth`` rule, which keeps drafting while one more
+      level is expected to raise the cycle's throughput (best over sizes of (1 + s * the expected
+      accepted nodes) / the predicted cycle seconds, the next level's nodes estimated from the
+      frontier's): s = 1 is the rule, s = 0 stops, larger s drafts deeper. The rule reads the cost
+      model, so a policy that starts near it drafts deeper on a device with a cheap draft.
     - ``role="verify"``: ``Discrete(max_depth * width + 1)`` = number of drafted nodes to verify
       (the top ones by cumulative draft log-prob; 0 = a plain target step). Asked once per cycle
       after the partner has drafted. ``action_masks()`` masks sizes above the nodes drafted;
@@ -253,6 +260,8 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
       profile's shape; see Observation Space).
     - ``size_action``: ``nodes`` (default) | ``expected`` (role ``verify`` only): what the size
       action means (see Action Space).
+    - ``depth_action``: ``stop`` (default) | ``expected`` (role ``draft`` only): what the depth
+      action means (see Action Space).
     - ``partner``: the policy playing the other role (draft and verify roles): ``static-K``,
       ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected`` (a size rule), ``oracle`` or
       ``oracle-depth`` (replay), a saved SB3 ``.zip`` of the other role, or a published policy's name
@@ -287,7 +296,8 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
     - v0: the initial version: LTD's depth (``draft``), size (``verify``) and ``joint`` decisions over
       greedy draft-and-verify cycles, on the live engine or a recorded trace, rewarded by throughput
       or ``net_tokens``, with the observation layout above. ``cost_family``, ``cost_features`` and
-      ``size_action`` were added later with defaults that keep every ``-v0`` id's behaviour and layout.
+      ``size_action`` and ``depth_action`` were added later with defaults that keep every ``-v0`` id's
+      behaviour and layout.
 
     - v1: the defaults become the real pair on replay (``pair="smollm2-135m"``, ``backend="replay"``,
       ``traces="bundled"``, ``width=4``, ``cost_model="bundled"``); the observation layout, rewards
@@ -318,6 +328,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         cost_family: str | None = None,
         cost_features: str = "ratios",
         size_action: str = "nodes",
+        depth_action: str = "stop",
         partner: str | None = None,
         device: str = "auto",
         dtype: str | None = None,
@@ -345,6 +356,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             traces = str(bundled_trace(pair, split, width))
         check_cost_features(cost_features)
         self.size_action = check_size_action(size_action, role)
+        self.depth_action = check_depth_action(depth_action, role)
         if cost_family is not None:
             check_family_name(cost_family)
         cost = make_cost_model(cost_model)
@@ -376,7 +388,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
         self.partner = self._make_partner(partner)
         low, high = obs_bounds(src.max_depth, src.width, cost_features)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self.action_space = spaces.Discrete(src.n_actions(role, size_action))
+        self.action_space = spaces.Discrete(src.n_actions(role, size_action, depth_action))
         self.joint_table = src.joint_table
         self._seed, self._seeded, self._active = seed, False, False
 
@@ -467,7 +479,9 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
             raise SpecGymError("call reset() before step() (the episode has ended or never started)")
         src, a = self.source, discrete_action(action, self.action_space, ACTION_MEANINGS[self.role])
         if self.role == "draft":
-            if a == CONTINUE and src.depth < src.cap:
+            # at the cap every action stops (the rule is not asked: no deeper level fits the tree)
+            keep = src.depth < src.cap and (scaled_depth(src, a) if self.depth_action == "expected" else a == CONTINUE)
+            if keep:
                 src.draft_step()
                 info = {
                     "depth": src.depth,
@@ -486,7 +500,7 @@ class DraftVerifyEnv(PickleByConfig, gym.Env):
 
     def action_masks(self) -> np.ndarray:
         """Valid actions now (for sb3-contrib's MaskablePPO)."""
-        return self.source.action_mask(self.role, self.size_action)
+        return self.source.action_mask(self.role, self.size_action, self.depth_action)
 
     # -- internals --------------------------------------------------------------------------
     def _draw_cost(self) -> dict:

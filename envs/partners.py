@@ -1,8 +1,8 @@
 """DraftVerify's partners by name: the engine's schedules, the oracle, saved SB3 policies, and
 depth+size pairs; what ``make_policy``, DraftVerify's ``partner`` and evaluation accept:
 
-- ``static-K``, ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected``: the engine's
-  schedules (:mod:`envs.specdec.schedules`); T is a probability in (0, 1].
+- ``static-K``, ``heuristic``, ``confidence[-T]``, ``specdec++[-T]``, ``expected-depth``, ``expected``:
+  the engine's schedules (:mod:`envs.specdec.schedules`); T is a probability in (0, 1].
 - ``DEPTH+SIZE``: any depth policy with a size policy (``expected``, ``oracle`` or a saved
   size policy's ``.zip``), e.g. ``confidence-0.6+expected``.
 - ``oracle``, ``oracle-depth``: the best schedule for a recorded trace (:mod:`envs.specdec.oracle`);
@@ -23,7 +23,15 @@ from gymnasium import spaces
 
 from envs.published import is_published, role_file
 from envs.specdec.arbitrate import N_FEATURES
-from envs.specdec.cycles import COST_FEATURES, ROLES, SIZE_ACTIONS, CycleSource, n_actions, obs_layout
+from envs.specdec.cycles import (
+    COST_FEATURES,
+    DEPTH_ACTIONS,
+    ROLES,
+    SIZE_ACTIONS,
+    CycleSource,
+    n_actions,
+    obs_layout,
+)
 from envs.specdec.decoder import MAX_DEPTH, MAX_WIDTH
 from envs.specdec.errors import SpecGymError
 from envs.specdec.oracle import Oracle
@@ -31,11 +39,13 @@ from envs.specdec.replay import TraceReplay
 from envs.specdec.schedules import (
     Composite,
     Confidence,
+    ExpectedDepth,
     ExpectedSize,
     Heuristic,
     Policy,
     SpecDecPP,
     StaticDepth,
+    scaled_depth,
     scaled_size,
 )
 
@@ -47,6 +57,7 @@ BASELINES = (
     "heuristic",
     "confidence[-T]",
     "specdec++[-T]",
+    "expected-depth",
     "expected",
     "DEPTH+SIZE",
     "oracle",
@@ -57,29 +68,32 @@ BASELINES = (
 
 
 ROLE_POLICIES = {
-    "draft": "a depth policy (role 'draft', Discrete(2) actions)",
+    "draft": "a depth policy (role 'draft', Discrete(2) actions, or Discrete(38) scales)",
     "verify": "a size policy (role 'verify', Discrete(max_depth*width+1) actions, or Discrete(38) scales)",
     "joint": "a joint policy (role 'joint', one action per (depth, size) pair)",
 }
 
 
-def saved_settings(observation_space: Any, action_space: Any) -> list[tuple[str, int, int, str, str]]:
-    """Every DraftVerify (role, max_depth, width, cost_features, size_action) whose observation and
-    action spaces these are."""
+def saved_settings(observation_space: Any, action_space: Any) -> list[tuple[str, int, int, str, str, str]]:
+    """Every DraftVerify (role, max_depth, width, cost_features, size_action, depth_action) whose
+    observation and action spaces these are."""
     if not (isinstance(action_space, spaces.Discrete) and isinstance(observation_space, spaces.Box)):
         return []
     if len(observation_space.shape) != 1 or float(np.min(observation_space.low)) >= 0:  # DraftVerify's go to -1
         return []
     size, n = observation_space.shape[0], int(action_space.n)
     return [
-        (role, d, w, features, size_action)
+        (role, d, w, features, size_action, depth_action)
         for d in range(1, MAX_DEPTH + 1)
         for w in range(1, MAX_WIDTH + 1)
         for features in COST_FEATURES
         if obs_layout(d, w, features)["all"].stop == size
         for role in ROLES
         for size_action in SIZE_ACTIONS
-        if (role == "verify" or size_action == "nodes") and n_actions(role, d, w, size_action) == n
+        for depth_action in DEPTH_ACTIONS
+        if (role == "verify" or size_action == "nodes")
+        and (role == "draft" or depth_action == "stop")
+        and n_actions(role, d, w, size_action, depth_action) == n
     ]
 
 
@@ -109,8 +123,8 @@ class SB3Policy(Policy):
         self._planned: tuple[int, int] | None = None
         self._fits = saved_settings(self.model.observation_space, self.model.action_space)
         self._check_role()
-        # a verify policy's action space says how its action reads (SIZE_SCALES has a size no tree shape's has)
-        self.size_action = next(f[4] for f in self._fits if f[0] == role)
+        # a policy's action space says how its action reads (SIZE_SCALES has a size no tree shape's has)
+        self.size_action, self.depth_action = next(f[4:] for f in self._fits if f[0] == role)
         self._fitted: tuple[int, int, str] | None = None  # the (max_depth, width, cost_features) last checked
         if source is not None:
             self.check(source)
@@ -138,7 +152,7 @@ class SB3Policy(Policy):
     def cost_features(self, max_depth: int, width: int) -> str:
         """The observation layout (``cost_features``) it reads at this tree shape, as its spaces tell
         (one size can fit another shape's other layout); ``ratios`` when none fits (``check`` says why)."""
-        held = {f for r, d, w, f, _ in self._fits if (r, d, w) == (self.role, max_depth, width)}
+        held = {f for r, d, w, f, *_ in self._fits if (r, d, w) == (self.role, max_depth, width)}
         return next((f for f in COST_FEATURES if f in held), "ratios")
 
     def check(self, source: CycleSource) -> None:
@@ -148,7 +162,7 @@ class SB3Policy(Policy):
             return
         if (self.role, *key) not in {fit[:4] for fit in self._fits}:
             shape = (obs_layout(*key)["all"].stop,)
-            trained = sorted({(d, w, f) for r, d, w, f, _ in self._fits if r == self.role})
+            trained = sorted({(d, w, f) for r, d, w, f, *_ in self._fits if r == self.role})
             hint = (
                 f" (max_depth={trained[0][0]}, width={trained[0][1]}, cost_features={trained[0][2]!r})"
                 if len(trained) == 1
@@ -174,7 +188,7 @@ class SB3Policy(Policy):
             features = p.pi_features_extractor(preprocess_obs(obs, p.observation_space, p.normalize_images))
             logits = p.action_net(p.mlp_extractor.forward_actor(features))[0].numpy()
         if self.maskable:
-            logits = np.where(source.action_mask(self.role, self.size_action), logits, -np.inf)
+            logits = np.where(source.action_mask(self.role, self.size_action, self.depth_action), logits, -np.inf)
         return int(np.argmax(logits))
 
     def plan(self, source: CycleSource) -> None:
@@ -185,6 +199,8 @@ class SB3Policy(Policy):
     def keep_drafting(self, source: CycleSource) -> bool:
         if self.role == "joint":
             return source.depth < self._planned[0]
+        if self.role == "draft" and self.depth_action == "expected":
+            return scaled_depth(source, self._act(source))
         if self.role == "draft":
             return self._act(source) == 0
         return False
@@ -234,6 +250,8 @@ def make_policy(
         return Composite(depth, make_policy(m.group(2), source=source, role="verify"), spec)
     if spec == "expected":
         return ExpectedSize()
+    if spec == "expected-depth":
+        return ExpectedDepth()
     if spec.endswith(".zip"):
         return SB3Policy(spec, role, source)
     if is_published(spec):

@@ -11,8 +11,9 @@ or one recorded here for ``--prompts``: greedy output never depends on the polic
 gives exactly what live decoding would, and the oracle needs the trace): ``tokens_per_s``,
 ``mean_accepted_length`` and ``fraction_of_oracle`` for ``learned``, ``oracle``,
 ``target_only``, ``static_k1`` .. ``static_kN``, the dynamic baselines at their published
-thresholds (``heuristic``, ``confidence``, ``specdec++``), each also with the ``expected`` size
-rule (``confidence+expected`` ...; ``best_rule`` names the fastest of the six) and
+thresholds (``heuristic``, ``confidence``, ``specdec++``) and the cost-aware ``expected-depth``,
+each also with the ``expected`` size rule (``confidence+expected`` ...; ``best_rule`` names the
+fastest of the eight) and
 ``oracle_depth`` (hindsight on the depth only); each with its ``actions`` (cycles by draft depth
 and by verification size), and the learned policy's departure from every rule (the share of its
 decisions a rule would have made otherwise at the same state). Prompts with categories (a
@@ -70,7 +71,7 @@ from experiments.workers import Pool, WorkerArgs, add_worker_args, check_workers
 from experiments.workloads import category_meta, groups, trace_categories
 
 console = cli.console()
-DYNAMIC = ("heuristic", "confidence", "specdec++")
+DYNAMIC = ("heuristic", "confidence", "specdec++", "expected-depth")
 
 
 def summarise_episodes(stats: list[EpisodeStats], per_prompt: bool = True) -> dict:

@@ -38,8 +38,10 @@ from pathlib import Path
 from rich.table import Table
 from tqdm.auto import tqdm
 
-from agents.arbiters import Arbiter, ItemResult, fit_judge, make_arbiter, run_replay_item
+from agents.arbiters import Arbiter, ItemResult, decisive_on_target_path, fit_judge, make_arbiter, run_replay_item
 from envs.arbitration import ArbitrationEnv
+from envs.pairs.build import BUNDLED, data_dir
+from envs.pairs.replay_assets import bundled_branch_items
 from envs.specdec import SpecGymError
 from envs.specdec.records import mean_accepted_length
 from experiments import cli
@@ -55,7 +57,9 @@ RULE_GRIDS = {
     "entropy-gate": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6],
     "judge": [0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95],
 }
-TRAIN_ITEMS = 1000  # items of the training record the judge is fitted on
+# items of the training record the judge is fitted on, and of the validation split the rules are
+# tuned on, where the pair has no bundled branch record (with one: its items, tuned on the training record)
+TRAIN_ITEMS = 1000
 VALIDATION_ITEMS = 500
 
 
@@ -164,7 +168,12 @@ def tune_rules(tuning: ArbitrationEnv, judge: Path) -> dict[str, dict]:
         runs = run_all(tuning, {n: make_arbiter(n) for n in names}, f"tuning {family}")
         rows = {n: summarise_items(r) for n, r in runs.items()}
         spec = max(rows, key=lambda n: (rows[n]["accuracy"], -rows[n]["draft_kept_fraction"]))
-        tuned[family] = {"name": make_arbiter(spec).name, "spec": spec, "tuning_accuracy": rows[spec]["accuracy"]}
+        tuned[family] = {
+            "name": make_arbiter(spec).name,
+            "spec": spec,
+            "tuning_accuracy": rows[spec]["accuracy"],
+            "tuning_curve": {make_arbiter(n).name: rows[n]["accuracy"] for n in names},  # every threshold tried
+        }
     return tuned
 
 
@@ -183,10 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--validation-items",
         type=int,
-        default=VALIDATION_ITEMS,
-        help="validation items the rules are tuned on; 0: tune them on the training record",
+        help=f"validation items the rules are tuned on; 0: tune them on the training record (default: "
+        f"{VALIDATION_ITEMS}, or 0 where the pair's training record is bundled)",
     )
-    p.add_argument("--train-items", type=int, default=TRAIN_ITEMS, help="training items the judge is fitted on")
+    p.add_argument(
+        "--train-items",
+        type=int,
+        help=f"training items the judge is fitted on (default: {TRAIN_ITEMS}, or the bundled training record's)",
+    )
     p.add_argument("--k", type=int, default=4, help="drafted tokens per cycle")
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--device", default="auto")
@@ -205,8 +218,8 @@ class ArbitrationEvalSettings(WorkerArgs):
     task: str = "chain_sum"
     n_items: int = 1000
     traces: str | None = None
-    validation_items: int = VALIDATION_ITEMS
-    train_items: int = TRAIN_ITEMS
+    validation_items: int | None = None  # None: resolve_split_items
+    train_items: int | None = None
     k: int = 4
     max_new_tokens: int = 64
     device: str = "auto"
@@ -220,6 +233,24 @@ def main(argv: list[str] | None = None) -> dict:
     return evaluate_arbitration(ArbitrationEvalSettings(**options))
 
 
+def judge_path(pair: str, record: Path) -> Path:
+    """Where the judge fitted on ``record`` is kept: beside it, or for a bundled record in the data
+    directory's traces (named as a recorded one would be)."""
+    if record.resolve().is_relative_to(BUNDLED.resolve()):
+        return data_dir() / "traces" / f"{pair}__{record.stem}.judge.json"
+    return record.with_suffix(".judge.json")
+
+
+def resolve_split_items(args: ArbitrationEvalSettings) -> None:
+    """Unset ``train_items`` / ``validation_items``: a bundled training record's items and rules tuned
+    on it (what the default run does, so nothing is recorded), else 1,000 and 500."""
+    bundled = bundled_branch_items(args.pair, args.task, "train", args.k, args.max_new_tokens)
+    if args.train_items is None:
+        args.train_items = bundled or TRAIN_ITEMS
+    if args.validation_items is None:
+        args.validation_items = 0 if bundled else VALIDATION_ITEMS
+
+
 def check_validation_items(n: int) -> None:
     if not isinstance(n, int) or n < 0:
         raise SpecGymError(f"--validation-items must be >= 1, or 0 to tune the rules on the training record, got {n}")
@@ -229,6 +260,7 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     """The learned arbiter against every baseline on held-out items; the results JSON."""
     if args.n_items < 2:
         raise SpecGymError(f"--n-items must be >= 2 (a paired interval needs two items), got {args.n_items}")
+    resolve_split_items(args)
     if args.train_items < 1:
         raise SpecGymError(f"--train-items must be >= 1, got {args.train_items}")
     check_validation_items(args.validation_items)
@@ -244,8 +276,9 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
         if args.validation_items
         else train
     )
-    # the judge is a function of the training record alone: fitted (in about a second) and kept beside it
-    judge = fit_judge(train.tree, Path(train._kwargs["traces"]).with_suffix(".judge.json"))
+    # the judge is a function of the training record alone: fitted (in about a second) and kept beside
+    # it, or in the data directory for a record bundled with the repository (never written into it)
+    judge = fit_judge(train.tree, judge_path(args.pair, Path(train._kwargs["traces"])))
     tuned = tune_rules(tuning, judge)
     best_family = max(tuned, key=lambda f: tuned[f]["tuning_accuracy"])
     arbiters: dict[str, Arbiter] = {"learned": learned}
@@ -259,7 +292,9 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
     for name, row in policies.items():
         row["diff_vs_target_only"] = paired_diff(correct[name], correct["target_only"])
     for family, row in tuned.items():
-        policies[key(family)].update(rule=row["name"], tuning_accuracy=row["tuning_accuracy"])
+        policies[key(family)].update(
+            rule=row["name"], tuning_accuracy=row["tuning_accuracy"], tuning_curve=row["tuning_curve"]
+        )
     complete = [i for i in range(len(env.items)) if env.tree.item_complete[i]]
     gain = {name: statistics.fmean(correct[name][i] - correct["target_only"][i] for i in complete) for name in correct}
     headroom = gain["exact_oracle"]
@@ -276,9 +311,16 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
         "traces": str(env._kwargs["traces"]),
         "served_from_record": 1.0 - env.decoded_steps / max(env.replay_steps, 1),
         "paired_diff_vs_target_only": paired_diff(correct["learned"], correct["target_only"]),
-        "best_rule": {"policy": key(best_family), **tuned[best_family]},
+        "best_rule": {
+            "policy": key(best_family),
+            **{k: v for k, v in tuned[best_family].items() if k != "tuning_curve"},
+        },
         "rules_tuned_on": {"split": tuning_split, "n_items": len(tuning.items)},
         "judge_fitted_on": {"split": "train", "n_items": args.train_items, "file": str(judge)},
+        "decisive_on_target_only_path": {
+            "train": decisive_on_target_path(train.tree, len(train.items)),
+            "heldout": decisive_on_target_path(env.tree, len(env.items)),
+        },
         "headroom": {
             "exact_oracle_minus_target_only": headroom,
             "lookahead_oracle_minus_target_only": gain["oracle"],

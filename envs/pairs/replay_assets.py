@@ -64,16 +64,26 @@ def branch_record_name(task: str, k: int, max_new_tokens: int, split: str, n_ite
     return f"arbitration_{task}_k{k}_m{max_new_tokens}_{split}_n{n_items}.npz"
 
 
+def _bundled_records(pair: str, task: str, split: str, k: int, max_new_tokens: int) -> dict[int, Path]:
+    """The bundled branch records of ``pair`` for these settings, by how many items each holds."""
+    if pair not in BRANCH_ASSETS:
+        return {}
+    folder = BUNDLED / BRANCH_ASSETS[pair]
+    stem = branch_record_name(task, k, max_new_tokens, split, 0).removesuffix("0.npz")
+    counts = {p.name.removeprefix(stem).removesuffix(".npz"): p for p in folder.glob(f"{stem}*.npz")}
+    return {int(n): p for n, p in counts.items() if n.isdigit()}
+
+
 def bundled_branches(pair: str, task: str, split: str, k: int, max_new_tokens: int, n_items: int) -> Path | None:
     """The smallest bundled branch record of ``pair`` for these settings holding at least ``n_items``
     items (an env replays any first ``n`` of a record's items), or None."""
-    if pair not in BRANCH_ASSETS:
-        return None
-    folder = BUNDLED / BRANCH_ASSETS[pair]
-    stem = branch_record_name(task, k, max_new_tokens, split, 0).removesuffix("0.npz")
-    counts = {p: p.name.removeprefix(stem).removesuffix(".npz") for p in folder.glob(f"{stem}*.npz")}
-    fits = sorted((int(n), p) for p, n in counts.items() if n.isdigit() and int(n) >= n_items)
+    fits = sorted((n, p) for n, p in _bundled_records(pair, task, split, k, max_new_tokens).items() if n >= n_items)
     return fits[0][1] if fits else None
+
+
+def bundled_branch_items(pair: str, task: str, split: str, k: int, max_new_tokens: int) -> int:
+    """How many items the largest bundled branch record of ``pair`` for these settings holds (0: none)."""
+    return max(_bundled_records(pair, task, split, k, max_new_tokens), default=0)
 
 
 def require_bundled_branches(pair: str, task: str, split: str, k: int, max_new_tokens: int, n_items: int) -> Path:

@@ -173,10 +173,28 @@ def check_size_action(value: object, role: str) -> str:
     return str(value)
 
 
-def n_actions(role: str, max_depth: int, width: int, size_action: str = "nodes") -> int:
+# How the draft role's action reads: "stop", continue (0) or stop (1) after each draft forward (the
+# -v0/-v1 meaning), or "expected", a scale from SIZE_SCALES on the draft's acceptance estimates inside
+# the cost-aware ``expected-depth`` rule (schedules.ExpectedDepth): 1 is the rule, 0 stops, large
+# scales draft on. A draft policy with 38 actions is told from a stop/continue one by its space.
+DEPTH_ACTIONS = ("stop", "expected")
+
+
+def check_depth_action(value: object, role: str) -> str:
+    if value not in DEPTH_ACTIONS:
+        raise SpecGymError(f"unknown depth_action {value!r}; choose one of {', '.join(DEPTH_ACTIONS)}")
+    if value != "stop" and role != "draft":
+        raise SpecGymError(
+            f"depth_action={value!r} is the draft role's action; role={role!r} takes depth_action='stop' "
+            "(a verify role's depth partner brings its own)"
+        )
+    return str(value)
+
+
+def n_actions(role: str, max_depth: int, width: int, size_action: str = "nodes", depth_action: str = "stop") -> int:
     """Size of DraftVerify's Discrete action space in ``role``: stop or continue, a verification
-    size 0..D*W (or one of the :data:`SIZE_SCALES`), or one of the :func:`joint_actions`."""
-    if role == "verify" and size_action == "expected":
+    size 0..D*W (either: or one of the :data:`SIZE_SCALES`), or one of the :func:`joint_actions`."""
+    if (role, size_action) == ("verify", "expected") or (role, depth_action) == ("draft", "expected"):
         return len(SIZE_SCALES)
     return {"draft": 2, "verify": max_depth * width + 1, "joint": width * max_depth * (max_depth + 1) // 2}[role]
 
@@ -288,6 +306,11 @@ class CycleSource(ABC):
     def cycle_times(self) -> np.ndarray:
         """Predicted seconds of this cycle if it verified n = 0, 1, ..., ``n_nodes`` nodes now."""
 
+    @abstractmethod
+    def deeper_cycle_times(self) -> np.ndarray:
+        """Predicted seconds of this cycle after one more draft forward, verifying n = 0, 1, ...,
+        ``n_nodes + width`` nodes (what the ``expected-depth`` rule weighs a continue by)."""
+
     @property
     def context_len(self) -> int:
         return self.prompt_len + self.position
@@ -309,7 +332,9 @@ class CycleSource(ABC):
         hist[h] = depth / self.max_depth
 
     # -- action masks, shared by the env and by saved policies playing a partner ----------------
-    def action_mask(self, role: str, size_action: str = "nodes") -> np.ndarray:
+    def action_mask(self, role: str, size_action: str = "nodes", depth_action: str = "stop") -> np.ndarray:
+        if role == "draft" and depth_action == "expected":
+            return np.ones(len(SIZE_SCALES), dtype=bool)  # at the cap every scale stops
         if role == "draft":
             return np.array([self.depth < self.cap, True])
         if role == "verify" and size_action == "expected":
@@ -322,9 +347,9 @@ class CycleSource(ABC):
     def joint_table(self) -> np.ndarray:
         return self._joint
 
-    def n_actions(self, role: str, size_action: str = "nodes") -> int:
+    def n_actions(self, role: str, size_action: str = "nodes", depth_action: str = "stop") -> int:
         """Size of ``role``'s Discrete action space here (see :func:`n_actions`)."""
-        return n_actions(role, self.max_depth, self.width, size_action)
+        return n_actions(role, self.max_depth, self.width, size_action, depth_action)
 
 
 class LiveCycles(CycleSource):
@@ -434,11 +459,21 @@ class LiveCycles(CycleSource):
         return np.array(self.drafter.tree.cum_logprobs) if self.depth else np.zeros(0)
 
     def cycle_times(self) -> np.ndarray:
+        return self._predicted(0)
+
+    def deeper_cycle_times(self) -> np.ndarray:
+        return self._predicted(1)
+
+    def _predicted(self, more_levels: int) -> np.ndarray:
+        """Cycle seconds by verification size after ``more_levels`` further draft forwards; summed in
+        the order a trace replay sums its tables, so both give the same decisions bit for bit."""
         if not self.predicts:
             raise SpecGymError("the measured cost model cannot predict a cycle's time; use a profiled or analytic one")
         ctx, c = self.context_len, self.cost
-        drafted = sum(c.draft_time(n, ctx) for n in self.drafter.tokens_fed)
-        return np.array([drafted + c.verify_time(1 + n, ctx) for n in range(self.n_nodes + 1)])
+        fed = [*self.drafter.tokens_fed, *[self.width] * more_levels]
+        drafted = sum([c.draft_time(n, ctx) for n in fed])
+        n_nodes = self.n_nodes + more_levels * self.width
+        return np.array([drafted + c.verify_time(1 + n, ctx) for n in range(n_nodes + 1)])
 
     def observation(self) -> np.ndarray:
         d, ctx, w = self.depth, self.context_len, self.width

@@ -301,17 +301,20 @@ class TraceReplay(CycleSource):
         self._push_history(result.accepted_len, d)
         return result
 
-    def _drafted(self) -> float:
-        """Seconds of this cycle's draft forwards: the cost model's cycle_time term for term (sum order
-        included), so rewards match live ones bit for bit."""
-        t, pos = self.t, self.pos
-        return sum([float(t.draft_first[pos, self._pending - 1])] + [float(t.draft_level[pos])] * (self.depth - 1))
+    def _drafted(self, more_levels: int = 0) -> float:
+        """Seconds of this cycle's draft forwards (and ``more_levels`` further ones): the cost model's
+        cycle_time term for term (sum order included), so rewards match live ones bit for bit."""
+        t, pos, levels = self.t, self.pos, self.depth - 1 + more_levels
+        return sum([float(t.draft_first[pos, self._pending - 1])] + [float(t.draft_level[pos])] * levels)
 
     def node_logprobs(self) -> np.ndarray:
         return self.t.cum[self.pos, : self.depth].reshape(-1)
 
     def cycle_times(self) -> np.ndarray:
         return self._drafted() + self.t.verify[self.pos, : self.n_nodes + 1]
+
+    def deeper_cycle_times(self) -> np.ndarray:
+        return self._drafted(1) + self.t.verify[self.pos, : self.n_nodes + self.width + 1]
 
     def new_tokens_by_size(self) -> np.ndarray:
         """After drafting: the tokens verifying the top n nodes would yield this cycle, for n =

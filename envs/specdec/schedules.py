@@ -28,6 +28,12 @@ transformers ships ``heuristic`` and ``confidence`` inside its assisted generati
   probabilities) / the cycle's predicted seconds; exp(cumulative log-prob) is the draft's
   P(that node's path is the target's), so the sum is its expected count of accepted nodes.
   n = 0 (a plain target step) when nothing is worth its verification. Alone it drafts one level.
+- ``expected-depth``: the depth rule built on the same estimate: after each draft forward, keep
+  drafting while one more level is expected to raise that throughput: the best (1 + expected
+  accepted nodes) / predicted cycle seconds over sizes, now against after one more forward, the
+  new level's nodes estimated as the frontier's path probabilities times the newest token's
+  probability. It reads the cost model, so a cheaper draft or a flatter verification drafts deeper
+  with no threshold to tune per device. ``expected-depth+expected`` pairs the two.
 
 Every schedule verifies all drafted nodes unless it says otherwise. The oracle is in
 ``oracle.py``; names, saved SB3 policies and depth+size pairs are resolved by ``envs.partners``.
@@ -210,6 +216,12 @@ class SpecDecPP(Policy):
         return 1.0 - math.exp(source.best_logprob) <= self.threshold
 
 
+def expected_tokens(probs: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """1 + the expected accepted nodes when verifying the top n of the nodes whose path probabilities
+    are ``probs`` (each scaled by ``scale``), for n = 0..len: the ``expected`` rules' numerator."""
+    return 1.0 + scale * np.concatenate([[0.0], np.cumsum(np.sort(probs)[::-1])])
+
+
 class ExpectedSize(Policy):
     """See ``expected`` in the module docstring; ``scale`` multiplies the draft's acceptance
     estimates (below 1 trusts the draft less and verifies fewer nodes, above 1 more: DraftVerify's
@@ -220,15 +232,36 @@ class ExpectedSize(Policy):
         self.name = "expected" if self.scale == 1.0 else f"expected-x{self.scale:g}"
 
     def verify_size(self, source: CycleSource) -> int:
-        ranked = np.sort(source.node_logprobs())[::-1]
-        tokens = 1.0 + self.scale * np.concatenate([[0.0], np.cumsum(np.exp(ranked))])
+        tokens = expected_tokens(np.exp(source.node_logprobs()), self.scale)
         return int(np.argmax(tokens / source.cycle_times()))
+
+
+class ExpectedDepth(Policy):
+    """See ``expected-depth`` in the module docstring; ``scale`` multiplies the draft's acceptance
+    estimates (below 1 trusts the draft less and stops sooner, 0 stops at once, above 1 drafts on:
+    DraftVerify's ``depth_action="expected"`` chooses it per draft forward)."""
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = float(scale)
+        self.name = "expected-depth" if self.scale == 1.0 else f"expected-depth-x{self.scale:g}"
+
+    def keep_drafting(self, source: CycleSource) -> bool:
+        probs = np.exp(source.node_logprobs())
+        now = np.max(expected_tokens(probs, self.scale) / source.cycle_times())
+        deeper = np.concatenate([probs, probs[-source.width :] * source.newest_prob])
+        return bool(np.max(expected_tokens(deeper, self.scale) / source.deeper_cycle_times()) > now)
 
 
 def scaled_size(source: CycleSource, action: int) -> int:
     """The verification size a ``size_action="expected"`` action gives: the ``expected`` rule with
     the draft's acceptance estimates scaled by ``SIZE_SCALES[action]`` (the env and saved policies)."""
     return ExpectedSize(SIZE_SCALES[action]).verify_size(source)
+
+
+def scaled_depth(source: CycleSource, action: int) -> bool:
+    """Whether a ``depth_action="expected"`` action keeps drafting: the ``expected-depth`` rule with
+    the draft's acceptance estimates scaled by ``SIZE_SCALES[action]`` (the env and saved policies)."""
+    return ExpectedDepth(SIZE_SCALES[action]).keep_drafting(source)
 
 
 def best_static_rate(source: CycleSource, n_prompts: int | None = None) -> float:

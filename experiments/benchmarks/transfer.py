@@ -14,8 +14,8 @@ the held-out trace replayed under each test profile, scores:
 - ``best_static``: the best static k on the held-out trace itself (hindsight: the strongest
   static baseline);
 - ``best_rule``: of the rule pairs ``confidence+expected`` and ``specdec++ +expected``, each with
-  its threshold tuned on the *train* trace under the same profile, the one faster on the train
-  trace (``rules`` holds both);
+  its threshold tuned on the *train* trace under the same profile, and ``expected-depth+expected``
+  (cost-aware, nothing to tune), the one fastest on the train trace (``rules`` holds all three);
 - ``oracle``: the best schedule for the trace in hindsight (the fractions' denominator).
 
 Test profiles: ``cpu-calibrated`` (the pair's profile on this device: the family's calibrated
@@ -237,6 +237,12 @@ def score_profile(
     k = max(statics, key=statics.get)
     rows["best_static"] = {"k": k, "tokens_per_s": statics[k]}
     rules = {f"{rule}+expected": tune_rule(rule, train_source, source, "+expected") for rule in RULES}
+    cost_aware = make_policy("expected-depth+expected")
+    rules["expected-depth+expected"] = {
+        "threshold": None,
+        "train_tokens_per_s": tokens_per_s(cost_aware, train_source),
+        "tokens_per_s": tokens_per_s(cost_aware, source),
+    }
     best = max(rules, key=lambda name: rules[name]["train_tokens_per_s"])  # chosen on the train trace
     rows["best_rule"] = {"rule": best, **rules[best]}
     for row in [*rows.values(), *rules.values()]:

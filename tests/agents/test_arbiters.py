@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import gymnasium as gym
 import numpy as np
 import pytest
 
+import envs  # noqa: F401 - registers the ids
 from agents.arbiters import (
     AlwaysDraft,
     DraftMarginRule,
@@ -12,8 +16,10 @@ from agents.arbiters import (
     RandomArbiter,
     TargetOnly,
     TargetProbRule,
+    decisive_on_target_path,
     make_arbiter,
     run_item,
+    run_replay_item,
 )
 from envs.arbitration import ArbitrationEnv
 from envs.specdec import SpecGymError
@@ -100,3 +106,18 @@ def test_target_only_matches_the_target_alone(gsm_env):
         result = run_item(gsm_env, TargetOnly(), i)
         reference = gsm_env.decoder.generate_target(gsm_env.prompt_ids[i], gsm_env.max_new_tokens).tokens
         assert result.tokens == len(reference) and result.draft_kept == 0
+
+
+def test_decisive_counts_are_what_a_target_only_walk_meets():
+    """On the real pair's bundled record (no model load): the mismatches on each item's
+    keep-target path, split by what keeping the draft's token would do to the answer, add up to
+    what a target-only walk of the record meets, decides and agrees with the oracle on."""
+    env = gym.make("SpecGym/Arbitration-SmolLM2-Math-v0", n_items=120).unwrapped
+    counts = decisive_on_target_path(env.tree, 120)
+    walks = [run_replay_item(env, TargetOnly(), i) for i in range(120)]
+    assert counts["mismatches"] == sum(w.mismatches for w in walks) > 0
+    assert counts["draft_better"] + counts["draft_worse"] + counts["unknown"] == sum(w.decisive for w in walks)
+    assert counts["draft_worse"] + counts["unknown"] == sum(w.agree_decisive for w in walks)  # target-only's side
+    assert 0 < counts["items_with_draft_better"] <= counts["draft_better"]
+    assert decisive_on_target_path(env.tree, 0)["mismatches"] == 0
+    assert json.loads(json.dumps(counts)) == counts  # plain ints: the evaluation JSON holds them

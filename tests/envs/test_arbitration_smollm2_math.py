@@ -14,12 +14,20 @@ import pytest
 import envs  # noqa: F401 - registers the ids
 from envs.arbitration import KEEP_DRAFT, KEEP_TARGET
 from envs.arbitration.env import _items
+from envs.pairs.build import data_dir
 from envs.pairs.registry import BUNDLED
 from envs.pairs.replay_assets import BRANCH_ASSETS, branch_record_name, bundled_branches
 from envs.specdec import SpecGymError
 from envs.specdec.branches import BranchTree, items_digest
 from envs.tasks.splits import split_seed
 from experiments.artifacts import default_branches, usable_bundled_branches
+from experiments.evaluate_arbitration import (
+    TRAIN_ITEMS,
+    VALIDATION_ITEMS,
+    ArbitrationEvalSettings,
+    judge_path,
+    resolve_split_items,
+)
 
 ID = "SpecGym/Arbitration-SmolLM2-Math-v0"
 FOLDER = BUNDLED / BRANCH_ASSETS["smollm2-math"]
@@ -97,6 +105,25 @@ def test_default_run_finds_the_bundled_records(offline_and_modelless, tmp_path, 
             "smollm2-math", "chain_sum", split, 4, 64, n
         )
     assert not any(tmp_path.rglob("*.npz"))
+
+
+def test_standalone_evaluation_defaults_to_the_bundled_records(tmp_path):
+    """``evaluate --env arbitration --pair smollm2-math`` alone fits the judge on the bundled training
+    record and tunes the rules there, as the default run does (the test above: found, not recorded),
+    rather than asking for 1,000 training and 500 validation items (hours of recording on a CPU)."""
+    real = ArbitrationEvalSettings(policy="target-only", pair="smollm2-math")
+    resolve_split_items(real)
+    assert (real.train_items, real.validation_items) == (ITEMS["train"], 0)
+    gsm = ArbitrationEvalSettings(policy="target-only", pair="gsm")
+    resolve_split_items(gsm)  # nothing bundled: the defaults
+    assert (gsm.train_items, gsm.validation_items) == (TRAIN_ITEMS, VALIDATION_ITEMS)
+    # the judge fitted on a bundled record is kept in the data directory, never in the repository
+    bundled = bundled_branches("smollm2-math", "chain_sum", "train", 4, 64, ITEMS["train"])
+    assert judge_path("smollm2-math", bundled).parent == data_dir() / "traces"
+    assert judge_path("gsm", tmp_path / "r.npz") == tmp_path / "r.judge.json"
+    given = ArbitrationEvalSettings(policy="target-only", pair="smollm2-math", train_items=100, validation_items=50)
+    resolve_split_items(given)  # what the user asks for stands
+    assert (given.train_items, given.validation_items) == (100, 50)
 
 
 def test_a_bundled_record_that_no_longer_fits_is_recorded_again(

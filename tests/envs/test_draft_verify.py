@@ -84,6 +84,26 @@ def test_replay_matches_live(role, partner, reward, width, live_kwargs, trace_pa
         assert all(np.allclose(x, y, atol=1e-6) for x, y in zip(obs_l, obs_r, strict=True))
 
 
+def test_replay_matches_live_with_the_rule_scaled_depth_action(live_kwargs, trace_path, dv, play):
+    """``depth_action="expected"`` decides from predicted cycle times one draft forward ahead: the
+    live engine and the replay predict them bit for bit (test_partners checks the times at every
+    depth), so random scales give the same episodes."""
+    common = {"role": "draft", "depth_action": "expected", "width": 3, "partner": "expected"}
+    live = gym.make("SpecGym/DraftVerify-v0", **common, **live_kwargs, n_prompts=len(dv.prompts))
+    replay = gym.make(
+        "SpecGym/DraftVerify-v0",
+        **common,
+        backend="replay",
+        traces=trace_path(3),
+        max_depth=dv.max_depth,
+        max_new_tokens=live_kwargs["max_new_tokens"],
+    )
+    for index in range(len(dv.prompts)):
+        _, rew_l, info_l = play(live, np.random.default_rng(index), index=index)
+        _, rew_r, info_r = play(replay, np.random.default_rng(index), index=index)
+        assert rew_l == rew_r and info_l == info_r
+
+
 def test_trace_trees_equal_live_trees(f64_pair, trace_path):
     """The recorded tree at every position equals the one the engine drafts there (first d levels)."""
     for width in (1, 3):

@@ -20,6 +20,7 @@ from envs.specdec.replay import TraceReplay
 from envs.specdec.schedules import (
     Composite,
     Confidence,
+    ExpectedDepth,
     ExpectedSize,
     Heuristic,
     Policy,
@@ -243,9 +244,36 @@ def test_rollout_live_equals_replay(f64_pair, trace_path, dv):
     src_replay = replay(trace_path, 3)
     ids = [src_replay.trace.prompt(i).prompt.tolist() for i in range(len(dv.prompts))]
     src_live = LiveCycles(f64_pair, ids, cost=AnalyticCost(), width=3, max_depth=dv.max_depth, max_new_tokens=40)
-    for name in ("static-3", "heuristic", "specdec++", "specdec+++expected"):
+    for name in ("static-3", "heuristic", "specdec++", "specdec+++expected", "expected-depth+expected"):
         for i in range(len(dv.prompts)):
             assert rollout(make_policy(name), src_live, i) == rollout(make_policy(name), src_replay, i)
+
+
+def test_predicted_cycle_times_live_equal_replay(f64_pair, trace_path, dv):
+    """What the ``expected`` rules weigh, now and one draft forward deeper, is the same number live
+    and on replay at every depth of every cycle (so their decisions agree bit for bit)."""
+    src_replay = replay(trace_path, 3)
+    ids = [src_replay.trace.prompt(i).prompt.tolist() for i in range(len(dv.prompts))]
+    src_live = LiveCycles(f64_pair, ids, cost=AnalyticCost(), width=3, max_depth=dv.max_depth, max_new_tokens=40)
+    checked = 0
+    for src in (src_live, src_replay):
+        src.start(0)
+    while not src_live.done:
+        for src in (src_live, src_replay):
+            src.begin_cycle()
+        deeper = None
+        for _ in range(min(3, src_live.cap)):
+            for src in (src_live, src_replay):
+                src.draft_step()
+            assert np.array_equal(src_live.cycle_times(), src_replay.cycle_times())
+            if deeper is not None:  # the prediction one forward ahead is what that forward costs
+                assert np.array_equal(deeper, src_live.cycle_times())
+            deeper = src_live.deeper_cycle_times()
+            assert np.array_equal(deeper, src_replay.deeper_cycle_times())
+            assert len(deeper) == src_live.n_nodes + 3 + 1 and deeper[0] > src_live.cycle_times()[0]
+            checked += 1
+        assert src_live.finish_cycle() == src_replay.finish_cycle()
+    assert checked > 3
 
 
 def test_run_cycle_drafts_at_least_once(trace_path):
@@ -311,7 +339,7 @@ def saved_roles(tmp_path_factory, trace_path, dv):
 @pytest.mark.parametrize(
     ("role", "held", "message"),
     [
-        ("draft", "draft", r"holds a depth policy \(role 'draft', Discrete\(2\) actions\), but a size policy "),
+        ("draft", "draft", r"holds a depth policy \(role 'draft', Discrete\(2\) actions, .*\), but a size policy "),
         ("verify", "verify", r"holds a size policy \(role 'verify', .*\), but a depth policy \(role 'draft'"),
         ("verify", "joint", r"holds a joint policy \(role 'joint', .*\), but a depth policy .* from role='draft'"),
     ],
@@ -421,3 +449,70 @@ def test_no_tree_shape_has_as_many_other_actions_as_there_are_scales():
 def test_size_action_bad_input(role, value, message, replay_env):
     with pytest.raises(SpecGymError, match=message):
         replay_env(role=role, size_action=value)
+
+
+# -- depth_action="expected": the draft role's action scales the expected-depth rule's estimates ------
+def test_expected_depth_drafts_deeper_when_drafting_is_cheaper(trace_path):
+    """The rule reads the cost model: with a draft forward nearly free it never drafts less, and
+    with one as dear as a target step it stops at once wherever the draft is unsure."""
+    depths = {}
+    for name, draft_cost in (("cheap", 0.001), ("dear", 1.0)):
+        cost = AnalyticCost(draft_base=draft_cost, draft_per_token=0.0, verify_base=1.0, verify_per_token=0.0)
+        src = TraceReplay(trace_path(3), cost=cost)
+        depths[name] = [r.depth for r in rollout_cycles(ExpectedDepth(), src)]
+    assert sum(depths["cheap"]) > sum(depths["dear"]) and max(depths["cheap"]) > 1
+
+
+def rollout_cycles(policy: Policy, src) -> list[CycleResult]:
+    src.start(0)
+    policy.reset()
+    out = []
+    while not src.done:
+        out.append(run_cycle(policy, src))
+    return out
+
+
+def test_scaled_expected_depth_action_drafts_by_the_rule(replay_env):
+    """Scale 1 keeps drafting exactly when the ``expected-depth`` rule does, scale 0 always stops,
+    and every scale is valid (at the cap, each one stops)."""
+    env = replay_env(role="draft", width=3, depth_action="expected", partner="expected")
+    assert env.action_space.n == len(SIZE_SCALES)
+    one, src = SIZE_SCALES.index(1.0), env.unwrapped.source
+    env.reset(seed=0)
+    done, continued = False, 0
+    while not done:
+        assert env.unwrapped.action_masks().all() and not ExpectedDepth(0.0).keep_drafting(src)
+        depth, keep = src.depth, ExpectedDepth().keep_drafting(src) and src.depth < src.cap
+        _, _, done, _, info = env.step(one)
+        assert (info["depth"] == depth + 1) if keep else ("n_verify" in info)
+        continued += keep
+    assert continued > 0
+    # at the cap (here every cycle's first forward) every scale stops, the largest too
+    capped = replay_env(role="draft", width=3, max_depth=1, depth_action="expected", partner="expected")
+    capped.reset(seed=0)
+    _, _, _, _, info = capped.step(len(SIZE_SCALES) - 1)
+    assert info["depth"] == 1 and "n_verify" in info
+
+
+def test_a_saved_scaled_depth_policy_is_told_by_its_action_space(tmp_path, replay_env):
+    from sb3_contrib import MaskablePPO
+
+    draft = replay_env(role="draft", width=3, depth_action="expected", partner="expected")
+    MaskablePPO("MlpPolicy", draft, n_steps=16, batch_size=16, seed=0).save(tmp_path / "d.zip")
+    policy = SB3Policy(tmp_path / "d.zip", "draft")
+    assert (policy.depth_action, policy.size_action) == ("expected", "nodes")
+    # as the size env's partner it drafts as the scaled rule says, whatever scale it picks
+    env = replay_env(role="verify", width=3, partner=str(tmp_path / "d.zip"))
+    env.reset(seed=0)
+    src, done = env.unwrapped.source, False
+    while not done:
+        assert src.depth == src.cap or not ExpectedDepth(SIZE_SCALES[policy._act(src)]).keep_drafting(src)
+        _, _, done, _, _ = env.step(src.n_nodes)
+
+
+@pytest.mark.parametrize(
+    ("role", "value", "message"), [("verify", "expected", "draft role's"), ("draft", "x", "unknown")]
+)
+def test_depth_action_bad_input(role, value, message, replay_env):
+    with pytest.raises(SpecGymError, match=message):
+        replay_env(role=role, depth_action=value)

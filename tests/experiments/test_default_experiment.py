@@ -111,6 +111,11 @@ def test_evaluate_reports_every_policy(trained, tmp_path):
     assert data["policies"]["oracle"]["n_items"] == 6 and data["n_items"] == 6
     assert data["policies"]["oracle"]["oracle_agreement"] == 1.0
     assert data["best_rule"]["policy"] in data["policies"] and data["rules_tuned_on"]["split"] == "validation"
+    best = data["policies"][data["best_rule"]["policy"]]
+    assert best["tuning_curve"][best["rule"]] == best["tuning_accuracy"] == max(best["tuning_curve"].values())
+    decisive = data["decisive_on_target_only_path"]["heldout"]
+    assert decisive["draft_better"] + decisive["draft_worse"] + decisive["unknown"] <= decisive["mismatches"]
+    assert decisive["mismatches"] == data["policies"]["target_only"]["mismatches_per_item"] * data["n_items"]
     diff = data["paired_diff_vs_target_only"]
     assert diff["ci95"][0] <= diff["mean"] <= diff["ci95"][1]
     assert {"pair", "task", "device"} <= set(data)
