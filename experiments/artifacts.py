@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,9 @@ from envs.specdec import SpecGymError
 from envs.specdec.cost import ProfiledCost, calibrate
 from envs.specdec.pair import resolve_device, resolve_dtype
 from envs.specdec.trace import Trace
+
+if TYPE_CHECKING:
+    from envs.arbitration import ArbitrationEnv
 
 N_TRACE_PROMPTS = {"train": 48, "heldout": 24}
 TRACE_TOKENS = 64
@@ -146,27 +150,44 @@ def default_branches(
     return path
 
 
+def replay_arbitration_env(
+    pair: str,
+    task: str,
+    split: str,
+    n_items: int,
+    k: int,
+    max_new_tokens: int,
+    traces: str | Path,
+    device: str = "auto",
+) -> ArbitrationEnv:
+    """A replay ArbitrationEnv over the first ``n_items`` of ``split`` from the branch record
+    ``traces`` (the env checks the record holds those items, recorded with these settings)."""
+    from envs.arbitration import ArbitrationEnv
+
+    return ArbitrationEnv(
+        pair=pair,
+        task=task,
+        n_items=n_items,
+        split=split,
+        k=k,
+        max_new_tokens=max_new_tokens,
+        backend="replay",
+        traces=str(traces),
+        device=device,
+    )
+
+
 def usable_bundled_branches(pair: str, task: str, split: str, n_items: int, k: int, max_new_tokens: int) -> Path | None:
     """The pair's bundled branch record for these settings (``envs.pairs.replay_assets``) if a replay
     env takes it: the items it holds must still be the ones the task generates (a reasoning-gym
     release can change them; then the record is made again in the data directory)."""
-    from envs.arbitration import ArbitrationEnv
     from envs.pairs.replay_assets import bundled_branches
 
     path = bundled_branches(pair, task, split, k, max_new_tokens, n_items)
     if path is None:
         return None
     try:
-        ArbitrationEnv(
-            pair=pair,
-            task=task,
-            n_items=n_items,
-            split=split,
-            k=k,
-            max_new_tokens=max_new_tokens,
-            backend="replay",
-            traces=str(path),
-        )
+        replay_arbitration_env(pair, task, split, n_items, k, max_new_tokens, path)
     except SpecGymError as exc:
         print(f"not using the bundled {path.name}: {exc}")
         return None

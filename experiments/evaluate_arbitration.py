@@ -45,7 +45,7 @@ from envs.pairs.replay_assets import bundled_branch_items
 from envs.specdec import SpecGymError
 from envs.specdec.records import mean_accepted_length
 from experiments import cli
-from experiments.artifacts import default_branches
+from experiments.artifacts import default_branches, replay_arbitration_env
 from experiments.cli import CommandParser, write_json
 from experiments.workers import WorkerArgs, add_worker_args, check_workers
 
@@ -138,17 +138,7 @@ def replay_env(
     over ``workers``' Ray actors when given)."""
     pool = workers or WorkerArgs()
     path = traces or default_branches(pair, task, split, n_items, k, max_new, device, pool.workers, pool.ray_address)
-    return ArbitrationEnv(
-        pair=pair,
-        task=task,
-        n_items=n_items,
-        split=split,
-        k=k,
-        max_new_tokens=max_new,
-        backend="replay",
-        traces=str(path),
-        device=device,
-    )
+    return replay_arbitration_env(pair, task, split, n_items, k, max_new, path, device)
 
 
 def run_all(env: ArbitrationEnv, arbiters: dict[str, Arbiter], desc: str) -> dict[str, list[ItemResult]]:
