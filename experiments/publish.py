@@ -114,7 +114,8 @@ def publish(run_dir: Path, name: str, out: Path = POLICIES, force: bool = False)
     target = out / name
     if target.exists() and not force:
         raise SpecGymError(f"{target} exists; pass --force to replace it")
-    last = results["stages"][-1]["env_kwargs"]
+    # each role's own settings (the depth role's depth_action, the size role's size_action), from its last stage
+    last = {k: v for stage in results["stages"] for k, v in stage["env_kwargs"].items()}
     kwargs = {k: v for k, v in last.items() if k not in RUN_ONLY}
     if last["pair"] in REPLAY_ASSETS and Path(str(last["cost_model"])) == bundled_profile(last["pair"]):
         kwargs["cost_model"] = BUNDLED_NAME  # the shipped profile, wherever the repository lies

@@ -242,10 +242,27 @@ def stage_seed(seed: int, round_: int) -> int:
     return 1000 * seed + round_
 
 
+# a role whose action scales a rule (size_action / depth_action "expected") plays, until its first
+# policy is trained, that rule: what the policy starts from, so round 1 of the other role learns to
+# partner it (the env's default partner, static-4 verifying all it drafts, taught the depth role to
+# stop at one level on a GPU shape where verifying past 8 tokens is dear)
+RULE_PARTNERS = {"verify": ("size_action", "expected"), "draft": ("depth_action", "expected-depth")}
+
+
+def first_partners(args: TrainArgs) -> dict[str, str | None]:
+    """Each role's partner before its own first policy exists: the rule its action scales, else None
+    (the env's default baseline)."""
+    partners: dict[str, str | None] = {}
+    for role, (key, rule) in RULE_PARTNERS.items():
+        config = load_config(args.config, f"SpecGym/DraftVerify-{role.capitalize()}-v0", args.pair)
+        partners[role] = rule if config["env_kwargs"].get(key) == "expected" else None
+    return partners
+
+
 def coadaptive(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> dict[str, Any]:
     base = load_config(args.config, ENVS[args.env], args.pair)
     rounds = args.rounds or int(base.get("rounds", 2))
-    partners: dict[str, str | None] = {"draft": None, "verify": None}  # None: the env's default baseline
+    partners = first_partners(args)
     stages = []
     tracking = args.wandb_mode != "disabled"
     for r in range(1, rounds + 1):

@@ -65,6 +65,8 @@ def test_run_directory(trained):
     assert set(results["policies"]) == {"draft", "verify"}
     assert [s["role"] for s in results["stages"]] == ["draft", "verify"]
     assert results["stages"][1]["env_kwargs"]["partner"] == results["policies"]["draft"]
+    # round 1's depth policy learns beside the rule the size policy's action scales (the config's)
+    assert results["stages"][0]["env_kwargs"]["partner"] == "expected"
     assert list((trained / "wandb").glob("offline-run-*")), "no offline W&B run written"
     # the held-out evaluation replays the tree shape the policies were trained on
     evaluation = json.loads((trained / "evaluation.json").read_text())
@@ -452,6 +454,8 @@ def test_a_published_run_is_a_policy_by_name(trained, traces, tmp_path, monkeypa
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "draft.zip", "policy.json", "verify.zip"]
     data = json.loads((folder / "policy.json").read_text())
     assert data["pair"] == "tiny-random" and data["seed"] == 0 and "traces" not in data["env_kwargs"]
+    # each role's own action setting, as the training config gave it (the card says how each acts)
+    assert (data["env_kwargs"]["depth_action"], data["env_kwargs"]["size_action"]) == ("expected", "expected")
     assert data["command"].startswith("python -m experiments.train --env draft-verify --pair tiny-random")
     card = (folder / "README.md").read_text()
     assert data["command"] in card and f"{data['heldout']['learned_tokens_per_s']:.1f}" in card
@@ -490,3 +494,15 @@ def test_eval_items_come_from_the_pairs_config_unless_given(tmp_path):
     custom = tmp_path / "c.yaml"
     custom.write_text("default: {n_timesteps: 10}\n")
     assert items("gsm", config=str(custom)) == 700  # a config without eval_items: the built-in default
+
+
+def test_a_role_plays_the_rule_its_action_scales_until_it_is_trained(tmp_path):
+    from experiments.train import first_partners
+    from experiments.training.args import TrainArgs
+    from experiments.training.config import CONFIG_DIR
+
+    default = TrainArgs(env="draft-verify", config=str(CONFIG_DIR / "draft_verify.yaml"))
+    assert first_partners(default) == {"verify": "expected", "draft": "expected-depth"}
+    plain = tmp_path / "plain.yaml"  # raw actions: the env's default partner
+    plain.write_text("default:\n  n_timesteps: 64\n")
+    assert first_partners(TrainArgs(env="draft-verify", config=str(plain))) == {"verify": None, "draft": None}
