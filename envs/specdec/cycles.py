@@ -193,7 +193,8 @@ def check_depth_action(value: object, role: str) -> str:
 
 def n_actions(role: str, max_depth: int, width: int, size_action: str = "nodes", depth_action: str = "stop") -> int:
     """Size of DraftVerify's Discrete action space in ``role``: stop or continue, a verification
-    size 0..D*W (either: or one of the :data:`SIZE_SCALES`), or one of the :func:`joint_actions`."""
+    size 0..D*W, or one of the :func:`joint_actions`; one of the :data:`SIZE_SCALES` instead for a
+    role whose action scales a rule (``size_action`` / ``depth_action`` ``"expected"``)."""
     if (role, size_action) == ("verify", "expected") or (role, depth_action) == ("draft", "expected"):
         return len(SIZE_SCALES)
     return {"draft": 2, "verify": max_depth * width + 1, "joint": width * max_depth * (max_depth + 1) // 2}[role]
