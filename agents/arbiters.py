@@ -169,8 +169,9 @@ def decisive_on_target_path(tree, n_items: int) -> dict[str, int]:
             if np.isnan(keep_target) or np.isnan(keep_draft):
                 counts["unknown"] += 1
             elif keep_draft != keep_target:
-                counts["draft_better" if keep_draft > keep_target else "draft_worse"] += 1
-                better = better or keep_draft > keep_target
+                gain = keep_draft > keep_target
+                counts["draft_better" if gain else "draft_worse"] += 1
+                better = better or gain
             node = int(child[node, 0])
         counts["items_with_draft_better"] += int(better)
     return counts

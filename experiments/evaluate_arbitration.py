@@ -155,14 +155,14 @@ def tune_rules(tuning: ArbitrationEnv, judge: Path) -> dict[str, dict]:
     tuned = {}
     for family, grid in RULE_GRIDS.items():
         names = [f"judge:{judge}@{t:g}" if family == "judge" else f"{family}-{t:g}" for t in grid]
-        runs = run_all(tuning, {n: make_arbiter(n) for n in names}, f"tuning {family}")
-        rows = {n: summarise_items(r) for n, r in runs.items()}
+        arbiters = {n: make_arbiter(n) for n in names}
+        rows = {n: summarise_items(r) for n, r in run_all(tuning, arbiters, f"tuning {family}").items()}
         spec = max(rows, key=lambda n: (rows[n]["accuracy"], -rows[n]["draft_kept_fraction"]))
         tuned[family] = {
-            "name": make_arbiter(spec).name,
+            "name": arbiters[spec].name,
             "spec": spec,
             "tuning_accuracy": rows[spec]["accuracy"],
-            "tuning_curve": {make_arbiter(n).name: rows[n]["accuracy"] for n in names},  # every threshold tried
+            "tuning_curve": {arbiters[n].name: rows[n]["accuracy"] for n in names},  # every threshold tried
         }
     return tuned
 

@@ -163,14 +163,7 @@ SIZE_SCALES = (0.0, *(20.0 ** ((i - 18) / 18) for i in range(37)))
 
 
 def check_size_action(value: object, role: str) -> str:
-    if value not in SIZE_ACTIONS:
-        raise SpecGymError(f"unknown size_action {value!r}; choose one of {', '.join(SIZE_ACTIONS)}")
-    if value != "nodes" and role != "verify":
-        raise SpecGymError(
-            f"size_action={value!r} is the verify role's action; role={role!r} takes size_action='nodes' "
-            "(a draft role's size partner brings its own)"
-        )
-    return str(value)
+    return _check_role_action("size_action", value, SIZE_ACTIONS, role, "verify", "a draft role's size partner")
 
 
 # How the draft role's action reads: "stop", continue (0) or stop (1) after each draft forward (the
@@ -181,12 +174,18 @@ DEPTH_ACTIONS = ("stop", "expected")
 
 
 def check_depth_action(value: object, role: str) -> str:
-    if value not in DEPTH_ACTIONS:
-        raise SpecGymError(f"unknown depth_action {value!r}; choose one of {', '.join(DEPTH_ACTIONS)}")
-    if value != "stop" and role != "draft":
+    return _check_role_action("depth_action", value, DEPTH_ACTIONS, role, "draft", "a verify role's depth partner")
+
+
+def _check_role_action(name: str, value: object, allowed: tuple[str, ...], role: str, owner: str, other: str) -> str:
+    """``value`` if it is one of ``allowed`` and, unless it is the first (the raw action every role
+    takes), ``role`` is the ``owner`` whose action it parametrises; else a SpecGymError naming the fix."""
+    if value not in allowed:
+        raise SpecGymError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+    if value != allowed[0] and role != owner:
         raise SpecGymError(
-            f"depth_action={value!r} is the draft role's action; role={role!r} takes depth_action='stop' "
-            "(a verify role's depth partner brings its own)"
+            f"{name}={value!r} is the {owner} role's action; role={role!r} takes {name}={allowed[0]!r} "
+            f"({other} brings its own)"
         )
     return str(value)
 
