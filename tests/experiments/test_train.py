@@ -497,12 +497,13 @@ def test_eval_items_come_from_the_pairs_config_unless_given(tmp_path):
 
 
 def test_a_role_plays_the_rule_its_action_scales_until_it_is_trained(tmp_path):
-    from experiments.train import first_partners
-    from experiments.training.args import TrainArgs
-    from experiments.training.config import CONFIG_DIR
+    from experiments.train import RULE_PARTNERS, first_partners, role_env_id
+    from experiments.training.config import CONFIG_DIR, load_config
 
-    default = TrainArgs(env="draft-verify", config=str(CONFIG_DIR / "draft_verify.yaml"))
-    assert first_partners(default) == {"verify": "expected", "draft": "expected-depth"}
+    def partners(config) -> dict:
+        return first_partners({role: load_config(config, role_env_id(role), None) for role in RULE_PARTNERS})
+
+    assert partners(str(CONFIG_DIR / "draft_verify.yaml")) == {"verify": "expected", "draft": "expected-depth"}
     plain = tmp_path / "plain.yaml"  # raw actions: the env's default partner
     plain.write_text("default:\n  n_timesteps: 64\n")
-    assert first_partners(TrainArgs(env="draft-verify", config=str(plain))) == {"verify": None, "draft": None}
+    assert partners(str(plain)) == {"verify": None, "draft": None}

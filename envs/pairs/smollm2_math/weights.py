@@ -9,6 +9,7 @@ adapter into the target (a plain Llama any code loads) and puts the layers into 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -109,9 +110,17 @@ def load_draft_layers(draft, layers_dir: Path):
     return draft
 
 
-def is_assembled(model_dir: Path) -> bool:
+def digest(path: Path) -> str:
+    """The sha256 of a weights file: an assembled model records the one it was made from."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def is_assembled(model_dir: Path, weights_digest: str) -> bool:
+    """True when ``model_dir`` was assembled, whole, from the weights file of ``weights_digest``
+    (a new shipping of the weights makes an older assembly stale)."""
     try:
-        return json.loads((model_dir / MARKER).read_text()).get("complete") is True
+        marker = json.loads((model_dir / MARKER).read_text())
+        return marker.get("complete") is True and marker.get("digest") == weights_digest
     except (OSError, json.JSONDecodeError, AttributeError):
         return False
 
@@ -121,17 +130,19 @@ def assemble(weights: Path, base_target: Path, base_draft: Path, pair_dir: Path)
     already assembled); returns the two paths."""
     target_dir, draft_dir = pair_dir / "target", pair_dir / "draft"
     marker = {"complete": True, "weights": str(weights)}
-    if not is_assembled(target_dir):
+    lora_digest = digest(weights / LORA / "adapter_model.safetensors")
+    if not is_assembled(target_dir, lora_digest):
         target = merged_target(plain_model(base_target), weights / LORA)
         with staged_dir(target_dir) as tmp:
             target.save_pretrained(str(tmp))
             copy_tokenizer_files(base_target, tmp)
-            (tmp / MARKER).write_text(json.dumps({**marker, "base": str(base_target)}) + "\n")
-    if not is_assembled(draft_dir):
+            (tmp / MARKER).write_text(json.dumps({**marker, "base": str(base_target), "digest": lora_digest}) + "\n")
+    layers_digest = digest(weights / DRAFT_LAYERS / LAYERS_FILE)
+    if not is_assembled(draft_dir, layers_digest):
         draft = load_draft_layers(plain_model(base_draft), weights / DRAFT_LAYERS)
         with staged_dir(draft_dir) as tmp:
             save_draft(draft, base_target, tmp)
             if (base_draft / shortlist.FILENAME).exists():
                 shutil.copy2(base_draft / shortlist.FILENAME, tmp / shortlist.FILENAME)
-            (tmp / MARKER).write_text(json.dumps({**marker, "base": str(base_draft)}) + "\n")
+            (tmp / MARKER).write_text(json.dumps({**marker, "base": str(base_draft), "digest": layers_digest}) + "\n")
     return target_dir, draft_dir

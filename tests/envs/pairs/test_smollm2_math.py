@@ -14,7 +14,7 @@ from envs.pairs.smollm2_math import build_math_pair, is_complete
 from envs.pairs.smollm2_math import train as train_module
 from envs.pairs.smollm2_math.config import MathRecipeConfig
 from envs.pairs.smollm2_math.data import answer_loss, chat_rows, training_items
-from envs.pairs.smollm2_math.ship import assemble_shipped, export
+from envs.pairs.smollm2_math.ship import assemble_shipped, export, is_current
 from envs.pairs.smollm2_math.train import freeze_embedding, train_stage, with_lora
 from envs.pairs.smollm2_math.weights import (
     BASE_NAME,
@@ -213,6 +213,26 @@ def test_the_whole_build_records_its_recipe_is_reused_and_ships(bases, tmp_path)
     for a, b in ((pair.target, again.target), (pair.draft, again.draft)):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert torch.equal(x, y), name
+    assert is_current(tmp_path / "fresh", shipped) and is_current(tmp_path / "pair", shipped)
+
+    # a new shipping of the draft's layers: the older assembly is stale, and assembling again
+    # replaces the draft alone (the adapter did not change)
+    from safetensors.torch import load_file, save_file
+
+    layers = load_file(str(shipped / DRAFT_LAYERS / LAYERS_FILE))
+    layers = {k: v + 1 for k, v in layers.items()}
+    save_file(layers, str(shipped / DRAFT_LAYERS / LAYERS_FILE))
+    recipe["built_at"] = "later"
+    (shipped / "recipe.json").write_text(json.dumps(recipe))
+    assert not is_current(tmp_path / "fresh", shipped)
+    assert is_current(tmp_path / "pair", shipped)  # a build of this machine's own is kept
+    stamp = (tmp_path / "fresh" / "target" / "model.safetensors").stat().st_mtime_ns
+    assemble_shipped(shipped, bases[0], bases[1], tmp_path / "fresh")
+    assert is_current(tmp_path / "fresh", shipped)
+    assert (tmp_path / "fresh" / "target" / "model.safetensors").stat().st_mtime_ns == stamp
+    renewed = ModelPair.load(str(tmp_path / "fresh" / "target"), str(tmp_path / "fresh" / "draft"), dtype="float32")
+    name = next(n for n in layers if ".layers." in n)
+    assert torch.equal(renewed.draft.state_dict()[name], layers[name].float()), name
 
 
 def test_an_interrupted_build_resumes(bases, tmp_path, monkeypatch):
