@@ -110,6 +110,7 @@ def test_evaluate_reports_every_policy(trained, tmp_path):
     assert data["policies"]["always_draft"]["draft_kept_fraction"] == 1.0
     assert data["policies"]["oracle"]["n_items"] == 6 and data["n_items"] == 6
     assert data["policies"]["oracle"]["oracle_agreement"] == 1.0
+    assert 0.0 <= data["served_from_record"] <= 1.0  # a share of the walks' decisions
     assert data["best_rule"]["policy"] in data["policies"] and data["rules_tuned_on"]["split"] == "validation"
     best = data["policies"][data["best_rule"]["policy"]]
     assert best["tuning_curve"][best["rule"]] == best["tuning_accuracy"] == max(best["tuning_curve"].values())
