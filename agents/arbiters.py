@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from envs.specdec.arbitrate import ArbitrationSession, Mismatch
-from envs.specdec.branches import LEAF, UNRECORDED
+from envs.specdec.branches import LEAF
 from envs.specdec.errors import SpecGymError
 from envs.specdec.files import write_text_atomic
 from envs.specdec.records import mean_accepted_length
@@ -359,17 +359,14 @@ def run_item(env, arbiter: Arbiter, index: int) -> ItemResult:
 
 def run_replay_item(env, arbiter: Arbiter, index: int) -> ItemResult:
     """Walk item ``index`` of a replay ArbitrationEnv's branch record with ``arbiter``; branches the
-    record lacks are decoded on demand (or refused) as the env's ``unrecorded`` says."""
+    record lacks are served as the env's ``unrecorded`` says (:meth:`ArbitrationEnv.serve_choice`)."""
     tree = env.tree
     arbiter.start_item(env, index)
     code, path = int(tree.item_root[index]), []
     agree = decisive = agree_decisive = 0
     while code >= 0:
-        keep = int(arbiter.keep_draft_at(env, code))
-        nxt = int(tree.node_child[code, keep])
-        if nxt == UNRECORDED:
-            nxt = env.decode_branch(index, path, code, keep)
-            tree = env.tree  # the env's own copy, with the branch grafted
+        keep, nxt = env.serve_choice(index, path, code, int(arbiter.keep_draft_at(env, code)))
+        tree = env.tree  # the env's own copy where a branch was grafted
         follow = tree.follow[code]
         oracle = int(follow[1] > follow[0])
         split = bool(follow[1] != follow[0])

@@ -125,7 +125,6 @@ def default_branches(
     settings when there is one (:func:`usable_bundled_branches`), else one in the data directory,
     recorded on first use (and resumed, when an earlier recording was interrupted), over ``workers``
     Ray actors when given."""
-    from envs.specdec.branches import BranchTree
     from experiments.record_traces import BranchSettings, default_branch_path, record_arbitration
 
     bundled = usable_bundled_branches(pair, task, split, n_items, k, max_new_tokens)
@@ -144,7 +143,8 @@ def default_branches(
         ray_address=ray_address,
     )
     path = default_branch_path(settings)
-    if unusable(path, BranchTree.load):
+    # what a replay takes: a record of an earlier build of the pair, or of other items, is made again
+    if unusable(path, lambda p: replay_arbitration_env(pair, task, split, n_items, k, max_new_tokens, p)):
         check_data_dir_writable()
         record_arbitration(replace(settings, out=str(path)))
     return path

@@ -27,6 +27,9 @@
     python -m experiments.benchmark workers --pair gsm --n-prompts 240 --max-new-tokens 128 --workers 2 --out FILE.json
         trace recording in one process against --workers Ray actors (start-up included, 1 torch
         thread each), and whether the two traces are identical.
+    python -m experiments.benchmark records [--pair smollm2-math] [--split heldout] [--n-items 100] --out FILE.json
+        this machine's live decoding against an Arbitration branch record made elsewhere
+        (bfloat16 kernels differ between CPUs): items on the record's keep-target path.
 
 Each subcommand lives in ``experiments/benchmarks/<name>.py``.
 """
@@ -38,7 +41,19 @@ import importlib
 
 from experiments.cli import CommandParser, run_main, write_json
 
-SUBCOMMANDS = ("engine", "lossless", "cost", "pair", "env", "startup", "decode", "headroom", "workers", "transfer")
+SUBCOMMANDS = (
+    "engine",
+    "lossless",
+    "cost",
+    "pair",
+    "env",
+    "startup",
+    "decode",
+    "headroom",
+    "workers",
+    "transfer",
+    "records",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -299,8 +299,10 @@ def evaluate_arbitration(args: ArbitrationEvalSettings) -> dict:
         "max_new_tokens": args.max_new_tokens,
         "policy": args.policy,
         "traces": str(env._kwargs["traces"]),
-        # decisions the walks took from the record (a branch it lacks is decoded on demand)
+        # decisions the walks took from the record (a branch it lacks is decoded on demand), and those
+        # that kept the target's token as this machine decodes the item apart from the record
         "served_from_record": 1.0 - env.decoded_steps / max(sum(r.mismatches for rs in runs.values() for r in rs), 1),
+        "unreproduced_decisions": env.unreproduced_steps,
         "paired_diff_vs_target_only": paired_diff(correct["learned"], correct["target_only"]),
         "best_rule": {
             "policy": key(best_family),

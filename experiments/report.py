@@ -347,6 +347,20 @@ def task_pair_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def records_table(rows: list[dict]) -> list[str]:
+    lines = _head(
+        "**Branch records decoded elsewhere** (`benchmark records`: the pair decoding each item live here, "
+        "keeping the target's token, against the record's keep-target path):",
+        ["pair", "split", "items", "recorded on", "decoded on", "same mismatches", "same text", "same verdict", "file"],
+    )
+    for r in rows:
+        lines.append(
+            f"| {r['pair']} | {r['split']} | {r['n_items']} | {r['recorded_on']} | {_device(r)} | {r['same_path']} "
+            f"| {r['same_text']} | {r['same_verdict']} | {r['_file']} |"
+        )
+    return lines
+
+
 def arbitration_table(rows: list[dict]) -> list[str]:
     lines = []
     for r in rows:
@@ -510,6 +524,7 @@ def render(results_dir: Path) -> str:
         ("transfer", transfer_table),
         ("ablation", ablation_table),
         ("evaluate-arbitration", arbitration_table),
+        ("records", records_table),
         ("arbitration-ablation", arbitration_ablation_table),
         ("train-summary", seeds_table),
     ):

@@ -13,11 +13,20 @@ from gymnasium import spaces
 
 from envs.arbitration.features import features, token_classes
 from envs.base import PickleByConfig, discrete_action
-from envs.pairs import shared_pair
+from envs.pairs import pair_version, shared_pair
 from envs.pairs.registry import task_chat
 from envs.pairs.replay_assets import BUNDLED_NAME, require_bundled_branches
 from envs.specdec.arbitrate import N_FEATURES, ArbitrationSession, Mismatch
-from envs.specdec.branches import KEEP_DRAFT, KEEP_TARGET, LEAF, UNRECORDED, BranchTree, items_digest, record_item
+from envs.specdec.branches import (
+    KEEP_DRAFT,
+    KEEP_TARGET,
+    LEAF,
+    MISMATCH_INTS,
+    UNRECORDED,
+    BranchTree,
+    items_digest,
+    record_item,
+)
 from envs.specdec.decoder import MAX_DEPTH, SpeculativeDecoder
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair
@@ -127,7 +136,11 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
     from the record at numpy speed, equal to live decoding's for the same actions (a test checks
     it). A branch the record lacks is decoded live on demand and grafted into the record in
     memory (``unrecorded="decode"``; ``env.decoded_steps`` of ``env.replay_steps`` counts them), or
-    refused (``unrecorded="error"``).
+    refused (``unrecorded="error"``). A record holds one machine's decoding: bfloat16 kernels differ
+    between CPUs, so on another machine the pair can decode an item's path differently (a near-tie
+    flips). Where it does before an unrecorded branch, that branch is served as keeping the target's
+    token, ``action_masks()`` hides it from then on, and ``env.unreproduced_steps`` counts it (the
+    bundled ``smollm2-math`` records: at most 4 of their 1,500 items have unrecorded branches).
 
     ## Starting State
 
@@ -251,7 +264,9 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         # greedy decoding without a decision is fixed: an item once decoded without a mismatch
         # never has one, so later draws skip it without decoding it again
         self._decision_free: set[int] = set()
-        self.replay_steps = self.decoded_steps = 0  # replay: steps served, and those decoded on demand
+        # replay: steps served, those decoded on demand, and those this machine could not decode
+        self.replay_steps = self.decoded_steps = self.unreproduced_steps = 0
+        self._unreproducible: set[int] = set()  # nodes whose keep-draft choice that is (decode_branch)
 
     # -- the models (replay loads them only to decode a branch the record lacks) -----------------
     @cached_property
@@ -302,6 +317,12 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
                     f"branch record {traces!r} was made with {key}={meta.get(key)!r}, this env has {value!r}; "
                     f"pass {key}={meta.get(key)!r} or record one with {record}"
                 )
+        version = pair_version(self.pair_name)
+        if meta.get("pair_version") != version:
+            raise SpecGymError(
+                f"branch record {traces!r} was made with another build of {self.pair_name} (pair_version "
+                f"{meta.get('pair_version')!r}, the one loaded now is {version!r}); record it again with {record}"
+            )
         if tree.n_items < n:
             raise SpecGymError(
                 f"branch record {traces!r} holds {tree.n_items} items; pass n_items <= that or record more"
@@ -393,6 +414,8 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         keep = discrete_action(action, self.action_space, "0 = keep the target's token, 1 = keep the draft's")
         node = self._node
         end = self._live_step(keep) if self.tree is None else self._replay_step(keep)
+        if self.tree is not None:
+            keep = self._path[-1]  # the choice served (see serve_choice)
         # counterfactual: this choice's outcome under target continuation minus keeping the target's
         # token; the sum over an episode is the final score minus the target-only score
         shaped = 0.0
@@ -435,12 +458,10 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         return self.correctness(self.index, session), self.text(session), session.mean_accepted_length
 
     def _replay_step(self, keep: int) -> tuple[float, str, float] | None:
-        tree, node = self.tree, self._node
-        code = int(tree.node_child[node, keep])
+        node = self._node
         self.replay_steps += 1
-        if code == UNRECORDED:
-            code = self.decode_branch(self.index, self._path, node, keep)
-            tree = self.tree  # the env's own copy, with the branch grafted
+        keep, code = self.serve_choice(self.index, self._path, node, keep)
+        tree = self.tree  # the env's own copy where a branch was grafted
         self._path.append(keep)
         if code >= 0:
             self._node = code
@@ -457,28 +478,75 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         self._progress = (int(tree.leaf_accepted[leaf]), tokens, mismatches, kept)
         return float(tree.leaf_score[leaf]), tree.text(leaf), mean_accepted_length(tokens, int(tree.leaf_cycles[leaf]))
 
+    def serve_choice(self, index: int, path: list[int], node: int, keep: int) -> tuple[int, int]:
+        """Replay: the choice served for ``keep`` at ``node`` of item ``index`` (reached by ``path``)
+        and its child code: the record's; else decoded on demand (:meth:`decode_branch`); else,
+        where this machine's decoding of the pair departs from the record before ``node``, keeping
+        the target's token (always recorded), counted in ``unreproduced_steps``."""
+        code = int(self.tree.node_child[node, keep])
+        if code == UNRECORDED:
+            code = self.decode_branch(index, path, node, keep)
+            if code == UNRECORDED:
+                keep, code = KEEP_TARGET, int(self.tree.node_child[node, KEEP_TARGET])
+        return keep, code
+
     def decode_branch(self, index: int, path: list[int], node: int, keep: int) -> int:
         """Decode choice ``keep`` at ``node`` (reached from item ``index``'s root by the choices
         ``path``), which the record lacks, and graft it into the record in memory; its child code.
-        With ``unrecorded='error'``, refuse instead."""
+        With ``unrecorded='error'``, refuse instead.
+
+        The pair decodes the path again first, and each mismatch on it must be the recorded one:
+        bfloat16 kernels differ between CPUs, so on another machine than the recording's the
+        decoding can depart from the record at a near-tie. Then nothing consistent can be grafted:
+        UNRECORDED is returned, the node is remembered (:meth:`action_masks` hides the choice) and
+        ``unreproduced_steps`` counts it."""
         if self._kwargs["unrecorded"] == "error":
             raise SpecGymError(
                 f"item {index}: choice {keep} after {len(path)} decisions is not in the branch record "
                 f"{self._kwargs['traces']!r}; record it with a larger --max-nodes / --max-drafts, or pass "
                 "unrecorded='decode' to decode it on demand"
             )
-        self.decoded_steps += 1
-        session = self.new_session(index)
-        for choice in path:
-            session.advance()
+        session, at = self.new_session(index), int(self.tree.item_root[index])
+        for choice in [*path, keep]:
+            if not self._same_mismatch(session.advance(), at):
+                self.unreproduced_steps += 1
+                self._unreproducible.add(node)
+                return UNRECORDED
             session.decide(choice == KEEP_DRAFT)
-        session.advance()
-        session.decide(keep == KEEP_DRAFT)
+            at = int(self.tree.node_child[at, choice])
+        self.decoded_steps += 1
         sub = self._record_from(session, index, GRAFT_NODES, None)
         if not self._own_tree:  # the shared record stays as recorded; this env's grows
             self.tree, self._own_tree = self.tree.copy(), True
         return self.tree.graft(node, keep, sub)
 
+    def reproduces_target_path(self, index: int) -> dict[str, bool]:
+        """Replay: whether the pair, decoding item ``index`` live keeping the target's token at
+        every mismatch, meets the record's keep-target path: ``path`` (every mismatch the recorded
+        one, and no other), ``text`` (the same output) and ``correct`` (the same verdict). A record
+        is one machine's decoding: bfloat16 kernels differ between CPUs (``benchmark records``)."""
+        tree, code = self.tree, int(self.tree.item_root[index])
+        recorded = code
+        while recorded >= 0:
+            recorded = int(tree.node_child[recorded, KEEP_TARGET])
+        leaf = LEAF - recorded
+        session, path = self.new_session(index), True
+        while (m := session.advance()) is not None:
+            path = path and self._same_mismatch(m, code)
+            code = int(tree.node_child[code, KEEP_TARGET]) if code >= 0 else code
+            session.decide(False)
+        return {
+            "path": path and code == recorded,
+            "text": self.text(session) == tree.text(leaf),
+            "correct": bool((self.correctness(index, session) >= 1.0) == (tree.leaf_score[leaf] >= 1.0)),
+        }
+
+    def _same_mismatch(self, m: Mismatch | None, node: int) -> bool:
+        """Whether a live mismatch is the one the record holds at ``node``."""
+        ints = self.tree.node_mismatch_ints[node] if node >= 0 else None
+        return m is not None and ints is not None and [getattr(m, a) for a in MISMATCH_INTS] == ints.tolist()
+
     def action_masks(self) -> np.ndarray:
-        """Both choices are valid at every mismatch."""
-        return np.ones(2, dtype=bool)
+        """Both choices are valid at every mismatch, but for keeping the draft's token in replay
+        where this machine cannot decode it consistently with the record (:meth:`decode_branch`)."""
+        return np.array([True, self._node not in self._unreproducible])

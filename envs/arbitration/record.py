@@ -18,6 +18,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from envs.arbitration.env import ArbitrationEnv
+from envs.pairs import pair_version
 from envs.specdec.arbitrate import N_FEATURES
 from envs.specdec.branches import BranchTree, ItemTree, items_digest
 from envs.specdec.cost import device_name
@@ -32,6 +33,7 @@ def branch_meta(env: ArbitrationEnv, max_nodes: int, max_drafts: int | None) -> 
     return {
         "env": "arbitration",
         "pair": env.pair_name,
+        "pair_version": pair_version(env.pair_name),  # the build recorded: a replay refuses another
         "task": env.task,
         "split": env.split,
         "split_seed": split_seed(env.split),

@@ -9,9 +9,12 @@ and the bundled draft, fine-tuned on worked solutions (``smollm2_math/``). All r
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from filelock import FileLock
 
 from envs.specdec.errors import SpecGymError
 
@@ -52,6 +55,29 @@ def check_pair_dir_writable(pair_dir: Path, root_given: bool = False) -> None:
     starts; ``root_given``: the data directory was passed in, not taken from SPECGYM_DATA."""
     fix = "build into a writable data directory (build_pair --data-dir DIR)" if root_given else DATA_DIR_FIX
     check_writable(pair_dir, "the pair directory", fix)
+
+
+_LOCKS: dict[Path, FileLock] = {}
+
+
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """Held while a registered pair is made ready and loaded: processes on one machine that load a
+    pair the data directory lacks (Ray workers of a first recording) build it one at a time; the
+    next finds it complete. A data directory this process cannot write is left unlocked (nothing
+    can be built there; the loader names the fix)."""
+    root = data_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = _LOCKS.setdefault(root, FileLock(root / ".build.lock"))  # one per path: re-entrant in a process
+        lock.acquire()
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _build_smollm2(pair_dir: Path, seed: int, steps: int | None, progress: bool) -> tuple[Path, Path]:

@@ -3,11 +3,13 @@ what each pair is: its loader, the task it was trained on, its dtype and its def
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
-from envs.pairs.build import BUNDLED, check_pair_dir_writable, data_dir, ensure_built
+from envs.pairs.build import BUNDLED, build_lock, check_pair_dir_writable, data_dir, ensure_built
 from envs.pairs.smollm2_math.config import TASK as SMOLLM2_MATH_TASK
 from envs.specdec.errors import SpecGymError
 from envs.specdec.pair import ModelPair, resolve_device, resolve_dtype
@@ -29,6 +31,9 @@ class PairSpec:
     cost_model: str = "profiled"
     # task prompts go through the tokenizer's chat template (the pair was fine-tuned on them that way)
     chat: bool = False
+    # the model card (recipe.json) of the build the name loads now, without loading it: its digest
+    # is the pair's version (pair_version). None: the weights are fixed by code (tiny-random)
+    card: Callable[[], Path] | None = None
 
 
 def _tiny(device: str, dtype: str | None) -> ModelPair:
@@ -46,13 +51,22 @@ def _built(name: str) -> Callable[[str, str | None], ModelPair]:
     return load
 
 
-def _gsm(device: str, dtype: str | None) -> ModelPair:
+def _gsm_root() -> Path | None:
+    """The gsm build a load takes: the data directory's, else the bundled one (None: neither is finished)."""
     from envs.pairs.gsm import is_complete
 
-    for root in (data_dir() / "pairs" / "gsm", BUNDLED / "gsm"):
-        if is_complete(root):
-            return ModelPair.load(str(root / "target"), str(root / "draft"), device=device, dtype=dtype, name="gsm")
+    return next((r for r in (data_dir() / "pairs" / "gsm", BUNDLED / "gsm") if is_complete(r)), None)
+
+
+def _gsm(device: str, dtype: str | None) -> ModelPair:
+    root = _gsm_root()
+    if root is not None:
+        return ModelPair.load(str(root / "target"), str(root / "draft"), device=device, dtype=dtype, name="gsm")
     return _built("gsm")(device, dtype)
+
+
+def _gsm_card() -> Path:
+    return (_gsm_root() or data_dir() / "pairs" / "gsm") / "recipe.json"
 
 
 def _smollm2(device: str, dtype: str | None) -> ModelPair:
@@ -93,6 +107,12 @@ def _smollm2_math(device: str, dtype: str | None) -> ModelPair:
     return _built("smollm2-math")(device, dtype)
 
 
+def _smollm2_math_card() -> Path:
+    from envs.pairs.smollm2_math.ship import loaded_card
+
+    return loaded_card(data_dir() / "pairs" / "smollm2-math", BUNDLED / "smollm2-math")
+
+
 PAIRS: dict[str, PairSpec] = {
     spec.name: spec
     for spec in (
@@ -116,6 +136,7 @@ PAIRS: dict[str, PairSpec] = {
             _gsm,
             task="chain_sum",
             cost_model="analytic",
+            card=_gsm_card,
         ),
         PairSpec(
             "smollm2-math",
@@ -124,6 +145,7 @@ PAIRS: dict[str, PairSpec] = {
             dtype="fast",
             task=SMOLLM2_MATH_TASK,
             chat=True,
+            card=_smollm2_math_card,
         ),
     )
 }
@@ -138,6 +160,17 @@ def task_chat(name: str) -> bool:
     """Whether ``name``'s task prompts are encoded through the chat template (False for a pair given by paths)."""
     spec = PAIRS.get(name)
     return spec.chat if spec else False
+
+
+def pair_version(name: str) -> str | None:
+    """Which build of a registered pair a load takes now: the digest of its model card, read
+    without loading it (replays check it; a record of an earlier build is refused). None for a
+    pair whose weights only code fixes, or given by paths."""
+    spec = PAIRS.get(name)
+    path = spec.card() if spec and spec.card else None
+    if path is None or not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def default_dtype(name: str) -> str | None:
@@ -160,7 +193,8 @@ def load_pair(
             raise SpecGymError("give both --target and --draft (hub ids or local paths), or a --pair name")
         return ModelPair.load(target, draft, device=device, dtype=dtype)
     check_pair_name(name)
-    return PAIRS[name].loader(device, dtype or default_dtype(name))
+    with build_lock():
+        return PAIRS[name].loader(device, dtype or default_dtype(name))
 
 
 def check_pair_name(name: str | None) -> None:

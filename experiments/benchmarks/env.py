@@ -257,6 +257,7 @@ def run_arbitration(args: argparse.Namespace) -> dict:
         "loop_steps_per_s": n_steps / loop_s,
         "replay_steps": inner.replay_steps if args.backend == "replay" else None,
         "decoded_steps": inner.decoded_steps if args.backend == "replay" else None,
+        "unreproduced_steps": inner.unreproduced_steps if args.backend == "replay" else None,
         "served_from_record": served,
         "trace_record_seconds": record_s,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -120,6 +120,41 @@ def test_unrecorded_error_refuses_a_branch_the_record_lacks(arbitration_env_kwar
     assert env.unwrapped.decoded_steps == 0
 
 
+def test_a_branch_this_machine_decodes_apart_from_the_record_keeps_the_target(
+    arbitration_env_kwargs, branch_record, tmp_path
+):
+    """On another CPU than the recording's, bfloat16 decoding can depart from the record at a
+    near-tie: a branch the record lacks then cannot be grafted consistently, so keeping the draft's
+    token there is served as keeping the target's, counted, and masked from then on."""
+    kwargs = arbitration_env_kwargs("SpecGym/Arbitration-Tiny-v0")
+    traces = branch_record(max_nodes=2, tag="departs", **kwargs)
+    tree = BranchTree.load(traces)
+    item = next(i for i in range(tree.n_items) if tree.item_root[i] >= 0)
+    root = int(tree.item_root[item])
+    path, node = first_unrecorded(tree, root)
+    tree.node_mismatch_ints[root, 3] += 1  # as if the recording machine's target had chosen another token
+    other = str(tree.save(tmp_path / "other_machine.npz"))
+    envs_ = {
+        name: gym.make("SpecGym/Arbitration-Tiny-v0", **kwargs, backend="replay", traces=t)
+        for name, t in (("record", traces), ("departs", other))
+    }
+    outs = {}
+    for name, env in envs_.items():
+        env.reset(options={"item_index": item})
+        for action in path:
+            env.step(action)
+        assert env.unwrapped.action_masks().tolist() == [True, True]
+        outs[name] = env.step(KEEP_TARGET if name == "record" else KEEP_DRAFT)
+    (obs_r, *rest_r), (obs_d, *rest_d) = outs["record"], outs["departs"]
+    assert obs_r.tobytes() == obs_d.tobytes() and rest_r == rest_d  # keeping the target's token
+    inner = envs_["departs"].unwrapped
+    assert (inner.unreproduced_steps, inner.decoded_steps) == (1, 0)
+    inner.reset(options={"item_index": item})
+    for action in path:
+        inner.step(action)
+    assert inner.action_masks().tolist() == [True, False]
+
+
 @pytest.mark.parametrize("env_id", ARBITRATION_IDS)
 def test_replay_env_passes_the_checkers_and_pickles(env_id, arbitration_env_kwargs, branch_record):
     kwargs = arbitration_env_kwargs(env_id)
@@ -161,6 +196,17 @@ def test_records_of_something_else_are_refused(tiny, overrides, message):
     kwargs = {"traces": traces, **kwargs, **overrides}
     with pytest.raises(SpecGymError, match=re.escape(message)):
         gym.make(TINY, backend="replay", **kwargs)
+
+
+def test_a_record_of_another_build_of_the_pair_is_refused(tiny, monkeypatch):
+    kwargs, traces = tiny
+    monkeypatch.setattr("envs.arbitration.env.pair_version", lambda name: "0123456789abcdef")  # built again since
+    message = (
+        "was made with another build of tiny-random (pair_version None, the one loaded now is "
+        "'0123456789abcdef'); record it again with python -m experiments.record_traces"
+    )
+    with pytest.raises(SpecGymError, match=re.escape(message)):
+        gym.make(TINY, backend="replay", traces=traces, **kwargs)
 
 
 def test_a_record_of_another_task_or_other_items_is_refused(tiny, tmp_path):

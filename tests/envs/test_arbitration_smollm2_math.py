@@ -5,6 +5,7 @@ spec run on every registered id in tests/envs/test_registered.py.)"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -15,7 +16,7 @@ import envs  # noqa: F401 - registers the ids
 from envs.arbitration import KEEP_DRAFT, KEEP_TARGET
 from envs.arbitration.env import _items
 from envs.pairs.build import data_dir
-from envs.pairs.registry import BUNDLED
+from envs.pairs.registry import BUNDLED, pair_version
 from envs.pairs.replay_assets import BRANCH_ASSETS, branch_record_name, bundled_branches
 from envs.specdec import SpecGymError
 from envs.specdec.branches import BranchTree, items_digest
@@ -83,6 +84,22 @@ def test_train_and_heldout_items_differ_and_the_bundle_is_small():
     assert "python -m experiments.record_traces --env arbitration --pair smollm2-math" in card
 
 
+def test_records_name_the_shipped_build_and_a_build_made_here_records_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))
+    shipped = pair_version("smollm2-math")
+    card = (BUNDLED / "smollm2-math" / "recipe.json").read_bytes()
+    assert shipped == hashlib.sha256(card).hexdigest()[:16]
+    for split, n in ITEMS.items():
+        record = bundled_branches("smollm2-math", "chain_sum", split, 4, 64, n)
+        assert BranchTree.load(record).meta["pair_version"] == shipped
+    # a pair built on this machine (its own weights/) is another build: the bundled records do not fit it
+    root = tmp_path / "pairs" / "smollm2-math"
+    (root / "weights").mkdir(parents=True)
+    (root / "recipe.json").write_text(json.dumps({"complete": True, "seed": 1}))
+    assert pair_version("smollm2-math") not in (None, shipped)
+    assert usable_bundled_branches("smollm2-math", "chain_sum", "train", ITEMS["train"], 4, 64) is None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -147,8 +164,21 @@ def test_a_bundled_record_that_no_longer_fits_is_recorded_again(
 @pytest.mark.slow
 def test_bundled_records_equal_live_decoding_on_the_real_pair():
     """The first items of each bundled record against the real pair decoding live (the lossless
-    and replay checks the fixtures' pairs pass, on the pair these records came from)."""
+    and replay checks the fixtures' pairs pass, on the pair these records came from), on a CPU of
+    the recording's model: bfloat16 kernels differ between CPUs, and elsewhere the decoding departs
+    from the records at near-ties (docs/pairs.md has how often)."""
+    import torch
+
+    from envs.specdec.cost import device_name
     from tests.envs.test_arbitration_replay import same_episodes
+
+    def model(device: str) -> str:
+        return device.split("(", 1)[-1].rsplit(",", 1)[0]
+
+    recorded = BranchTree.load(bundled_branches("smollm2-math", "chain_sum", "train", 4, 64, 6)).meta["device"]
+    here = device_name(torch.device("cpu"))
+    if model(recorded) != model(here):
+        pytest.skip(f"the bundled records were decoded on {recorded}, this is {here}")
 
     for split in ("train", "heldout"):
         kwargs = {"pair": "smollm2-math", "split": split, "n_items": 6, "device": "cpu"}

@@ -1,5 +1,6 @@
-"""Default artifacts (a pair's profile and traces in the data directory) are made again when the
-saved one is unusable (an interrupted save, a corrupt file), not only when missing."""
+"""Default artifacts (a pair's profile, traces and branch records in the data directory) are made
+again when the saved one is unusable (an interrupted save, a corrupt file, a record of an earlier
+build of the pair), not only when missing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 
 import torch
 
+from envs.arbitration import ArbitrationEnv
+from envs.arbitration.record import record_env
 from envs.pairs.registry import default_dtype
 from envs.specdec.cost import ProfiledCost
 from envs.specdec.pair import resolve_dtype
@@ -23,6 +26,21 @@ def test_an_unreadable_default_trace_is_recorded_again(tmp_path, monkeypatch, ca
     assert artifacts.default_traces("tiny-random", "heldout") == path
     assert recorded == [str(path)]
     assert f"making {path.name} again: cannot read trace" in capsys.readouterr().out
+
+
+def test_a_default_branch_record_of_an_earlier_build_of_the_pair_is_recorded_again(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))
+    recorded = []
+    monkeypatch.setattr(record_traces, "record_arbitration", lambda settings: recorded.append(settings.out))
+    settings = record_traces.BranchSettings(pair="tiny-random", n_items=2, k=4, max_new_tokens=8)
+    path = record_traces.default_branch_path(settings)
+    env = ArbitrationEnv(pair="tiny-random", n_items=2, max_new_tokens=8, device="cpu")
+    record_env(env, path, max_nodes=8, progress=False)
+    args = ("tiny-random", "chain_sum", "train", 2, 4, 8, "cpu")
+    assert artifacts.default_branches(*args) == path and recorded == []  # taken as it is
+    monkeypatch.setattr("envs.arbitration.env.pair_version", lambda name: "0123456789abcdef")  # the pair built again
+    assert artifacts.default_branches(*args) == path and recorded == [str(path)]
+    assert f"making {path.name} again:" in capsys.readouterr().out
 
 
 def test_an_unusable_default_profile_is_calibrated_again(tmp_path, monkeypatch, capsys):

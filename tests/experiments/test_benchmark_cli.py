@@ -131,3 +131,27 @@ def test_startup_times_fresh_processes_that_load_no_pair(tmp_path):
     assert data["env"] == "SpecGym/DraftVerify-v1" and data["runs"] == 1 and data["pairs_loaded"] == 0
     assert data["seconds"]["min"] >= data["cpu_seconds"]["min"] * 0.5 > 0  # the child's own CPU time is counted
     assert data["device"].startswith("cpu")
+
+
+def test_records_counts_the_items_this_machine_decodes_as_recorded(tmp_path):
+    from envs.specdec.branches import BranchTree
+
+    traces = tmp_path / "branches.npz"
+    record_traces.main(
+        ["--env", "arbitration", "--pair", "gsm", "--n-items", "3", "--max-new-tokens", "32"]
+        + ["--device", "cpu", "--out", str(traces)]
+    )
+    args = ["records", "--pair", "gsm", "--split", "train", "--n-items", "3", "--max-new-tokens", "32"]
+    benchmark.main([*args, "--traces", str(traces), "--out", str(tmp_path / "same.json")])
+    data = json.loads((tmp_path / "same.json").read_text())
+    assert (data["same_path"], data["same_text"], data["same_verdict"]) == (3, 3, 3)  # recorded here
+    assert data["recorded_on"] and data["device"] and data["benchmark"] == "records"
+    tree = BranchTree.load(traces)
+    item = next(i for i in range(3) if tree.item_root[i] >= 0)
+    tree.node_mismatch_ints[tree.item_root[item], 3] += 1  # another machine's target broke a tie otherwise
+    tree.save(tmp_path / "elsewhere.npz")
+    benchmark.main([*args, "--traces", str(tmp_path / "elsewhere.npz"), "--out", str(tmp_path / "other.json")])
+    assert json.loads((tmp_path / "other.json").read_text())["same_path"] == 2
+    page = tmp_path / "results.md"
+    report.main(["--results", str(tmp_path), "--out", str(page)])
+    assert "| gsm | train | 3 | " in page.read_text() and "| 2 | 3 | 3 | other.json |" in page.read_text()

@@ -37,6 +37,14 @@ def is_current(pair_dir: Path, assets: Path) -> bool:
     return (pair_dir / "recipe.json").read_bytes() == (assets / "recipe.json").read_bytes()
 
 
+def loaded_card(pair_dir: Path, assets: Path) -> Path:
+    """The model card of the pair a load takes: a build made on this machine (its ``weights/``)
+    when finished, else the shipped one (which the load assembles, :func:`is_current`)."""
+    if is_complete(pair_dir) and (pair_dir / "weights").is_dir():
+        return pair_dir / "recipe.json"
+    return assets / "recipe.json"
+
+
 def assemble_shipped(assets: Path, base_target: Path, base_draft: Path, pair_dir: Path) -> tuple[Path, Path]:
     """The pair in ``pair_dir`` from shipped weights (no training), replacing an assembly of older
     ones: the old completion marker goes first, the model card is copied last, the recipe.json

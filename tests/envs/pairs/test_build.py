@@ -1,6 +1,14 @@
-"""ensure_built and the registry refuse a data directory a build could not save into, before any work."""
+"""ensure_built and the registry refuse a data directory a build could not save into, before any
+work; processes that load a missing pair together build it once."""
 
 from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +48,59 @@ def test_a_finished_build_in_a_read_only_directory_is_not_refused(tmp_path, monk
     # a finished build's builder only returns its paths
     monkeypatch.setitem(build.BUILDERS, "gsm", lambda pair_dir, *args: (pair_dir / "target", pair_dir / "draft"))
     assert ensure_built("gsm", root) == (root / "pairs" / "gsm" / "target", root / "pairs" / "gsm" / "draft")
+
+
+def _build_if_missing(root: str, log: str) -> None:
+    """What a loader does on a fresh data directory: build unless finished (slowly, so two
+    unlocked processes would both start)."""
+    os.environ["SPECGYM_DATA"] = root
+    with build.build_lock():
+        done = Path(root) / "built"
+        if not done.exists():
+            with open(log, "a") as f:
+                f.write(f"{os.getpid()}\n")
+            time.sleep(1.0)
+            done.write_text("finished\n")
+
+
+def test_processes_loading_a_missing_pair_together_build_it_once(tmp_path):
+    # Ray workers of a first recording load the pair at the same moment: one builds, the others wait
+    log = tmp_path / "builds.log"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_build_if_missing, args=(str(tmp_path / "data"), str(log))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    assert len(log.read_text().split()) == 1
+
+
+def test_load_pair_holds_the_build_lock_while_the_loader_runs(tmp_path, monkeypatch):
+    from envs.pairs import registry
+
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))
+    seen = []
+
+    def loader(device, dtype):
+        seen.append(build._LOCKS[tmp_path].is_locked)
+        return "pair"
+
+    monkeypatch.setitem(registry.PAIRS, "gsm", replace(registry.PAIRS["gsm"], loader=loader))
+    assert load_pair("gsm") == "pair" and seen == [True]
+    assert not build._LOCKS[tmp_path].is_locked
+
+
+def test_pair_version_names_the_build_a_load_takes(tmp_path, monkeypatch):
+    from envs.pairs import pair_version
+    from envs.pairs.registry import BUNDLED
+
+    monkeypatch.setenv("SPECGYM_DATA", str(tmp_path))
+    assert pair_version("tiny-random") is None and pair_version("no-such-pair") is None  # weights fixed by code
+    bundled = pair_version("gsm")
+    assert bundled is not None and len(bundled) == 16
+    assert pair_version("gsm") == bundled  # read, not made up
+    (tmp_path / "pairs" / "gsm").mkdir(parents=True)
+    card = json.loads((BUNDLED / "gsm" / "recipe.json").read_text())
+    (tmp_path / "pairs" / "gsm" / "recipe.json").write_text(json.dumps({**card, "seed": 7}))  # a build of its own
+    assert pair_version("gsm") not in (None, bundled)
