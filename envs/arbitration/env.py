@@ -485,7 +485,10 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         the target's token (always recorded), counted in ``unreproduced_steps``."""
         code = int(self.tree.node_child[node, keep])
         if code == UNRECORDED:
-            code = self.decode_branch(index, path, node, keep)
+            if node in self._unreproducible:  # found before: not decoded again
+                self.unreproduced_steps += 1
+            else:
+                code = self.decode_branch(index, path, node, keep)
             if code == UNRECORDED:
                 keep, code = KEEP_TARGET, int(self.tree.node_child[node, KEEP_TARGET])
         return keep, code
@@ -508,7 +511,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
             )
         session, at = self.new_session(index), int(self.tree.item_root[index])
         for choice in [*path, keep]:
-            if not self._same_mismatch(session.advance(), at):
+            if not self._same_mismatch(session, session.advance(), at):
                 self.unreproduced_steps += 1
                 self._unreproducible.add(node)
                 return UNRECORDED
@@ -532,7 +535,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         leaf = LEAF - recorded
         session, path = self.new_session(index), True
         while (m := session.advance()) is not None:
-            path = path and self._same_mismatch(m, code)
+            path = path and self._same_mismatch(session, m, code)
             code = int(tree.node_child[code, KEEP_TARGET]) if code >= 0 else code
             session.decide(False)
         return {
@@ -541,10 +544,12 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
             "correct": bool((self.correctness(index, session) >= 1.0) == (tree.leaf_score[leaf] >= 1.0)),
         }
 
-    def _same_mismatch(self, m: Mismatch | None, node: int) -> bool:
-        """Whether a live mismatch is the one the record holds at ``node``."""
-        ints = self.tree.node_mismatch_ints[node] if node >= 0 else None
-        return m is not None and ints is not None and [getattr(m, a) for a in MISMATCH_INTS] == ints.tolist()
+    def _same_mismatch(self, session: ArbitrationSession, m: Mismatch | None, node: int) -> bool:
+        """Whether a live mismatch is the one the record holds at ``node``: at the same output
+        position, with the same block, position in it and tokens."""
+        if m is None or node < 0 or len(session.new_tokens) != int(self.tree.node_generated[node]):
+            return False
+        return [getattr(m, a) for a in MISMATCH_INTS] == self.tree.node_mismatch_ints[node].tolist()
 
     def action_masks(self) -> np.ndarray:
         """Both choices are valid at every mismatch, but for keeping the draft's token in replay

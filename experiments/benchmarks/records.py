@@ -15,9 +15,10 @@ from datetime import datetime, timezone
 import torch
 from tqdm.auto import tqdm
 
+from envs.pairs.replay_assets import require_bundled_branches
 from envs.specdec.cost import device_name
 from experiments import cli
-from experiments.artifacts import default_branches, replay_arbitration_env
+from experiments.artifacts import replay_arbitration_env
 from experiments.cli import positive_int
 
 console = cli.console()
@@ -29,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     records.add_argument("--task", default="chain_sum")
     records.add_argument("--split", default="heldout", choices=("train", "heldout", "validation"))
     records.add_argument("--n-items", type=positive_int, default=100, help="the record's first items (default: 100)")
-    records.add_argument("--traces", help="the branch record (default: the bundled or default one for these settings)")
+    records.add_argument("--traces", help="the branch record (default: the one bundled for these settings)")
     records.add_argument("--k", type=positive_int, default=4)
     records.add_argument("--max-new-tokens", type=positive_int, default=64)
     records.add_argument("--threads", type=positive_int, default=1, help="torch threads (default: 1, as recorded)")
@@ -40,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     a = args
-    traces = a.traces or default_branches(a.pair, a.task, a.split, a.n_items, a.k, a.max_new_tokens, "cpu")
+    # the bundled record unless one is given: never one recorded here, which would only meet itself
+    traces = a.traces or require_bundled_branches(a.pair, a.task, a.split, a.k, a.max_new_tokens, a.n_items)
     env = replay_arbitration_env(a.pair, a.task, a.split, a.n_items, a.k, a.max_new_tokens, traces, "cpu")
     start = time.perf_counter()
     rows = [env.reproduces_target_path(i) for i in tqdm(range(a.n_items), desc="items", unit="item")]

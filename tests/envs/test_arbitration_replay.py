@@ -153,6 +153,8 @@ def test_a_branch_this_machine_decodes_apart_from_the_record_keeps_the_target(
     for action in path:
         inner.step(action)
     assert inner.action_masks().tolist() == [True, False]
+    inner.new_session = lambda index: pytest.fail("a node found departing is decoded again")
+    assert list(inner.step(KEEP_DRAFT)[1:]) == rest_r and inner.unreproduced_steps == 2  # a caller without masks
 
 
 @pytest.mark.parametrize("env_id", ARBITRATION_IDS)
