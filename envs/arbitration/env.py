@@ -484,13 +484,11 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         where this machine's decoding of the pair departs from the record before ``node``, keeping
         the target's token (always recorded), counted in ``unreproduced_steps``."""
         code = int(self.tree.node_child[node, keep])
-        if code == UNRECORDED:
-            if node in self._unreproducible:  # found before: not decoded again
-                self.unreproduced_steps += 1
-            else:
-                code = self.decode_branch(index, path, node, keep)
-            if code == UNRECORDED:
-                keep, code = KEEP_TARGET, int(self.tree.node_child[node, KEEP_TARGET])
+        if code == UNRECORDED and node not in self._unreproducible:  # one found before is not decoded again
+            code = self.decode_branch(index, path, node, keep)
+        if code == UNRECORDED:  # this machine decodes the path apart from the record
+            self.unreproduced_steps += 1
+            keep, code = KEEP_TARGET, int(self.tree.node_child[node, KEEP_TARGET])
         return keep, code
 
     def decode_branch(self, index: int, path: list[int], node: int, keep: int) -> int:
@@ -501,8 +499,7 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         The pair decodes the path again first, and each mismatch on it must be the recorded one:
         bfloat16 kernels differ between CPUs, so on another machine than the recording's the
         decoding can depart from the record at a near-tie. Then nothing consistent can be grafted:
-        UNRECORDED is returned, the node is remembered (:meth:`action_masks` hides the choice) and
-        ``unreproduced_steps`` counts it."""
+        UNRECORDED is returned and the node is remembered (:meth:`action_masks` hides the choice)."""
         if self._kwargs["unrecorded"] == "error":
             raise SpecGymError(
                 f"item {index}: choice {keep} after {len(path)} decisions is not in the branch record "
@@ -512,7 +509,6 @@ class ArbitrationEnv(PickleByConfig, gym.Env):
         session, at = self.new_session(index), int(self.tree.item_root[index])
         for choice in [*path, keep]:
             if not self._same_mismatch(session, session.advance(), at):
-                self.unreproduced_steps += 1
                 self._unreproducible.add(node)
                 return UNRECORDED
             session.decide(choice == KEEP_DRAFT)

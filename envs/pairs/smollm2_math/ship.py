@@ -26,23 +26,25 @@ def export(pair_dir: Path, assets: Path) -> Path:
     return assets
 
 
+def built_here(pair_dir: Path) -> bool:
+    """True when ``pair_dir`` holds a finished build made on this machine (its own ``weights/``)."""
+    return is_complete(pair_dir) and (pair_dir / "weights").is_dir()
+
+
 def is_current(pair_dir: Path, assets: Path) -> bool:
-    """True when ``pair_dir`` holds a finished pair that is either built on this machine (its own
-    ``weights/``) or assembled from the weights now shipped in ``assets`` (same recipe); False for
-    an assembly of an older shipping, which the next load replaces."""
-    if not is_complete(pair_dir):
-        return False
-    if (pair_dir / "weights").is_dir():
+    """True when ``pair_dir`` holds a finished pair that is either built on this machine or
+    assembled from the weights now shipped in ``assets`` (same recipe); False for an assembly of
+    an older shipping, which the next load replaces."""
+    if built_here(pair_dir):
         return True
-    return (pair_dir / "recipe.json").read_bytes() == (assets / "recipe.json").read_bytes()
+    card = pair_dir / "recipe.json"
+    return is_complete(pair_dir) and card.read_bytes() == (assets / "recipe.json").read_bytes()
 
 
 def loaded_card(pair_dir: Path, assets: Path) -> Path:
-    """The model card of the pair a load takes: a build made on this machine (its ``weights/``)
-    when finished, else the shipped one (which the load assembles, :func:`is_current`)."""
-    if is_complete(pair_dir) and (pair_dir / "weights").is_dir():
-        return pair_dir / "recipe.json"
-    return assets / "recipe.json"
+    """The model card of the pair a load takes: a build made on this machine, else the shipped one
+    (which the load assembles, :func:`is_current`)."""
+    return (pair_dir if built_here(pair_dir) else assets) / "recipe.json"
 
 
 def assemble_shipped(assets: Path, base_target: Path, base_draft: Path, pair_dir: Path) -> tuple[Path, Path]:
